@@ -1,0 +1,365 @@
+"""IBGateway: one ib_async connection, owned by the loop thread.
+
+It connects lazily, reconnects in the background with exponential backoff
+after a drop, fails pending requests promptly when the connection goes, and
+keeps the qualified-contract cache. The data source (``sources/ib.py``) and
+the trading helpers both go through it; nothing else touches ib_async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cachetools import TTLCache
+
+from .config import Settings
+from .errors import (
+    ConnectionFailedError,
+    IBNiceFuncsError,
+    MarketDataNotSubscribedError,
+    NoDataError,
+    OrderRejectedError,
+    PacingViolationError,
+    RequestTimeoutError,
+    UnknownSymbolError,
+    classify_ib_error,
+)
+from ._loop import LoopThread
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ib_async import IB, Contract
+
+    from .symbols import Instrument
+
+__all__ = ["IBGateway", "error_from_ib"]
+
+log = logging.getLogger("ib_nice_funcs")
+T = TypeVar("T")
+
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 30.0
+#: Qualified contracts change rarely (conId is permanent); a day is safe.
+_CONTRACT_TTL_S = 24 * 3600.0
+
+
+class _DemoteToDebug(logging.Filter):
+    """Turns ib_async's own WARNING/ERROR records into DEBUG ones.
+
+    This package reports every failure itself, once, with the symbol and a
+    remedy; ib_async's records for the same event ("Error 200, reqId 5...",
+    "API connection failed") would print a second, rawer line in every script
+    that configures no logging. They stay visible at DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_demoted = False
+
+
+def _demote_ib_async_logs() -> None:
+    global _demoted
+    if _demoted:
+        return
+    _demoted = True
+    for name in ("ib_async.client", "ib_async.wrapper", "ib_async.ib"):
+        logging.getLogger(name).addFilter(_DemoteToDebug())
+
+
+def error_from_ib(code: int, message: str, what: str) -> IBNiceFuncsError:
+    """Turn an IB error code into the matching exception, with a remedy.
+
+    Args:
+        code: IB's numeric error code.
+        message: IB's error text.
+        what: what was asked, e.g. ``"price of AAPL"``.
+    """
+    text = f"{what}: IB error {code}: {message}"
+    if code == 200:
+        return UnknownSymbolError(
+            f"{text}. Check the symbol spelling, or pass an ib_async Contract "
+            "with exchange and currency"
+        )
+    if code == 162 and "pacing" in message.lower():
+        return PacingViolationError(
+            f"{text}. Too many historical requests; wait a minute or ask for fewer ranges"
+        )
+    if code in (162, 165, 366):
+        return NoDataError(f"{text}. IB has no data for that range / bar size / data type")
+    if code in (354, 10089, 10090, 10167, 10168, 10186, 10197):
+        return MarketDataNotSubscribedError(
+            f"{text}. Subscribe to the exchange's market data in Client Portal, or "
+            "configure(market_data_type=3) for delayed data"
+        )
+    if classify_ib_error(code) == "reject":
+        return OrderRejectedError(text, code)
+    if code in (502, 504, 1100, 2110, 326):
+        return ConnectionFailedError(f"{text}. Check TWS / IB Gateway and its API settings")
+    return IBNiceFuncsError(text)
+
+
+class IBGateway:
+    """A lazily connected ib_async ``IB`` living on the loop thread.
+
+    Threading contract: the ``*_async`` methods run only on the loop thread;
+    :meth:`call` is the thread-safe way in from any other thread and blocks
+    for at most its timeout.
+    """
+
+    def __init__(self, settings: Settings, loop: LoopThread) -> None:
+        self.settings = settings
+        self.loop = loop
+        self._ib: IB | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._closed = False
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error: BaseException | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._contracts: TTLCache[Any, Contract] = TTLCache(maxsize=4096, ttl=_CONTRACT_TTL_S)
+        self.account: str | None = settings.account
+        self.managed_accounts: list[str] = []
+        #: Callbacks run on the loop after every successful (re)connect.
+        self.on_connected: list[Callable[[IB], Awaitable[None]]] = []
+
+    # -- thread-safe entry -------------------------------------------------
+
+    def call(self, factory: Callable[[], Awaitable[T]], timeout: float, what: str) -> T:
+        """Run ``factory()`` on the loop thread; block up to ``timeout`` seconds.
+
+        Raises:
+            RequestTimeoutError: no answer in time.
+            ConnectionFailedError: the gateway is unreachable or dropped.
+            IBNiceFuncsError: any other failure, mapped from IB's code.
+        """
+        return self.loop.run(factory, timeout, what)
+
+    # -- connection --------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._ib is not None and self._ib.isConnected()
+
+    async def ib_async(self) -> IB:
+        """The connected ``IB``, connecting first if needed (loop thread only).
+
+        Raises:
+            ConnectionFailedError: refused, handshake timed out, or in backoff
+                after a recent failure (fails fast so callers can fall back).
+        """
+        ib = self._ib
+        if ib is not None and ib.isConnected():
+            return ib
+        if self._closed:
+            raise ConnectionFailedError("this Client is closed; create a new one")
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            ib = self._ib
+            if ib is not None and ib.isConnected():
+                return ib
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                raise ConnectionFailedError(
+                    f"IB gateway {self._where()} is unavailable ({self._last_error}); "
+                    f"next attempt in {wait:.1f} s"
+                ) from self._last_error
+            try:
+                return await self._connect()
+            except ConnectionFailedError as exc:
+                self._failures += 1
+                backoff = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures - 1))
+                self._retry_at = time.monotonic() + backoff
+                self._last_error = exc
+                raise
+
+    def _where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    async def _connect(self) -> IB:
+        from ib_async import IB
+
+        _demote_ib_async_logs()
+        ib = IB()
+        # Failed requests raise RequestError (with IB's code) instead of
+        # quietly returning an empty list.
+        ib.RaiseRequestErrors = True
+        s = self.settings
+        try:
+            await ib.connectAsync(
+                s.host,
+                s.port,
+                clientId=s.client_id,
+                timeout=s.connect_timeout,
+                account=s.account or "",
+            )
+        except ConnectionRefusedError as exc:
+            ib.disconnect()
+            raise ConnectionFailedError(
+                f"could not connect to IB gateway at {self._where()}: connection refused. "
+                "Start TWS or IB Gateway, tick 'Enable ActiveX and Socket Clients', and "
+                "check the port (paper: Gateway 4002, TWS 7497; set IB_PORT)"
+            ) from exc
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            ib.disconnect()
+            raise ConnectionFailedError(
+                f"IB gateway at {self._where()} accepted the connection but did not finish "
+                f"the API handshake within {s.connect_timeout:g} s. Check that the API is "
+                "enabled, the client id is free (IB_CLIENT_ID) and the gateway is logged in"
+            ) from exc
+        except OSError as exc:
+            ib.disconnect()
+            raise ConnectionFailedError(
+                f"could not connect to IB gateway at {self._where()}: {exc}"
+            ) from exc
+        except Exception as exc:  # ib_async raises plain ConnectionError on clientId clash
+            ib.disconnect()
+            raise ConnectionFailedError(
+                f"IB gateway at {self._where()} closed the API session: {exc}. "
+                "Another program may use the same client id: set IB_CLIENT_ID"
+            ) from exc
+        if not ib.isConnected():
+            raise ConnectionFailedError(f"IB gateway at {self._where()} dropped the connection")
+        self.managed_accounts = list(ib.wrapper.accounts)
+        if s.account is None and len(self.managed_accounts) == 1:
+            self.account = self.managed_accounts[0]
+        if s.market_data_type != 1:
+            ib.reqMarketDataType(s.market_data_type)
+        self._lost = asyncio.get_running_loop().create_future()
+        ib.disconnectedEvent += self._on_disconnected
+        self._ib = ib
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error = None
+        log.debug("connected to IB gateway %s as client %s", self._where(), s.client_id)
+        for hook in list(self.on_connected):
+            try:
+                await hook(ib)
+            except Exception:  # noqa: BLE001 - a hook must not break the connection
+                log.warning("post-connect hook %r failed", hook, exc_info=True)
+        return ib
+
+    def _on_disconnected(self) -> None:
+        lost = self._lost
+        if lost is not None and not lost.done():
+            lost.set_exception(
+                ConnectionFailedError(
+                    f"the connection to IB gateway {self._where()} dropped during the request; "
+                    "it is being re-established in the background, call again"
+                )
+            )
+            lost.exception()  # mark retrieved: nobody may be waiting right now
+        if self._closed:
+            return
+        log.warning(
+            "IB gateway %s disconnected; reconnecting in the background", self._where()
+        )
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = _BACKOFF_FIRST_S
+        while not self._closed and not self.connected:
+            await asyncio.sleep(max(delay, self._retry_at - time.monotonic()))
+            try:
+                await self.ib_async()
+            except ConnectionFailedError:
+                delay = min(_BACKOFF_MAX_S, delay * 2)
+            else:
+                log.warning("IB gateway %s reconnected", self._where())
+
+    async def request(self, factory: Callable[[IB], Awaitable[T]], what: str) -> T:
+        """Run ``factory(ib)`` on a connected IB; fail at once if the link drops.
+
+        Loop thread only. ib_async's ``RequestError`` is mapped to this
+        package's errors with :func:`error_from_ib`.
+        """
+        from ib_async.wrapper import RequestError
+
+        ib = await self.ib_async()
+        lost = self._lost
+        task = asyncio.ensure_future(factory(ib))
+        try:
+            if lost is None:
+                return await task
+            done, _ = await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            task.cancel()
+            lost.result()  # raises the ConnectionFailedError
+            raise ConnectionFailedError(f"{what}: the connection dropped")  # pragma: no cover
+        except RequestError as exc:
+            raise error_from_ib(exc.code, exc.message, what) from None
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise RequestTimeoutError(f"{what}: IB gave no answer in time") from exc
+
+    # -- contracts ---------------------------------------------------------
+
+    async def qualify(self, instruments: Sequence[Instrument], what: str) -> list[Contract | None]:
+        """Qualified contracts for ``instruments`` (None where IB knows none); cached."""
+        result: list[Contract | None] = [self._contracts.get(i.key) for i in instruments]
+        missing = [k for k, c in enumerate(result) if c is None]
+        if not missing:
+            return result
+        contracts = [instruments[k].to_ib_contract() for k in missing]
+
+        async def one(ib: IB, contract: Contract) -> Contract | None:
+            try:
+                details = await ib.reqContractDetailsAsync(contract)
+            except Exception as exc:  # noqa: BLE001 - error 200 is "no such symbol"
+                code = getattr(exc, "code", None)
+                if code == 200:
+                    return None
+                raise
+            if not details:
+                return None
+            if len(details) > 1 and contract.secType:
+                same = [d for d in details if d.contract.secType == contract.secType]
+                details = same or details
+            if len(details) > 1:
+                log.warning(
+                    "%s is ambiguous at IB (%d matches); pass an ib_async Contract with "
+                    "primaryExchange or conId", contract.symbol, len(details)
+                )
+                return None
+            found = details[0].contract
+            if contract.exchange == "SMART":
+                found.exchange = "SMART"
+            return found
+
+        async def all_of(ib: IB) -> list[Contract | None]:
+            return await asyncio.gather(*(one(ib, c) for c in contracts))
+
+        qualified = await self.request(all_of, what)
+        for k, contract in zip(missing, qualified):
+            result[k] = contract
+            if contract is not None:
+                self._contracts[instruments[k].key] = contract
+        return result
+
+    def clear_contracts(self) -> None:
+        """Forget qualified contracts; runs on the loop thread, ahead of any later call."""
+        self.loop.loop.call_soon_threadsafe(self._contracts.clear)
+
+    # -- shutdown ----------------------------------------------------------
+
+    async def close_async(self) -> None:
+        """Disconnect for good (loop thread only); safe to call twice."""
+        self._closed = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        ib, self._ib = self._ib, None
+        if ib is not None:
+            ib.disconnectedEvent -= self._on_disconnected
+            ib.disconnect()

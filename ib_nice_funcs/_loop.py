@@ -1,0 +1,168 @@
+"""LoopThread: the one background thread that owns the asyncio event loop.
+
+ib_async is an asyncio library whose blocking helpers spin the *caller's*
+event loop, which fails from worker threads ("There is no current event
+loop") and inside Jupyter ("This event loop is already running"). So every
+ib_async object lives on one loop in one daemon thread, and callers cross in
+with ``asyncio.run_coroutine_threadsafe(...).result(timeout)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .errors import RequestTimeoutError
+
+__all__ = ["LoopThread", "shared_loop"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running forever in a daemon thread.
+
+    Threading contract: :meth:`run` may be called from any thread except the
+    loop thread itself; it blocks the caller until the coroutine finishes or
+    the timeout passes. The coroutine is *built* inside the loop thread (the
+    caller passes a zero-argument factory), because ib_async creates its
+    request futures at call time and they must belong to this loop.
+    """
+
+    def __init__(self, name: str = "ib-nice-funcs-loop") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._shutdown_hooks: list[Callable[[], Awaitable[Any]]] = []
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, started on first use."""
+        loop = self._loop
+        if loop is None or self._thread is None or not self._thread.is_alive():
+            loop = self._start()
+        return loop
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is not None and self._thread is not None and self._thread.is_alive():
+                return self._loop
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def main() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                try:
+                    loop.run_forever()
+                finally:
+                    loop.close()
+
+            thread = threading.Thread(target=main, name=self._name, daemon=True)
+            thread.start()
+            if not ready.wait(5.0):  # pragma: no cover - a thread that cannot start
+                raise RuntimeError("the ib_nice_funcs event-loop thread did not start")
+            self._loop, self._thread = loop, thread
+            return loop
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the loop thread itself."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def submit(self, factory: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Schedule ``factory()`` on the loop; return a concurrent future at once."""
+
+        async def invoke() -> T:
+            return await factory()
+
+        return asyncio.run_coroutine_threadsafe(invoke(), self.loop)
+
+    def run(self, factory: Callable[[], Awaitable[T]], timeout: float, what: str = "request") -> T:
+        """Run ``factory()`` on the loop thread and wait for its result.
+
+        Blocks the calling thread for at most ``timeout`` seconds.
+
+        Args:
+            factory: zero-argument callable returning an awaitable; called in
+                the loop thread.
+            timeout: seconds to wait; the coroutine is cancelled after it.
+            what: words for the timeout message, e.g. ``"price of AAPL"``.
+
+        Raises:
+            RequestTimeoutError: no result within ``timeout``.
+            RuntimeError: called from the loop thread (it would deadlock).
+            Exception: whatever the coroutine raised.
+        """
+        if self.in_loop_thread():
+            raise RuntimeError(
+                "a blocking ib_nice_funcs call was made from its own event-loop thread; "
+                "use ib_nice_funcs.aio (the coroutine API) inside callbacks"
+            )
+        future = self.submit(factory)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise RequestTimeoutError(
+                f"{what} got no answer within {timeout:g} s; the gateway may be busy or "
+                "unreachable: check it, or raise the timeout (IB_NICE_FUNCS_TIMEOUT)"
+            ) from None
+
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``hook()`` on the loop when the loop is stopped (e.g. disconnect)."""
+        with self._lock:
+            self._shutdown_hooks.append(hook)
+
+    def remove_shutdown_hook(self, hook: Callable[[], Awaitable[Any]]) -> None:
+        with self._lock:
+            if hook in self._shutdown_hooks:
+                self._shutdown_hooks.remove(hook)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Run the shutdown hooks, stop the loop and join the thread (bounded)."""
+        with self._lock:
+            loop, thread, hooks = self._loop, self._thread, list(self._shutdown_hooks)
+            self._shutdown_hooks.clear()
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        if threading.current_thread() is thread:  # pragma: no cover - defensive
+            loop.stop()
+            return
+
+        async def run_hooks() -> None:
+            for hook in hooks:
+                try:
+                    await asyncio.wait_for(hook(), timeout)
+                except Exception:  # noqa: BLE001 - shutdown must go on
+                    log.debug("shutdown hook failed", exc_info=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(run_hooks(), loop).result(timeout + 1)
+        except Exception:  # noqa: BLE001
+            log.debug("shutdown hooks did not finish", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        with self._lock:
+            if self._thread is thread:
+                self._loop, self._thread = None, None
+
+
+_shared: LoopThread | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_loop() -> LoopThread:
+    """The process-wide loop thread every `Client` shares (created on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = LoopThread()
+            atexit.register(_shared.stop)
+        return _shared

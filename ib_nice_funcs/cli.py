@@ -1,0 +1,237 @@
+"""ib-nice-funcs: the command line.
+
+The CLI prints (the library only logs). Operational errors come out as one
+line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__
+
+__all__ = ["main", "build_parser"]
+
+Handler = Callable[[argparse.Namespace], int]
+_HANDLERS: dict[str, Handler] = {}
+
+
+class CLIError(Exception):
+    """An error to show as one line, exit code 1."""
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .client import Client
+    from .config import get_settings
+
+    overrides: dict[str, Any] = {}
+    for key in ("host", "port", "client_id", "timeout"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    if getattr(args, "source", None) and args.source != "auto":
+        overrides["sources"] = args.source
+    return Client(get_settings(), **overrides)
+
+
+def _print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    text = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[k]) for r in text)) if text else len(h) for k, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in text:
+        print("  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths))))
+
+
+def _fmt_price(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.5f}" if abs(value) < 10 else f"{value:,.2f}"
+
+
+# -- data ----------------------------------------------------------------------
+
+
+@command("price")
+def _price(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        prices = client.prices(args.symbols)
+    _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
+    missing = [s for s, p in prices.items() if p is None]
+    if missing:
+        raise CLIError(f"no price for {', '.join(missing)} (is TWS / IB Gateway running? try 'ib-nice-funcs doctor')")
+    return 0
+
+
+@command("ohlcv")
+def _ohlcv(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        frame = client.ohlcv(args.symbol, args.timeframe, args.days)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+        print(f"wrote {len(frame)} bars of {args.symbol} ({args.timeframe}) to {args.csv} "
+              f"[source: {frame.attrs.get('source')}]")
+        return 0
+    _print_frame(frame, args.rows)
+    print(f"{len(frame)} bars of {args.symbol} ({args.timeframe}, {args.days} days) from {frame.attrs.get('source')}")
+    return 0
+
+
+def _print_frame(frame: Any, rows: int) -> None:
+    shown = frame.tail(rows).copy()
+    shown["timestamp"] = shown["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+
+
+# -- simulator and demo ------------------------------------------------------
+
+
+@command("sim")
+def _sim(args: argparse.Namespace) -> int:
+    from .sim import serve_forever
+
+    print(f"paper TWS simulator on {args.host}:{args.port} (account {args.account}, seed {args.seed}); Ctrl-C stops it")
+    try:
+        serve_forever(host=args.host, port=args.port, seed=args.seed, account=args.account)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise CLIError(f"cannot start the simulator on {args.host}:{args.port}: {exc}") from None
+    return 0
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from .client import Client
+    from .sim import run_simulator
+
+    symbols = ["AAPL", "MSFT", "EURUSD", "BTC-USD"]
+    with run_simulator(seed=args.seed) as sim:
+        print(f"Started the embedded paper TWS simulator on 127.0.0.1:{sim.port}\n")
+        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15) as client:
+            for round_no in range(1, args.rounds + 1):
+                if round_no > 1:
+                    time.sleep(1.0)  # let the quotes move (prices are cached for 1 s)
+                prices = client.prices(symbols)
+                print(f"Live prices, round {round_no}/{args.rounds}:")
+                _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
+                print()
+            frame = client.ohlcv("AAPL", "1h", 2)
+            print("AAPL, 1-hour bars, last 2 days (tail):")
+            _print_frame(frame, 8)
+            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}")
+    print("\nDone. Point your agent at TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
+    return 0
+
+
+@command("doctor")
+def _doctor(args: argparse.Namespace) -> int:
+    from .client import Client
+
+    ok = True
+    with _client(args) as client:
+        s = client.settings
+        print(f"gateway   {s.host}:{s.port} client id {s.client_id}")
+        print(f"sources   {', '.join(client.source_order())}")
+        try:
+            client.gateway.call(client.gateway.ib_async, s.connect_timeout + 1, "connect")
+            accounts = client.gateway.managed_accounts
+            print(f"connected yes; accounts {', '.join(accounts) or '-'}")
+            live = [a for a in accounts if not a.startswith("D")]
+            if live:
+                print(f"warning   live account(s) {', '.join(live)}: orders are refused unless allow_live")
+        except Exception as exc:  # noqa: BLE001 - the doctor reports every failure
+            ok = False
+            print(f"connected no: {exc}")
+        assert isinstance(client, Client)
+    if not ok:
+        raise CLIError("the gateway is not reachable; see the line above")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ib-nice-funcs",
+        description="Interactive Brokers behind one-line nice_funcs calls.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", help="gateway host (IB_HOST)")
+    common.add_argument("--port", type=int, help="gateway port (IB_PORT): 4002 Gateway paper, 7497 TWS paper")
+    common.add_argument("--client-id", type=int, dest="client_id", help="API client id (IB_CLIENT_ID)")
+    common.add_argument("--timeout", type=float, help="seconds per call (IB_NICE_FUNCS_TIMEOUT)")
+    common.add_argument("--source", default="auto", help="data source(s): auto, ib, yfinance or a list")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("price", parents=[common], help="current prices")
+    p.add_argument("symbols", nargs="+", metavar="SYMBOL")
+
+    p = sub.add_parser("ohlcv", parents=[common], help="OHLCV bars")
+    p.add_argument("symbol")
+    p.add_argument("-t", "--timeframe", default="1h")
+    p.add_argument("-d", "--days", type=float, default=3.0, help="days back (fractional allowed)")
+    p.add_argument("--csv", metavar="FILE", help="write all bars to FILE instead of printing")
+    p.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
+
+    p = sub.add_parser("sim", help="run the paper TWS simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4002)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--account", default="DU1234567", help="paper ids start with D; others act as live")
+
+    p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=3)
+
+    sub.add_parser("doctor", parents=[common], help="check the gateway connection and settings")
+    _add_trading_commands(sub, common)
+    return parser
+
+
+def _add_trading_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    try:
+        from .trading.cli import add_commands
+    except ImportError:
+        return
+    add_commands(sub, common, command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ib-nice-funcs``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from .errors import IBNiceFuncsError
+
+    try:
+        return _HANDLERS[args.command](args)
+    except (CLIError, IBNiceFuncsError, ValueError, TypeError) as exc:
+        print(f"ib-nice-funcs {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The module-level nice_funcs functions.
+
+These never raise for operational failures (gateway down, timeout, unknown
+symbol, rejection, risk breach): they log one WARNING naming the symbol, the
+cause and the remedy, and return ``None``, an empty frame with the right
+columns, or ``{"success": False, "error": ...}``. Programming errors (a
+malformed symbol, an unknown timeframe, a negative amount) raise ValueError /
+TypeError at once, before anything is sent.
+
+They all share one default :class:`~ib_nice_funcs.client.Client`, built from
+:func:`configure` and the environment at first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import config as _config
+from .client import Client
+from .errors import IBNiceFuncsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "configure",
+    "default_client",
+    "close",
+    "token_price",
+    "get_current_price",
+    "token_prices",
+    "get_ohlcv_data",
+    "get_data",
+]
+
+log = logging.getLogger("ib_nice_funcs")
+T = TypeVar("T")
+
+_client_lock = threading.Lock()
+_client: Client | None = None
+_CONNECTION_KEYS = frozenset({"host", "port", "client_id", "account", "connect_timeout", "market_data_type"})
+
+
+def configure(**settings: Any) -> _config.Settings:
+    """Change settings for the module-level functions.
+
+    Accepts any :class:`~ib_nice_funcs.config.Settings` field (host, port,
+    client_id, account, sources, allow_live, max_position_usd, timeout...).
+    The default client is rebuilt on next use with the new settings.
+
+    Raises:
+        ValueError: an unknown setting name or invalid value.
+    """
+    new = _config.configure(**settings)
+    _reset_default_client()
+    return new
+
+
+def _reset_default_client() -> None:
+    global _client
+    with _client_lock:
+        old, _client = _client, None
+    if old is not None:
+        old.close()
+
+
+def default_client() -> Client:
+    """The Client the module-level functions use (created on first use)."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = Client(_config.get_settings())
+        return _client
+
+
+def close() -> None:
+    """Disconnect the default client (a later call reconnects)."""
+    _reset_default_client()
+
+
+def _soft(what: str, fallback: T, call: Callable[[], T]) -> T:
+    """Run ``call``; on an operational failure log one WARNING and return ``fallback``."""
+    try:
+        return call()
+    except IBNiceFuncsError as exc:
+        log.warning("%s failed: %s", what, exc)
+        return fallback
+
+
+def _label(symbol: Any) -> str:
+    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
+
+
+# -- data --------------------------------------------------------------------
+
+
+def token_price(symbol: Any, source: str = "auto") -> float | None:
+    """Current price of ``symbol`` (stock, FX pair, crypto or ib_async Contract).
+
+    Blocks up to the ``timeout`` setting. Returns None (and logs one WARNING)
+    when no source can price it.
+
+    Raises:
+        ValueError, TypeError: a malformed symbol or unknown source.
+    """
+    client = default_client()
+    return _soft(f"token_price({_label(symbol)})", None, lambda: client.price(symbol, source))
+
+
+get_current_price = token_price
+
+
+def token_prices(symbols: Iterable[Any], source: str = "auto") -> dict[str, float | None]:
+    """Current prices of many symbols, concurrently on one connection.
+
+    Symbols no source could price map to None (one WARNING names them).
+
+    Raises:
+        ValueError, TypeError: a malformed symbol or unknown source.
+    """
+    client = default_client()
+    prices = client.prices(symbols, source)
+    missing = [s for s, p in prices.items() if p is None]
+    if missing:
+        log.warning(
+            "token_prices: no price for %s; check the symbols and that TWS / IB Gateway "
+            "is running (ib-nice-funcs doctor)", ", ".join(missing)
+        )
+    return prices
+
+
+def get_ohlcv_data(
+    symbol: Any, timeframe: str = "1H", days_back: float = 3, source: str = "auto"
+) -> pd.DataFrame:
+    """OHLCV bars for the last ``days_back`` days (fractional allowed, e.g. 0.33).
+
+    Returns a frame with columns ``timestamp`` (tz-aware UTC), ``open``,
+    ``high``, ``low``, ``close``, ``volume`` and ``df.attrs["source"]``; an
+    empty frame with those columns (and one WARNING) when no source answers.
+
+    Raises:
+        ValueError, TypeError: bad symbol, timeframe, days_back or source.
+    """
+    from .frames import empty_ohlcv
+
+    client = default_client()
+    return _frame_or_empty(
+        f"get_ohlcv_data({_label(symbol)}, {timeframe!r}, {days_back!r})",
+        lambda: client.ohlcv(symbol, timeframe, days_back, source),
+        empty_ohlcv,
+    )
+
+
+def get_data(
+    symbol: Any,
+    days_back_4_data: float | None = None,
+    timeframe: str = "1H",
+    *,
+    days_back: float | None = None,
+    source: str = "auto",
+) -> pd.DataFrame:
+    """The classic nice_funcs frame: ``Datetime (UTC)``, OHLCV, MA20, RSI, MA40 and flags.
+
+    ``days_back`` is accepted as a keyword alias of ``days_back_4_data``
+    (default 3). Returns an empty frame with the classic columns (and one
+    WARNING) when no source answers.
+
+    Raises:
+        ValueError, TypeError: bad symbol, timeframe, days_back or source.
+    """
+    from .frames import empty_classic
+
+    if days_back_4_data is not None and days_back is not None:
+        raise ValueError("give days_back_4_data or days_back, not both")
+    days = days_back_4_data if days_back_4_data is not None else days_back
+    days = 3 if days is None else days
+    client = default_client()
+    return _frame_or_empty(
+        f"get_data({_label(symbol)}, {days!r}, {timeframe!r})",
+        lambda: client.classic_data(symbol, days, timeframe, source),
+        empty_classic,
+    )
+
+
+def _frame_or_empty(what: str, call: Callable[[], pd.DataFrame], empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    try:
+        return call()
+    except IBNiceFuncsError as exc:
+        log.warning("%s failed: %s", what, exc)
+        frame = empty()
+        frame.attrs["source"] = None
+        return frame

@@ -1,0 +1,467 @@
+"""Paper matching engine and account book: orders in, events out, no I/O.
+
+The engine keeps orders, positions, cash and executions for one account and
+answers each call with a list of events; the TWS simulator (or a Client
+Portal simulator) turns those into wire messages.
+
+Fill rules: MKT buys at the ask and sells at the bid; LMT rests until the
+opposite quote crosses the limit and then fills at that quote; STP triggers
+when the last price touches the stop and fills like MKT; TRAIL keeps a stop
+``trailing amount`` (or ``trailingPercent``) away from the best last price
+since submission; MIDPRICE fills at the midpoint (not beyond its cap, if
+one is given); MOC fills at the 16:00 ET close, LOC at the close if the close
+is within its limit (``run_close`` forces the close in tests). Stock orders
+fill in regular hours only, unless ``outsideRth`` is set on a limit order;
+FX and crypto fill whenever their market is open.
+
+Costs (documented, deterministic): stocks $0.005 per share, at least $1.00
+and at most 1% of the trade value; FX 0.002% (0.2 bp) of the value, at least
+$2.00; crypto 0.18% of the value, at least $1.75 and at most 1%. Every
+amount is in USD: non-USD quote currencies are converted at the live FX rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .catalog import CRYPTO, FX, STOCK, Instrument
+from .market import PaperMarket, Quote
+
+__all__ = ["SimOrder", "Fill", "Position", "Event", "MatchingEngine", "commission_for",
+           "SUPPORTED_ORDER_TYPES"]
+
+SUPPORTED_ORDER_TYPES = ("MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE")
+OPEN_STATES = ("PendingSubmit", "PreSubmitted", "Submitted")
+
+
+@dataclass
+class SimOrder:
+    """One order as the engine tracks it (fields named as IB's Order)."""
+
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    inst: Instrument
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None = None
+    aux_price: float | None = None
+    trailing_percent: float | None = None
+    trail_stop_price: float | None = None
+    tif: str = "DAY"
+    order_ref: str = ""
+    outside_rth: bool = False
+    extra: dict = field(default_factory=dict)
+    status: str = "PendingSubmit"
+    filled: float = 0.0
+    avg_fill_price: float = 0.0
+    last_fill_price: float = 0.0
+    submitted_at: float = 0.0
+    completed_at: float | None = None
+    why_held: str = ""
+    _best: float | None = None
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, round(self.quantity - self.filled, 10))
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATES
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.action == "BUY" else -1
+
+
+@dataclass
+class Fill:
+    """One execution with its commission (USD) and realized P&L."""
+
+    exec_id: str
+    order: SimOrder
+    time: float
+    shares: float
+    price: float
+    cum_qty: float
+    avg_price: float
+    commission: float
+    realized_pnl: float
+
+    @property
+    def side(self) -> str:
+        return "BOT" if self.order.action == "BUY" else "SLD"
+
+
+@dataclass
+class Position:
+    """A position; ``avg_cost`` includes commissions, as IB reports it."""
+
+    inst: Instrument
+    quantity: float = 0.0
+    avg_cost: float = 0.0
+    realized: float = 0.0
+
+
+@dataclass
+class Event:
+    """What happened: ``kind`` is ``status``, ``fill``, ``error`` or ``account``."""
+
+    kind: str
+    order: SimOrder | None = None
+    fill: Fill | None = None
+    code: int = 0
+    message: str = ""
+    order_id: int = -1
+    client_id: int = -1
+    #: order state when the event happened (status, filled, remaining, avg, last)
+    snapshot: tuple = ()
+
+    def __post_init__(self) -> None:
+        o = self.order
+        if o is not None and not self.snapshot:
+            self.snapshot = (o.status, o.filled, o.remaining, o.avg_fill_price,
+                             o.last_fill_price)
+
+
+def commission_for(inst: Instrument, quantity: float, price: float, usd_rate: float = 1.0) -> float:
+    """Commission in USD for one execution (see the module docstring)."""
+    value = abs(quantity * price) * usd_rate
+    if inst.sec_type == STOCK:
+        return round(min(max(0.005 * abs(quantity), 1.0), 0.01 * value), 4)
+    if inst.sec_type == FX:
+        return round(max(0.00002 * value, 2.0), 4)
+    return round(min(max(0.0018 * value, 1.75), 0.01 * value), 4)
+
+
+class MatchingEngine:
+    """Orders, fills, positions and cash of one paper account.
+
+    Not thread-safe: call it from one thread (the simulator's event loop).
+
+    Args:
+        market: price source.
+        account: account id; ids not starting with ``D`` are "live".
+        cash: starting cash in USD.
+        partial_fills: fill marketable orders in two or more pieces.
+    """
+
+    def __init__(self, market: PaperMarket, account: str = "DU1234567",
+                 cash: float = 1_000_000.0, partial_fills: bool = False) -> None:
+        self.market = market
+        self.account = account
+        self.cash = float(cash)
+        self.partial_fills = partial_fills
+        self.orders: dict[tuple[int, int], SimOrder] = {}
+        self.positions: dict[int, Position] = {}
+        self.fills: list[Fill] = []
+        self.realized = 0.0
+        self.order_count = 0
+        self._perm = 1_000_000
+        self._exec = 0
+
+    # ------------------------------------------------------------------ helpers
+    def usd_rate(self, currency: str, now: float | None = None) -> float:
+        """USD value of one unit of ``currency`` at the live FX rate."""
+        if currency == "USD":
+            return 1.0
+        for key, invert in ((f"{currency}.USD", False), (f"USD.{currency}", True)):
+            try:
+                px = self.market.quote(key, now).last
+            except KeyError:
+                continue
+            return 1.0 / px if invert else px
+        return 1.0
+
+    def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
+        """Open orders, of one client or of all."""
+        return [o for o in self.orders.values()
+                if o.is_open and (client_id is None or o.client_id == client_id)]
+
+    def completed_orders(self) -> list[SimOrder]:
+        """Filled, cancelled and rejected orders, oldest first."""
+        return [o for o in self.orders.values() if not o.is_open]
+
+    def _reject(self, order: SimOrder, reason: str, now: float) -> list[Event]:
+        order.status = "Cancelled"
+        order.completed_at = now
+        return [Event("error", order, code=201, message=f"Order rejected - reason:{reason}",
+                      order_id=order.order_id, client_id=order.client_id)]
+
+    def _market_open(self, order: SimOrder, now: float) -> bool:
+        rth = not (order.outside_rth and order.order_type in ("LMT", "STP", "TRAIL"))
+        return self.market.is_open(order.inst.key, now, use_rth=rth)
+
+    # -------------------------------------------------------------- order entry
+    def submit(self, order: SimOrder, now: float) -> list[Event]:
+        """Accept (or reject, or modify) an order and match it at once.
+
+        A placeOrder for an order id that is still open modifies that order;
+        for an id already done it is rejected (error 103).
+        """
+        key = (order.client_id, order.order_id)
+        self.order_count += 1
+        old = self.orders.get(key)
+        if old is not None:
+            if not old.is_open:
+                return [Event("error", order, code=103, message="Duplicate order id",
+                              order_id=order.order_id, client_id=order.client_id)]
+            return self._modify(old, order, now)
+        order.submitted_at = now
+        self._perm += 1
+        order.perm_id = self._perm
+        self.orders[key] = order
+        problem = self._validate(order, now)
+        if problem:
+            return self._reject(order, problem, now)
+        order.status = "Submitted" if self._market_open(order, now) else "PreSubmitted"
+        events = [Event("status", order)]
+        return events + self._match(order, now)
+
+    def _validate(self, order: SimOrder, now: float) -> str:
+        inst = order.inst
+        if order.account and order.account != self.account:
+            return f"The account {order.account} is not managed by this session"
+        if order.action not in ("BUY", "SELL"):
+            return f"Invalid action {order.action!r}; use BUY or SELL"
+        if order.order_type not in SUPPORTED_ORDER_TYPES:
+            return f"Order type {order.order_type} is not supported by the paper simulator"
+        qty = order.quantity
+        if not qty or qty <= 0 or math.isinf(qty):
+            return "The order size must be positive"
+        steps = qty / inst.size_increment
+        if abs(steps - round(steps)) > 1e-6 or qty < inst.min_size - 1e-12:
+            return (f"The order size {qty:g} is not a multiple of the size increment "
+                    f"{inst.size_increment:g} (minimum {inst.min_size:g})")
+        if order.order_type in ("LMT", "LOC") and not _valid_price(order.lmt_price):
+            return f"{order.order_type} orders need a positive limit price"
+        if order.order_type == "STP" and not _valid_price(order.aux_price):
+            return "STP orders need a positive stop price (auxPrice)"
+        if order.order_type == "TRAIL" and not (_valid_price(order.aux_price)
+                                                or _valid_price(order.trailing_percent)):
+            return "TRAIL orders need a trailing amount (auxPrice) or trailingPercent"
+        if order.order_type in ("MOC", "LOC") and inst.sec_type != STOCK:
+            return f"{order.order_type} orders are only valid for stocks"
+        for price in (order.lmt_price, order.aux_price):
+            if _valid_price(price) and order.order_type != "TRAIL":
+                ticks = price / inst.min_tick
+                if abs(ticks - round(ticks)) > 1e-6:
+                    return (f"The price {price:g} does not conform to the minimum price "
+                            f"variation {inst.min_tick:g} for this contract")
+        quote = self.market.quote(inst.key, now)
+        px = order.lmt_price if _valid_price(order.lmt_price) else quote.ask
+        if order.action == "BUY":
+            cost = order.quantity * px * self.usd_rate(inst.currency, now)
+            if cost > self.values(now)["BuyingPower"] + 1e-6:
+                return ("YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION "
+                        "YOUR BUYING POWER MUST EXCEED THE ORDER VALUE "
+                        f"[{cost:.2f} USD > {self.values(now)['BuyingPower']:.2f} USD]")
+        elif inst.sec_type == CRYPTO:
+            held = self.positions.get(inst.con_id, Position(inst)).quantity
+            pending = sum(o.remaining for o in self.open_orders()
+                          if o.inst is inst and o.action == "SELL" and o is not order)
+            if order.quantity > held - pending + 1e-12:
+                return "Short sales of crypto currencies are not allowed"
+        return ""
+
+    def _modify(self, old: SimOrder, new: SimOrder, now: float) -> list[Event]:
+        if new.quantity < old.filled:
+            return [Event("error", old, code=201, message="Order rejected - reason:The new "
+                          "quantity is below the filled quantity", order_id=old.order_id,
+                          client_id=old.client_id)]
+        for name in ("quantity", "lmt_price", "aux_price", "trailing_percent", "tif",
+                     "order_ref", "outside_rth", "trail_stop_price"):
+            setattr(old, name, getattr(new, name))
+        old.extra.update(new.extra)
+        return [Event("status", old)] + self._match(old, now)
+
+    def cancel(self, client_id: int, order_id: int, now: float) -> list[Event]:
+        """Cancel one open order (error 10147 if it is not open)."""
+        order = self.orders.get((client_id, order_id))
+        if order is None or not order.is_open:
+            return [Event("error", None, code=10147, message=f"OrderId {order_id} that needs "
+                          "to be cancelled is not found.", order_id=order_id,
+                          client_id=client_id)]
+        return self._cancel(order, now)
+
+    def _cancel(self, order: SimOrder, now: float) -> list[Event]:
+        order.status = "Cancelled"
+        order.completed_at = now
+        return [Event("status", order),
+                Event("error", order, code=202, message="Order Canceled - reason:",
+                      order_id=order.order_id, client_id=order.client_id)]
+
+    def cancel_all(self, now: float) -> list[Event]:
+        """reqGlobalCancel: cancel every open order of every client."""
+        events: list[Event] = []
+        for order in self.open_orders():
+            events += self._cancel(order, now)
+        return events
+
+    # ----------------------------------------------------------------- matching
+    def on_time(self, now: float) -> list[Event]:
+        """Re-check every open order against the quotes at ``now``."""
+        events: list[Event] = []
+        for order in self.open_orders():
+            was = order.status
+            events += self._match(order, now)
+            if order.is_open and order.status != was:
+                events.append(Event("status", order))
+        return events
+
+    def run_close(self, now: float) -> list[Event]:
+        """Fill MOC and marketable LOC orders at the current (closing) price."""
+        events: list[Event] = []
+        for order in self.open_orders():
+            if order.order_type not in ("MOC", "LOC"):
+                continue
+            close = self.market.quote(order.inst.key, now).last
+            if order.order_type == "LOC" and (close - order.lmt_price) * order.sign > 0:
+                events += self._cancel(order, now)
+                continue
+            events += self._execute(order, order.remaining, close, now)
+        return events
+
+    def _match(self, order: SimOrder, now: float) -> list[Event]:
+        if not order.is_open:
+            return []
+        if not self._market_open(order, now):
+            order.status = "PreSubmitted"
+            return []
+        order.status = "Submitted"
+        q = self.market.quote(order.inst.key, now)
+        price = self._fill_price(order, q, now)
+        if price is None:
+            return []
+        qty = order.remaining
+        if self.partial_fills and order.filled == 0 and qty > order.inst.size_increment:
+            half = math.floor(qty / 2 / order.inst.size_increment) * order.inst.size_increment
+            qty = round(half, 10) or qty
+        return self._execute(order, qty, price, now)
+
+    def _fill_price(self, order: SimOrder, q: Quote, now: float) -> float | None:
+        kind, buy = order.order_type, order.action == "BUY"
+        touch = q.ask if buy else q.bid
+        if kind == "MKT":
+            return touch
+        if kind == "LMT":
+            ok = touch <= order.lmt_price if buy else touch >= order.lmt_price
+            return touch if ok else None
+        if kind == "MIDPRICE":
+            mid = self.market._round(order.inst, np.array([q.mid]))[0]
+            if _valid_price(order.lmt_price) and (mid - order.lmt_price) * order.sign > 0:
+                return None
+            return float(mid)
+        if kind == "STP":
+            hit = q.last >= order.aux_price if buy else q.last <= order.aux_price
+            return touch if hit else None
+        if kind == "TRAIL":
+            best = order._best
+            best = q.last if best is None else (min(best, q.last) if buy else max(best, q.last))
+            order._best = best
+            if _valid_price(order.trailing_percent):
+                offset = best * order.trailing_percent / 100.0
+            else:
+                offset = order.aux_price
+            stop = best + offset if buy else best - offset
+            if _valid_price(order.trail_stop_price) and order.filled == 0 and \
+                    order.extra.get("_trail_init") is None:
+                stop = order.trail_stop_price
+                order.extra["_trail_init"] = True
+            order.trail_stop_price = float(self.market._round(order.inst,
+                                                               np.array([stop]))[0])
+            hit = q.last >= order.trail_stop_price if buy else q.last <= order.trail_stop_price
+            return touch if hit else None
+        if kind in ("MOC", "LOC"):
+            sess = self.market.last_sessions(order.inst.key, now, 1, use_rth=True)
+            if sess and order.submitted_at < sess[-1].end <= now:
+                close = self.market.quote(order.inst.key, sess[-1].end - 1).last
+                if kind == "LOC" and (close - order.lmt_price) * order.sign > 0:
+                    return None
+                return close
+            return None
+        return None
+
+    def _execute(self, order: SimOrder, qty: float, price: float, now: float) -> list[Event]:
+        inst = order.inst
+        rate = self.usd_rate(inst.currency, now)
+        commission = commission_for(inst, qty, price, rate)
+        pos = self.positions.setdefault(inst.con_id, Position(inst))
+        signed = qty * order.sign
+        realized = 0.0
+        if pos.quantity and (pos.quantity > 0) != (signed > 0):
+            closing = min(abs(signed), abs(pos.quantity))
+            realized = (price - pos.avg_cost) * closing * (1 if pos.quantity > 0 else -1) * rate
+            realized -= commission
+        new_qty = round(pos.quantity + signed, 10)
+        if new_qty == 0:
+            pos.avg_cost = 0.0
+        elif pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
+            total = pos.avg_cost * pos.quantity + price * signed + commission / rate * order.sign
+            pos.avg_cost = total / new_qty
+        elif (new_qty > 0) != (pos.quantity > 0):
+            pos.avg_cost = price
+        pos.quantity = new_qty
+        pos.realized += realized
+        self.realized += realized
+        self.cash -= signed * price * rate + commission
+        prev = order.filled
+        order.filled = round(prev + qty, 10)
+        order.avg_fill_price = (order.avg_fill_price * prev + price * qty) / order.filled
+        order.last_fill_price = price
+        if order.remaining <= 1e-12:
+            order.status = "Filled"
+            order.completed_at = now
+        self._exec += 1
+        fill = Fill(exec_id=f"{order.perm_id:08x}.{self._exec:08x}.01.01", order=order,
+                    time=now, shares=qty, price=price, cum_qty=order.filled,
+                    avg_price=order.avg_fill_price, commission=commission,
+                    realized_pnl=realized if realized else 0.0)
+        self.fills.append(fill)
+        return [Event("fill", order, fill=fill), Event("status", order), Event("account", order)]
+
+    # ------------------------------------------------------------------ account
+    def portfolio(self, now: float | None = None) -> list[tuple[Position, float, float, float]]:
+        """(position, market price, market value USD, unrealized P&L USD) per position."""
+        out = []
+        for pos in self.positions.values():
+            if pos.quantity == 0 and pos.realized == 0:
+                continue
+            px = self.market.quote(pos.inst.key, now).last
+            rate = self.usd_rate(pos.inst.currency, now)
+            value = pos.quantity * px * rate
+            out.append((pos, px, value, (px - pos.avg_cost) * pos.quantity * rate))
+        return out
+
+    def values(self, now: float | None = None) -> dict[str, float]:
+        """Account values in USD (IB tag -> value)."""
+        rows = self.portfolio(now)
+        gross = sum(abs(v) for _, _, v, _ in rows)
+        net_value = sum(v for _, _, v, _ in rows)
+        unreal = sum(u for *_, u in rows)
+        netliq = self.cash + net_value
+        margin = 0.25 * gross
+        available = netliq - margin
+        live = not self.account.startswith("D")
+        return {
+            "NetLiquidation": netliq, "TotalCashValue": self.cash, "CashBalance": self.cash,
+            "SettledCash": self.cash, "AccruedCash": 0.0, "EquityWithLoanValue": netliq,
+            "GrossPositionValue": gross, "StockMarketValue": net_value,
+            "InitMarginReq": margin, "MaintMarginReq": margin, "FullInitMarginReq": margin,
+            "FullMaintMarginReq": margin, "AvailableFunds": available,
+            "FullAvailableFunds": available, "ExcessLiquidity": available,
+            "FullExcessLiquidity": available, "BuyingPower": max(0.0, 4.0 * available),
+            "UnrealizedPnL": unreal, "RealizedPnL": self.realized,
+            "Cushion": available / netliq if netliq else 0.0,
+            "DayTradesRemaining": -1.0 if netliq >= 25_000 else 3.0,
+            "Leverage": gross / netliq if netliq else 0.0, "_live": 1.0 if live else 0.0,
+        }
+
+
+def _valid_price(x: float | None) -> bool:
+    return x is not None and not math.isinf(x) and 0 < x < 1.7e308

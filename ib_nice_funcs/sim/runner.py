@@ -1,0 +1,168 @@
+"""Run a TWSSimulator in its own thread: for synchronous tests, the demo and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .market import PaperMarket
+from .tws import TWSSimulator
+
+__all__ = ["SimulatorHandle", "run_simulator", "serve_forever"]
+
+log = logging.getLogger(__name__)
+
+
+class SimulatorHandle:
+    """A running simulator seen from other threads.
+
+    Attributes:
+        sim: the :class:`TWSSimulator` (its plain attributes may be read from
+            any thread; use the setters below to change it).
+        port: the bound TCP port.
+        loop: the event loop the simulator runs on.
+    """
+
+    def __init__(self, sim: TWSSimulator, loop: asyncio.AbstractEventLoop) -> None:
+        self.sim = sim
+        self.loop = loop
+        self.port = sim.port
+        self.host = sim.host
+
+    @property
+    def market(self) -> PaperMarket:
+        """The simulator's paper market."""
+        return self.sim.market
+
+    def call(self, fn: Any, *args: Any, timeout: float = 5.0) -> Any:
+        """Run ``fn(*args)`` on the simulator's loop and return its result.
+
+        Blocks until done or ``timeout`` seconds.
+
+        Raises:
+            concurrent.futures.TimeoutError: if the loop does not answer in time.
+        """
+        async def runner() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout)
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every reply by ``seconds``."""
+        self.call(setattr, self.sim, "latency", float(seconds))
+
+    def set_refuse_new(self, value: bool = True) -> None:
+        """Stop (or resume) listening: new connections are refused at once."""
+        self.sim.refuse_new = bool(value)
+
+    def set_blackhole(self, value: bool = True) -> None:
+        """Accept connections and requests but never answer."""
+        self.call(setattr, self.sim, "blackhole", bool(value))
+
+    def set_enforce_pacing(self, value: bool = True) -> None:
+        """Switch historical pacing enforcement on or off."""
+        self.call(setattr, self.sim, "enforce_pacing", bool(value))
+
+    def set_pacing(self, rules: Any) -> None:
+        """Replace the pacing limits (a :class:`PacingRules`) and forget history."""
+        self.call(setattr, self.sim, "pacing", rules)
+
+    def set_market_data_subscribed(self, value: bool = True) -> None:
+        """False makes live (type 1/2) market data requests fail with error 354."""
+        self.call(setattr, self.sim, "market_data_subscribed", bool(value))
+
+    def drop_connections(self) -> None:
+        """Close every client socket now; returns once they are closed."""
+        self.call(self.sim._drop_all)
+
+    def set_price(self, symbol: str, price: float | None) -> None:
+        """Pin (or with None unpin) the live price of ``symbol``."""
+        self.call(self.sim.set_price, symbol, price)
+
+    def run_close(self) -> None:
+        """Run the closing auction now (MOC/LOC orders fill)."""
+        self.call(lambda: self.sim._dispatch_events(
+            self.sim.engine.run_close(self.sim.market.now())))
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests received so far, by name."""
+        return dict(self.sim.request_counts)
+
+
+@contextlib.contextmanager
+def run_simulator(startup_timeout: float = 10.0, **kwargs: Any) -> Iterator[SimulatorHandle]:
+    """Run a :class:`TWSSimulator` on a daemon thread with its own event loop.
+
+    Keyword arguments go to :class:`TWSSimulator` (``port=0`` picks a free
+    port). Blocks until the simulator listens; on exit stops it and joins
+    the thread (each step bounded by ``startup_timeout``).
+
+    Raises:
+        OSError: if the simulator cannot bind its port.
+        TimeoutError: if it does not start within ``startup_timeout`` seconds.
+    """
+    loop = asyncio.new_event_loop()
+    ready: concurrent.futures.Future[TWSSimulator] = concurrent.futures.Future()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            sim = TWSSimulator(**kwargs)
+            loop.run_until_complete(sim.start())
+        except BaseException as exc:  # hand start-up failures to the caller
+            ready.set_exception(exc)
+            loop.close()
+            return
+        ready.set_result(sim)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(sim.stop())
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    thread = threading.Thread(target=main, name="tws-simulator", daemon=True)
+    thread.start()
+    try:
+        sim = ready.result(startup_timeout)
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError(f"simulator did not start within {startup_timeout} s") from None
+    try:
+        yield SimulatorHandle(sim, loop)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(startup_timeout)
+        if thread.is_alive():
+            log.warning("simulator thread did not stop within %s s", startup_timeout)
+
+
+def serve_forever(host: str = "127.0.0.1", port: int = 4002, seed: int = 0,
+                  account: str = "DU1234567", **kwargs: Any) -> None:
+    """Run the simulator in the foreground until KeyboardInterrupt.
+
+    Blocks. Logs where it listens; returns after Ctrl-C.
+
+    Raises:
+        OSError: if the port cannot be bound.
+    """
+    async def main() -> None:
+        sim = TWSSimulator(host=host, port=port, seed=seed, account=account, **kwargs)
+        await sim.start()
+        log.info("paper TWS on %s:%d, account %s; Ctrl-C stops it", host, sim.port, account)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        log.info("simulator stopped")

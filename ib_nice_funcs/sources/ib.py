@@ -1,0 +1,213 @@
+"""The "ib" data source: TWS / IB Gateway through ib_async.
+
+All ib_async calls run on the loop thread (inside coroutines built there);
+the public methods are synchronous one-liners over their ``*_async`` twins.
+Long ranges are split by :func:`ib_nice_funcs.timeframes.plan_chunks` and
+sent concurrently, spaced by a :class:`~ib_nice_funcs.timeframes.PacingBudget`
+so IB's historical pacing rules are never broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cachetools import TTLCache
+
+from ..errors import NoDataError, UnknownSymbolError
+from ..timeframes import PacingBudget, plan_chunks
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from ib_async import IB, Contract, Ticker
+
+    from .._gateway import IBGateway
+    from ..symbols import Instrument
+    from ..timeframes import Timeframe
+
+__all__ = ["IBSource", "ticker_price", "pacing_budget_for"]
+
+#: IB refuses an identical historical request within 15 s; within that time
+#: the answer of the first one is shared instead of asking again.
+_IDENTICAL_S = 15.0
+
+_per_gateway: dict[tuple[str, int], tuple[PacingBudget, TTLCache]] = {}
+_per_gateway_lock = threading.Lock()
+
+
+def pacing_budget_for(host: str, port: int) -> tuple[PacingBudget, TTLCache]:
+    """The pacing budget and recent-request table of a gateway address.
+
+    IB counts historical requests per gateway session, not per API client, so
+    every Client in the process that talks to the same gateway shares them.
+    """
+    with _per_gateway_lock:
+        found = _per_gateway.get((host, port))
+        if found is None:
+            found = _per_gateway[(host, port)] = (PacingBudget(), TTLCache(maxsize=1024, ttl=_IDENTICAL_S))
+        return found
+
+
+def ticker_price(ticker: Ticker) -> float | None:
+    """The best single price in a snapshot: last inside the spread, else mid, else close."""
+    price = ticker.marketPrice()
+    if price is None or math.isnan(price) or price <= 0:
+        price = ticker.close
+    if price is None or math.isnan(price) or price <= 0:
+        return None
+    return float(price)
+
+
+class IBSource:
+    """Prices and bars from TWS / IB Gateway.
+
+    Threading contract: the synchronous methods may be called from any
+    thread; each blocks for at most its ``timeout`` and crosses into the loop
+    thread through :meth:`IBGateway.call`.
+    """
+
+    name = "ib"
+
+    def __init__(self, gateway: IBGateway) -> None:
+        self.gateway = gateway
+        self.pacing, self.recent = pacing_budget_for(gateway.settings.host, gateway.settings.port)
+
+    # -- prices ------------------------------------------------------------
+
+    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+        """Snapshot prices, many symbols concurrently on one connection.
+
+        Blocks up to ``timeout`` seconds. Symbols IB does not know map to None.
+
+        Raises:
+            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+        """
+        what = "price of " + ", ".join(i.symbol for i in instruments)
+        return self.gateway.call(lambda: self.prices_async(instruments, what), timeout, what)
+
+    async def prices_async(
+        self, instruments: Sequence[Instrument], what: str = "prices"
+    ) -> dict[str, float | None]:
+        contracts = await self.gateway.qualify(instruments, what)
+        known = [(i, c) for i, c in zip(instruments, contracts) if c is not None]
+
+        async def snapshot(ib: IB) -> list[Ticker | BaseException]:
+            return await asyncio.gather(
+                *(ib.reqTickersAsync(c) for _, c in known), return_exceptions=True
+            )
+
+        result: dict[str, float | None] = {i.symbol: None for i in instruments}
+        if not known:
+            return result
+        tickers = await self.gateway.request(snapshot, what)
+        errors = []
+        for (instrument, _), got in zip(known, tickers):
+            if isinstance(got, BaseException):
+                errors.append(got)
+                continue
+            result[instrument.symbol] = ticker_price(got[0]) if got else None
+        if errors and len(errors) == len(known):
+            # Every snapshot failed the same way: surface it (e.g. not subscribed).
+            from .._gateway import error_from_ib
+
+            first = errors[0]
+            code = getattr(first, "code", None)
+            if code is not None:
+                raise error_from_ib(code, getattr(first, "message", str(first)), what)
+            raise first
+        return result
+
+    # -- bars --------------------------------------------------------------
+
+    def bars(
+        self,
+        instrument: Instrument,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        *,
+        timeout: float,
+    ) -> pd.DataFrame:
+        """OHLCV bars in ``[start, end)``; blocks up to ``timeout`` seconds.
+
+        Raises:
+            UnknownSymbolError: IB has no such instrument (error 200).
+            NoDataError: IB returned no bars for the range.
+            ConnectionFailedError, RequestTimeoutError, PacingViolationError.
+        """
+        what = f"{timeframe.name} bars of {instrument.symbol}"
+        return self.gateway.call(
+            lambda: self.bars_async(instrument, timeframe, start, end, what), timeout, what
+        )
+
+    async def bars_async(
+        self,
+        instrument: Instrument,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        what: str = "bars",
+    ) -> pd.DataFrame:
+        from ..frames import bars_to_frame, concat_ohlcv, trim
+
+        (contract,) = await self.gateway.qualify([instrument], what)
+        if contract is None:
+            raise UnknownSymbolError(
+                f"{what}: IB has no instrument for {instrument.symbol!r}; check the "
+                "symbol, or pass an ib_async Contract"
+            )
+        chunks = plan_chunks(timeframe, start, end)
+        contract_key = (contract.conId, contract.exchange, instrument.what_to_show)
+        tasks: list[asyncio.Future[list]] = []
+        for chunk in chunks:
+            # IB sees the end time to the second; so must "identical".
+            chunk_end = chunk.end.replace(microsecond=0)
+            key = (id(asyncio.get_running_loop()), contract_key, chunk_end, chunk.duration, timeframe.ib_bar_size)
+            shared = self.recent.get(key)
+            if shared is None or (shared.done() and (shared.cancelled() or shared.exception())):
+                # Space the sends (not the answers): the requests still overlap.
+                delay = self.pacing.reserve(key, contract_key)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                shared = asyncio.ensure_future(
+                    self.gateway.request(
+                        lambda ib, e=chunk_end, d=chunk.duration: self._one_chunk(
+                            ib, contract, instrument, timeframe, e, d
+                        ),
+                        what,
+                    )
+                )
+                self.recent[key] = shared
+            # Shielded: a caller that times out must not cancel a request
+            # another caller is waiting on.
+            tasks.append(asyncio.shield(shared))
+        results = await asyncio.gather(*tasks)
+        frame = concat_ohlcv([bars_to_frame(bars) for bars in results if bars])
+        frame = trim(frame, start, end)
+        if frame.empty:
+            raise NoDataError(
+                f"{what}: IB returned no bars between {start:%Y-%m-%d %H:%M} and "
+                f"{end:%Y-%m-%d %H:%M} UTC (market closed, or no data for that range)"
+            )
+        return frame
+
+    @staticmethod
+    async def _one_chunk(
+        ib: IB, contract: Contract, instrument: Instrument, timeframe: Timeframe, end: datetime, duration: str
+    ) -> list:
+        return await ib.reqHistoricalDataAsync(
+            contract,
+            endDateTime=end,
+            durationStr=duration,
+            barSizeSetting=timeframe.ib_bar_size,
+            whatToShow=instrument.what_to_show,
+            useRTH=False,
+            formatDate=2,
+            # Our own wait is bounded by the caller's timeout; this one only
+            # keeps ib_async from returning an empty list early.
+            timeout=0,
+        )

@@ -1,0 +1,366 @@
+"""The module-level nice_funcs trading functions (``n.market_buy(sym, usd)``...).
+
+They run on the default Client's :class:`~ib_nice_funcs.trading.orders.Trader`
+and never raise for operational failures (gateway down, timeout, unknown
+symbol, live-account guard, risk breach, broker rejection): they log ONE
+WARNING naming the symbol, the cause and the remedy, and return
+``{"success": False, "error": ...}`` (order helpers), a no-position dict
+(``get_position``), ``0.0`` (values) or ``[]`` (lists). Programming errors
+(bad side, NaN amount, percentage outside (0, 100]...) raise ValueError /
+TypeError at once, before anything is sent.
+
+Each call blocks for at most its ``timeout`` (default: the ``timeout``
+setting; ``emergency_stop`` three times that).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ..errors import (
+    ConnectionFailedError,
+    IBNiceFuncsError,
+    LiveTradingDisabledError,
+    OrderRejectedError,
+    RequestTimeoutError,
+    RiskLimitError,
+    UnknownSymbolError,
+)
+from .positions import no_position
+from .results import empty_result
+
+__all__ = [
+    "market_buy",
+    "market_sell",
+    "limit_buy",
+    "limit_sell",
+    "place_order",
+    "cancel_order",
+    "cancel_all",
+    "get_open_orders",
+    "get_position",
+    "get_all_positions",
+    "get_token_balance_usd",
+    "get_account_value",
+    "get_balance",
+    "kill_switch",
+    "chunk_kill",
+    "close_position",
+    "emergency_stop",
+    "reconcile_positions",
+]
+
+log = logging.getLogger("ib_nice_funcs")
+T = TypeVar("T")
+
+
+def _trader() -> Any:
+    from ..nice_funcs import default_client
+
+    return default_client().trading
+
+
+def _label(symbol: Any) -> str:
+    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
+
+
+def _remedy(exc: BaseException) -> str:
+    """A hint to append when the message does not already say what to do."""
+    text = str(exc)
+    if isinstance(exc, (RiskLimitError, LiveTradingDisabledError)):
+        return ""  # their messages say how to change the limit / enable live trading
+    if isinstance(exc, OrderRejectedError):
+        return " (check buying power, trading permissions and the price against the contract)"
+    if isinstance(exc, RequestTimeoutError) and "client_order_id" not in text:
+        return " (check TWS / IB Gateway, or raise IB_NICE_FUNCS_TIMEOUT)"
+    if isinstance(exc, ConnectionFailedError) and "TWS" not in text:
+        return " (check that TWS / IB Gateway is running; 'ib-nice-funcs doctor' tests it)"
+    if isinstance(exc, UnknownSymbolError):
+        return ""
+    if isinstance(exc, OSError) and not isinstance(exc, IBNiceFuncsError):
+        return " (check the network path to TWS / IB Gateway)"
+    return ""
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    log.warning("%s failed: %s%s", what, exc, _remedy(exc))
+
+
+def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run an order helper; on an operational failure, one WARNING and a failure dict."""
+    try:
+        return call()
+    except (IBNiceFuncsError, OSError) as exc:
+        _warn(what, exc)
+        result = getattr(exc, "result", None)
+        if isinstance(result, dict):
+            out = dict(result)
+            out["success"] = False
+            out["error"] = out.get("error") or str(exc)
+        else:
+            out = empty_result(str(exc), symbol=_label(symbol) if symbol is not None else None)
+            out["code"] = getattr(exc, "code", None)
+        breach = getattr(exc, "breach", None)
+        if breach is not None:
+            out["risk_limit"] = getattr(breach, "limit", None)
+        return out
+
+
+def _value(what: str, fallback: T, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (IBNiceFuncsError, OSError) as exc:
+        _warn(what, exc)
+        return fallback
+
+
+# -- orders ------------------------------------------------------------------------
+
+
+def market_buy(
+    symbol: Any,
+    usd_amount: float,
+    slippage: Any = None,
+    *,
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Buy about ``usd_amount`` USD of ``symbol`` at market; wait for the fill.
+
+    ``slippage`` is accepted so ``n.market_buy(sym, usd, slippage)`` keeps
+    working, and ignored: a market order takes the market price.
+
+    Returns:
+        ``{"success", "order_id", "client_order_id", "status", "filled_qty",
+        "avg_price", "error", ...}``; ``success`` False (plus one WARNING) on
+        any operational failure, including a risk breach or IB's rejection
+        (``code`` carries IB's error code).
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    return _order(f"market_buy({_label(symbol)}, {usd_amount!r})", symbol,
+                  lambda: _trader().market_buy(symbol, usd_amount, client_order_id=client_order_id,
+                                               wait=wait, timeout=timeout))
+
+
+def market_sell(
+    symbol: Any,
+    percentage: float = 100,
+    *,
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Sell ``percentage`` (0-100] of the long position in ``symbol`` at market.
+
+    Returns the order result dict (``success`` False when nothing is held).
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    return _order(f"market_sell({_label(symbol)}, {percentage!r})", symbol,
+                  lambda: _trader().market_sell(symbol, percentage, client_order_id=client_order_id,
+                                                wait=wait, timeout=timeout))
+
+
+def limit_buy(
+    symbol: Any,
+    usd_amount: float,
+    limit_price: float,
+    *,
+    tif: str = "DAY",
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Buy ``usd_amount`` USD of ``symbol`` at ``limit_price`` or better; wait until working.
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    return _order(f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})", symbol,
+                  lambda: _trader().limit_buy(symbol, usd_amount, limit_price, tif=tif,
+                                              client_order_id=client_order_id, wait=wait,
+                                              timeout=timeout))
+
+
+def limit_sell(
+    symbol: Any,
+    percentage: float,
+    limit_price: float,
+    *,
+    tif: str = "DAY",
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Sell ``percentage`` of the long position at ``limit_price`` or better; wait until working.
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    return _order(f"limit_sell({_label(symbol)}, {percentage!r}, {limit_price!r})", symbol,
+                  lambda: _trader().limit_sell(symbol, percentage, limit_price, tif=tif,
+                                               client_order_id=client_order_id, wait=wait,
+                                               timeout=timeout))
+
+
+def place_order(
+    symbol: Any,
+    side: str,
+    quantity: float,
+    order_type: str = "MKT",
+    limit_price: float | None = None,
+    stop_price: float | None = None,
+    trail_percent: float | None = None,
+    trail_amount: float | None = None,
+    tif: str = "DAY",
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Place a MKT, LMT, STP, TRAIL, MOC, LOC or MIDPRICE order.
+
+    See :meth:`ib_nice_funcs.trading.orders.Trader.place_order`. Placing
+    again with a ``client_order_id`` already used returns that order.
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    return _order(f"place_order({_label(symbol)}, {side!r}, {quantity!r}, {order_type!r})", symbol,
+                  lambda: _trader().place_order(symbol, side, quantity, order_type, limit_price,
+                                                stop_price, trail_percent, trail_amount, tif,
+                                                client_order_id, wait, timeout))
+
+
+def cancel_order(order_id: int | str, *, timeout: float | None = None) -> dict[str, Any]:
+    """Cancel one order by IB order id or client order id; ``success`` False when it could not.
+
+    Raises:
+        ValueError, TypeError: a malformed id.
+    """
+    return _order(f"cancel_order({order_id!r})", None,
+                  lambda: _trader().cancel_order(order_id, timeout=timeout))
+
+
+def cancel_all(*, timeout: float | None = None) -> dict[str, Any]:
+    """Cancel every open order on the account (IB's global cancel)."""
+    return _order("cancel_all()", None, lambda: _trader().cancel_all(timeout=timeout))
+
+
+def get_open_orders(*, timeout: float | None = None) -> list[dict[str, Any]]:
+    """Open orders on the account as dicts; ``[]`` (plus one WARNING) on failure."""
+    return _value("get_open_orders()", [], lambda: _trader().get_open_orders(timeout=timeout))
+
+
+# -- positions and account ---------------------------------------------------------------
+
+
+def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
+    """The position in ``symbol`` (nice_funcs dict); a no-position dict on failure.
+
+    Raises:
+        ValueError, TypeError: a malformed symbol.
+    """
+    from ..symbols import parse_symbol
+
+    name = parse_symbol(symbol).symbol
+    try:
+        return _trader().get_position(symbol, timeout=timeout)
+    except (IBNiceFuncsError, OSError) as exc:
+        _warn(f"get_position({name})", exc)
+        return {**no_position(name), "error": str(exc)}
+
+
+def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]]:
+    """Every position (nice_funcs dicts); ``[]`` (plus one WARNING) on failure."""
+    return _value("get_all_positions()", [], lambda: _trader().get_all_positions(timeout=timeout))
+
+
+def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
+    """USD value held in ``symbol``; ``0.0`` when flat or on failure.
+
+    Raises:
+        ValueError, TypeError: a malformed symbol.
+    """
+    from ..symbols import parse_symbol
+
+    parse_symbol(symbol)
+    return _value(f"get_token_balance_usd({_label(symbol)})", 0.0,
+                  lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+
+
+def get_account_value(*, timeout: float | None = None) -> float:
+    """Net liquidation value in USD; ``0.0`` (plus one WARNING) on failure."""
+    return _value("get_account_value()", 0.0, lambda: _trader().get_account_value(timeout=timeout))
+
+
+def get_balance(*, timeout: float | None = None) -> float:
+    """Available funds in USD; ``0.0`` (plus one WARNING) on failure."""
+    return _value("get_balance()", 0.0, lambda: _trader().get_balance(timeout=timeout))
+
+
+def reconcile_positions(
+    expected: Mapping[str, float], *, tolerance: float = 1e-9, timeout: float | None = None
+) -> dict[str, Any]:
+    """Differences between the agent's book and IB's positions (sends nothing).
+
+    Returns ``{"success", "matched", "differences", "expected", "actual"}``;
+    on failure ``success`` and ``matched`` are False and ``error`` says why.
+
+    Raises:
+        ValueError, TypeError: ``expected`` is not a mapping of symbols to numbers.
+    """
+    try:
+        return _trader().reconcile_positions(expected, tolerance=tolerance, timeout=timeout)
+    except (IBNiceFuncsError, OSError) as exc:
+        _warn("reconcile_positions()", exc)
+        return {"success": False, "matched": False, "differences": [], "expected": dict(expected),
+                "actual": {}, "error": str(exc)}
+
+
+# -- getting out ------------------------------------------------------------------------
+
+
+def kill_switch(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
+    """Cancel the symbol's open orders and flatten its position at market."""
+    return _order(f"kill_switch({_label(symbol)})", symbol,
+                  lambda: _trader().kill_switch(symbol, timeout=timeout))
+
+
+def chunk_kill(
+    symbol: Any,
+    max_order_size: float | None = None,
+    slippage: Any = None,
+    *,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Flatten the position in market orders of at most ``max_order_size`` USD each.
+
+    ``slippage`` is accepted for ``n.chunk_kill(sym, max_usd_order_size,
+    slippage)`` and ignored (market orders).
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    return _order(f"chunk_kill({_label(symbol)}, {max_order_size!r})", symbol,
+                  lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout))
+
+
+def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
+    """Flatten the position in ``symbol`` with one market order (open orders stay)."""
+    return _order(f"close_position({_label(symbol)})", symbol,
+                  lambda: _trader().close_position(symbol, timeout=timeout))
+
+
+def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
+    """Cancel every open order on the account, then flatten every position.
+
+    Safe to call twice. Returns ``{"success", "cancelled_orders", "closed",
+    "remaining_orders", "remaining_positions", "error"}``.
+    """
+    return _order("emergency_stop()", None, lambda: _trader().emergency_stop(timeout=timeout))

@@ -1,0 +1,367 @@
+"""Order and trade plumbing without I/O: result dicts, statuses, IB orders, ticks.
+
+Everything here is a plain function of ib_async objects (or of plain
+values), so it is tested without a gateway. ib_async is imported only inside
+:func:`build_ib_order`; the rest reads attributes.
+
+The result dict every order helper returns (nice_funcs shape plus a few
+extras)::
+
+    {"success": bool, "order_id": int | None, "client_order_id": str | None,
+     "status": str, "filled_qty": float, "avg_price": float | None,
+     "error": str | None, "code": int | None, "symbol": str | None,
+     "side": str | None, "quantity": float | None, "order_type": str | None}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IBNiceFuncsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ib_async import Fill, Order, Trade
+
+    from .validation import OrderRequest
+
+__all__ = [
+    "ACCEPTED_STATES",
+    "DONE_STATES",
+    "NoPositionError",
+    "OrderSizeError",
+    "build_ib_order",
+    "effective_status",
+    "empty_result",
+    "fills_result",
+    "is_settled",
+    "order_result",
+    "rejection_of",
+    "round_price",
+    "round_quantity",
+    "trade_result",
+    "waits_for_fill",
+]
+
+#: Statuses after which an order can no longer fill (ib_async's DoneStates).
+DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+#: Statuses of an order IB has accepted and is working.
+ACCEPTED_STATES = frozenset({"Submitted", "PreSubmitted"})
+#: Order types that should fill at once, so ``wait=True`` waits for the fill.
+_IMMEDIATE_TYPES = frozenset({"MKT"})
+#: Time-in-force values that end the order at once (filled or cancelled).
+_IMMEDIATE_TIFS = frozenset({"IOC", "FOK"})
+#: ib_async's sentinel for "no value" in float order fields.
+_UNSET = 1.7976931348623157e308
+
+# ib_async writes rejections into the trade log as "Error 201, reqId 5: text".
+_LOG_PREFIX = re.compile(r"^(?:Error|Warning) -?\d+, reqId -?\d+: ")
+
+
+class NoPositionError(IBNiceFuncsError):
+    """A sell or close was asked for a symbol the account holds none of (nothing sent)."""
+
+
+class OrderSizeError(IBNiceFuncsError):
+    """An amount is below the smallest tradable size at the current price (nothing sent)."""
+
+
+# -- statuses ------------------------------------------------------------------
+
+
+def effective_status(trade: Trade) -> str:
+    """The trade's status, looking past ib_async's ``ValidationError`` marker.
+
+    ib_async sets ``ValidationError`` when IB sends an order *warning* (e.g.
+    399) although the order stands; the status before the warning is the
+    one that describes the order.
+    """
+    status = trade.orderStatus.status or "PendingSubmit"
+    if status != "ValidationError":
+        return status
+    for entry in reversed(trade.log):
+        if entry.status and entry.status != "ValidationError":
+            return entry.status
+    return "PreSubmitted"
+
+
+def waits_for_fill(order_type: str, tif: str) -> bool:
+    """Whether ``wait=True`` waits for a fill (MKT, IOC, FOK) or only for acceptance."""
+    return order_type.upper() in _IMMEDIATE_TYPES or tif.upper() in _IMMEDIATE_TIFS
+
+
+def is_settled(trade: Trade, for_fill: bool) -> bool:
+    """Whether a waiting caller may stop waiting for ``trade``.
+
+    Args:
+        trade: The live ib_async trade.
+        for_fill: True to wait for a fill (or a final state); False to stop
+            as soon as IB has accepted the order (Submitted / PreSubmitted).
+    """
+    status = effective_status(trade)
+    if status in DONE_STATES:
+        return True
+    return not for_fill and status in ACCEPTED_STATES
+
+
+def rejection_of(trade: Trade) -> tuple[int | None, str] | None:
+    """IB's error code and message when the trade ended without filling, else None.
+
+    ib_async turns an order error (201 rejected, 202 cancelled, 10147...) into
+    a ``Cancelled`` status plus a log entry carrying the code.
+    """
+    status = effective_status(trade)
+    if status not in ("Cancelled", "ApiCancelled", "Inactive"):
+        return None
+    for entry in reversed(trade.log):
+        code = getattr(entry, "errorCode", 0) or 0
+        if code:
+            message = _LOG_PREFIX.sub("", entry.message or "").split(", contract: ")[0]
+            return int(code), message.strip() or f"IB error {code}"
+    return None, f"the order ended {status} at IB"
+
+
+# -- result dicts ----------------------------------------------------------------
+
+
+def order_result(
+    *,
+    success: bool,
+    order_id: int | None = None,
+    client_order_id: str | None = None,
+    status: str = "",
+    filled_qty: float = 0.0,
+    avg_price: float | None = None,
+    error: str | None = None,
+    code: int | None = None,
+    symbol: str | None = None,
+    side: str | None = None,
+    quantity: float | None = None,
+    order_type: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The order result dict (see the module docstring); ``extra`` keys are appended."""
+    result: dict[str, Any] = {
+        "success": bool(success),
+        "order_id": order_id,
+        "client_order_id": client_order_id,
+        "status": status,
+        "filled_qty": float(filled_qty or 0.0),
+        "avg_price": avg_price,
+        "error": error,
+        "code": code,
+        "symbol": symbol,
+        "side": side,
+        "quantity": quantity,
+        "order_type": order_type,
+    }
+    result.update(extra)
+    return result
+
+
+def empty_result(error: str, symbol: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A failure result for an order that was never sent."""
+    return order_result(success=False, status="NotSent", error=error, symbol=symbol, **fields)
+
+
+def _price(value: float) -> float | None:
+    return float(value) if value and math.isfinite(value) and value < _UNSET else None
+
+
+def trade_result(trade: Trade, symbol: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The result dict describing a live ib_async trade.
+
+    ``success`` is True when the order filled, or when IB accepted it and it
+    is working (a resting order, or a market order still filling); False when
+    it was rejected, cancelled or not yet acknowledged.
+    """
+    order, status_obj = trade.order, trade.orderStatus
+    status = effective_status(trade)
+    filled = float(status_obj.filled or 0.0)
+    if not filled and trade.fills:
+        filled = sum(float(f.execution.shares) for f in trade.fills)
+    avg = _price(status_obj.avgFillPrice)
+    if avg is None and trade.fills:
+        avg = _avg_price(trade.fills)
+    problem = rejection_of(trade)
+    code, error = (problem if problem else (None, None))
+    success = status == "Filled" or status in ACCEPTED_STATES or (
+        problem is not None and filled > 0 and status != "Inactive"
+    )
+    if problem is not None and filled > 0:
+        error = f"{error} (partially filled: {filled:g} of {float(order.totalQuantity):g})"
+    return order_result(
+        success=success,
+        order_id=int(order.orderId) or None,
+        client_order_id=order.orderRef or None,
+        status=status,
+        filled_qty=filled,
+        avg_price=avg,
+        error=error,
+        code=code,
+        symbol=symbol,
+        side=order.action or None,
+        quantity=float(order.totalQuantity),
+        order_type=order.orderType or None,
+        perm_id=int(status_obj.permId or order.permId or 0) or None,
+        **extra,
+    )
+
+
+def _avg_price(fills: Iterable[Fill]) -> float | None:
+    qty = value = 0.0
+    for fill in fills:
+        qty += float(fill.execution.shares)
+        value += float(fill.execution.shares) * float(fill.execution.price)
+    return value / qty if qty else None
+
+
+def fills_result(
+    fills: list[Fill], client_order_id: str, symbol: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A result for an order known only by its executions (it is no longer open).
+
+    Used after a reconnect or a restart: the gateway reports executions with
+    their ``orderRef`` even when it no longer lists the order.
+    """
+    first = fills[0].execution
+    qty = sum(float(f.execution.shares) for f in fills)
+    return order_result(
+        success=True,
+        order_id=int(first.orderId) or None,
+        client_order_id=client_order_id,
+        status="Filled",
+        filled_qty=qty,
+        avg_price=_avg_price(fills),
+        symbol=symbol,
+        side="BUY" if first.side.upper() in ("BOT", "BUY") else "SELL",
+        quantity=qty,
+        perm_id=int(first.permId or 0) or None,
+        **extra,
+    )
+
+
+# -- sizes and prices --------------------------------------------------------------
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+def round_quantity(quantity: float, increment: float) -> float:
+    """``quantity`` rounded DOWN to a multiple of ``increment`` (never sells more than held)."""
+    if increment <= 0:
+        return float(quantity)
+    inc = _dec(increment)
+    steps = (_dec(quantity) / inc).to_integral_value(rounding=ROUND_FLOOR)
+    return float(steps * inc)
+
+
+def is_multiple(quantity: float, increment: float) -> bool:
+    """Whether ``quantity`` is a whole number of ``increment`` steps."""
+    if increment <= 0:
+        return True
+    return (_dec(quantity) % _dec(increment)) == 0
+
+
+def round_price(price: float, tick: float, direction: str = "nearest") -> float:
+    """``price`` on the contract's tick grid.
+
+    Args:
+        price: The price asked for.
+        tick: IB's minimum tick (0 or negative: returned unchanged).
+        direction: ``"down"`` (a buy limit never pays more than asked),
+            ``"up"`` (a sell limit never takes less) or ``"nearest"``.
+    """
+    if not tick or tick <= 0 or not math.isfinite(tick):
+        return float(price)
+    mode = {"down": ROUND_FLOOR, "up": ROUND_CEILING}.get(direction, ROUND_HALF_EVEN)
+    t = _dec(tick)
+    steps = (_dec(price) / t).to_integral_value(rounding=mode)
+    if steps <= 0:
+        steps = Decimal(1)
+    return float(steps * t)
+
+
+# -- IB orders -----------------------------------------------------------------------
+
+
+def build_ib_order(
+    request: OrderRequest,
+    quantity: float,
+    *,
+    account: str | None,
+    min_tick: float = 0.0,
+) -> Order:
+    """The ib_async ``Order`` for a validated request.
+
+    Limit prices are put on the tick grid in the customer's favour (buy
+    down, sell up), stops and trailing amounts to the nearest tick, so IB's
+    error 110 ("price does not conform to the minimum price variation")
+    cannot happen for a price an agent computed as ``price * 0.99``.
+
+    Args:
+        request: The validated request (side, type, prices, tif, client order id).
+        quantity: Quantity to send (already on the size grid).
+        account: Account to send to (None: the gateway's default).
+        min_tick: The contract's minimum tick; 0 leaves prices as given.
+    """
+    from ib_async import Order
+
+    side = request.side
+    limit_dir = "down" if side == "BUY" else "up"
+    order = Order(
+        action=side,
+        totalQuantity=quantity,
+        orderType=request.order_type,
+        tif=request.tif,
+        orderRef=request.client_order_id,
+        transmit=True,
+    )
+    if account:
+        order.account = account
+    if request.limit_price is not None:
+        order.lmtPrice = round_price(request.limit_price, min_tick, limit_dir)
+    if request.order_type == "STP" and request.stop_price is not None:
+        order.auxPrice = round_price(request.stop_price, min_tick)
+    if request.order_type == "TRAIL":
+        if request.trail_percent is not None:
+            order.trailingPercent = request.trail_percent
+        elif request.trail_amount is not None:
+            order.auxPrice = round_price(request.trail_amount, min_tick)
+        if request.stop_price is not None:
+            order.trailStopPrice = round_price(request.stop_price, min_tick)
+    return order
+
+
+def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
+    """One open order as a plain dict (for ``get_open_orders``)."""
+    order, st = trade.order, trade.orderStatus
+    return {
+        "order_id": int(order.orderId) or None,
+        "perm_id": int(order.permId or st.permId or 0) or None,
+        "client_id": int(order.clientId),
+        "client_order_id": order.orderRef or None,
+        "symbol": symbol,
+        "side": order.action,
+        "quantity": float(order.totalQuantity),
+        "order_type": order.orderType,
+        "limit_price": _price(order.lmtPrice) if order.orderType != "TRAIL" else None,
+        "stop_price": _price(order.auxPrice) if order.orderType == "STP" else None,
+        "trail_percent": _price(order.trailingPercent),
+        "tif": order.tif,
+        "status": effective_status(trade),
+        "filled_qty": float(st.filled or 0.0),
+        "remaining": float(st.remaining) if st.remaining else float(order.totalQuantity),
+        "account": order.account or None,
+    }
+
+
+def merge_extra(result: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """A copy of ``result`` with ``extra`` keys set."""
+    out = dict(result)
+    out.update(extra)
+    return out
