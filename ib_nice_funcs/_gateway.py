@@ -40,6 +40,7 @@ __all__ = ["IBGateway", "error_from_ib"]
 log = logging.getLogger("ib_nice_funcs")
 T = TypeVar("T")
 
+_LINK_LOST = "ib_nice_funcs: gateway connection lost"
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 30.0
 #: Qualified contracts change rarely (conId is permanent); a day is safe.
@@ -286,23 +287,36 @@ class IBGateway:
 
         ib = await self.ib_async()
         lost = self._lost
-        task = asyncio.ensure_future(factory(ib))
+        current = asyncio.current_task()
+        watching = lost is not None and current is not None and not lost.done()
+        if watching:
+            # Cancel the awaiting task itself when the link drops: cheaper than a
+            # second task raced with asyncio.wait (the hop is benchmarked
+            # against a bare await).
+            def on_lost(_: asyncio.Future[None]) -> None:
+                if not current.done():
+                    current.cancel(msg=_LINK_LOST)
+
+            lost.add_done_callback(on_lost)
         try:
-            if lost is None:
-                return await task
-            done, _ = await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                return task.result()
-            task.cancel()
-            lost.result()  # raises the ConnectionFailedError
-            raise ConnectionFailedError(f"{what}: the connection dropped")  # pragma: no cover
+            return await factory(ib)
         except RequestError as exc:
             raise error_from_ib(exc.code, exc.message, what) from None
-        except asyncio.CancelledError:
-            task.cancel()
+        except asyncio.CancelledError as exc:
+            if watching and exc.args == (_LINK_LOST,):
+                uncancel = getattr(current, "uncancel", None)  # 3.11+: keep counts right
+                if uncancel is not None:
+                    uncancel()
+                raise ConnectionFailedError(
+                    f"{what}: the connection to IB gateway {self._where()} dropped during "
+                    "the request; it is being re-established in the background, call again"
+                ) from None
             raise
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise RequestTimeoutError(f"{what}: IB gave no answer in time") from exc
+        finally:
+            if watching:
+                lost.remove_done_callback(on_lost)
 
     # -- contracts ---------------------------------------------------------
 

@@ -105,7 +105,10 @@ def _sim(args: argparse.Namespace) -> int:
 
     print(f"paper TWS simulator on {args.host}:{args.port} (account {args.account}, seed {args.seed}); Ctrl-C stops it")
     try:
-        serve_forever(host=args.host, port=args.port, seed=args.seed, account=args.account)
+        serve_forever(
+            host=args.host, port=args.port, seed=args.seed, account=args.account,
+            enforce_pacing=not args.no_pacing,
+        )
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -196,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=4002)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--account", default="DU1234567", help="paper ids start with D; others act as live")
+    p.add_argument("--no-pacing", action="store_true", help="do not enforce IB's historical pacing rules")
 
     p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
     p.add_argument("--seed", type=int, default=0)

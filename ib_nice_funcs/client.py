@@ -70,7 +70,6 @@ class Client:
         self._trader: Trader | None = None
         self._prices: TTLCache[tuple[str, str], float] = TTLCache(maxsize=4096, ttl=self.settings.price_ttl)
         self._bars: TTLCache[tuple[Any, ...], pd.DataFrame] = TTLCache(maxsize=256, ttl=_BARS_TTL_S)
-        self._closed = False
 
     # -- plumbing ------------------------------------------------------------
 
@@ -92,6 +91,9 @@ class Client:
                 from ._gateway import IBGateway
 
                 self._gateway = IBGateway(self.settings, self._loop)
+                # Disconnect politely at interpreter exit (the loop thread's
+                # atexit stop runs the hook) even if close() is never called.
+                self._loop.add_shutdown_hook(self._gateway.close_async)
             return self._gateway
 
     @property
@@ -108,8 +110,8 @@ class Client:
         """Disconnect from the gateway; safe to call twice. Blocks up to ``timeout``."""
         with self._lock:
             gateway, self._gateway = self._gateway, None
-            self._closed = True
         if gateway is not None:
+            self._loop.remove_shutdown_hook(gateway.close_async)
             try:
                 self._loop.run(gateway.close_async, timeout, "disconnect")
             except Exception:  # noqa: BLE001 - closing must not raise
@@ -184,8 +186,11 @@ class Client:
             self._prices.clear()
             self._bars.clear()
             gateway = self._gateway
+            ib_source = self._builtin.get("ib")
         if gateway is not None:
             gateway.clear_contracts()
+        if ib_source is not None:
+            ib_source.recent.clear()
 
     def server_time(self, timeout: float | None = None) -> datetime:
         """The gateway's clock (one round trip); blocks up to ``timeout`` seconds.

@@ -32,7 +32,6 @@ __all__ = [
     "ib_duration",
     "parse_timeframe",
     "plan_chunks",
-    "shared_pacing_budget",
 ]
 
 _DAY = 86_400
@@ -54,7 +53,7 @@ class Timeframe:
         name: Canonical name (``1m``, ``4h``, ``1d``...).
         seconds: Bar length in seconds.
         ib_bar_size: IB's exact ``barSizeSetting`` string (``1 min``, ``2 mins``,
-            ``1 hour``, ``4 hours``, ``1 day``, ``1 W``).
+            ``1 hour``, ``4 hours``, ``1 day``, ``1 week``).
         yahoo_interval: The Yahoo interval to fetch (``1m``, ``60m``, ``1wk``...).
         yahoo_resample: pandas rule to resample the fetched bars with when
             Yahoo has no such interval (``3min``, ``2h``, ``4h``), else None.
@@ -77,8 +76,11 @@ class Timeframe:
 
 
 _TABLE: tuple[Timeframe, ...] = (
-    Timeframe("1m", 60, "1 min", "1m", None, 30, 7, _DAY),
-    Timeframe("2m", 120, "2 mins", "2m", None, 60, None, 2 * _DAY),
+    # IB serves a week of 1-minute bars in one request; the strict 15 s / 6-in-2 s
+    # pacing targets bars of 30 s or less, and a week per request keeps 10,000
+    # bars to one or two requests instead of a burst of seven.
+    Timeframe("1m", 60, "1 min", "1m", None, 30, 7, _WEEK),
+    Timeframe("2m", 120, "2 mins", "2m", None, 60, None, _WEEK),
     # Yahoo has no 3m: fetch 1m (so 1m's 30-day/7-day limits apply) and resample.
     Timeframe("3m", 180, "3 mins", "1m", "3min", 30, 7, _WEEK),
     Timeframe("5m", 300, "5 mins", "5m", None, 60, None, _WEEK),
@@ -88,7 +90,7 @@ _TABLE: tuple[Timeframe, ...] = (
     Timeframe("2h", 7200, "2 hours", "60m", "2h", 730, None, _MONTH),
     Timeframe("4h", 14400, "4 hours", "60m", "4h", 730, None, _MONTH),
     Timeframe("1d", _DAY, "1 day", "1d", None, None, None, _YEAR),
-    Timeframe("1w", _WEEK, "1 W", "1wk", None, None, None, _YEAR),
+    Timeframe("1w", _WEEK, "1 week", "1wk", None, None, None, _YEAR),
 )
 _BY_NAME: dict[str, Timeframe] = {tf.name: tf for tf in _TABLE}
 
@@ -467,26 +469,3 @@ def _window_bump(times: list[float], t: float, limit: int, span: float) -> float
             bump = max(bump, other + span)
     return bump
 
-
-_shared_budgets: dict[Hashable, PacingBudget] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_pacing_budget(gateway: Hashable = "default") -> PacingBudget:
-    """The process-wide :class:`PacingBudget` for one gateway.
-
-    IB counts pacing per TWS / IB Gateway session, not per API client, so
-    every client (and every ``Client`` object) talking to the same gateway
-    must draw from one budget; key it by ``(host, port)``.
-
-    Args:
-        gateway: Identifies the gateway, e.g. ``("127.0.0.1", 4002)``.
-
-    Returns:
-        The same budget for the same key, created with the default limits.
-    """
-    with _shared_lock:
-        budget = _shared_budgets.get(gateway)
-        if budget is None:
-            budget = _shared_budgets[gateway] = PacingBudget()
-        return budget

@@ -207,3 +207,13 @@ def test_timestamps_are_utc(client):
     frame = client.ohlcv("EURUSD", "1h", 2)
     assert frame["timestamp"].dt.tz == timezone.utc or str(frame["timestamp"].dt.tz) == "UTC"
     assert np.all(np.diff(frame["timestamp"].astype("int64")) > 0)
+
+
+@pytest.mark.parametrize("timeframe", ["1m", "2m", "3m", "30m", "2h", "1W"])
+def test_every_timeframe_reaches_ib(client, timeframe):
+    frame = client.ohlcv("LTC-USD", timeframe, 40 if timeframe == "1W" else 0.2)
+    assert_ohlcv(frame)
+    assert frame.attrs["source"] == "ib" and len(frame) >= 2
+    step = frame["timestamp"].diff().dropna().min()
+    assert step.total_seconds() >= {
+        "1m": 60, "2m": 120, "3m": 180, "30m": 1800, "2h": 7200, "1W": 7 * 86400}[timeframe]

@@ -66,3 +66,20 @@ def test_import_has_no_side_effects():
     assert report["out"] == "" and report["err"] == ""
     assert report["heavy"] == []
     assert report["threads"] == 1
+
+
+_EXIT_SCRIPT = r"""
+import ib_nice_funcs as n
+from ib_nice_funcs.sim import run_simulator
+running = run_simulator(seed=3)  # kept referenced: never exited
+sim = running.__enter__()
+n.configure(port=sim.port, client_id=77, sources="ib")
+assert n.token_price("AAPL") > 0
+# no close(), no sim exit: the interpreter must still shut down cleanly
+"""
+
+
+def test_interpreter_exit_is_clean_without_close():
+    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Task was destroyed" not in done.stderr, done.stderr

@@ -25,7 +25,7 @@ from ib_nice_funcs.timeframes import (
 UTC = timezone.utc
 IB_BAR_SIZES = {
     "1 secs", "5 secs", "15 secs", "30 secs", "1 min", "2 mins", "3 mins", "5 mins", "15 mins",
-    "30 mins", "1 hour", "2 hours", "3 hours", "4 hours", "8 hours", "1 day", "1 W", "1 M",
+    "30 mins", "1 hour", "2 hours", "3 hours", "4 hours", "8 hours", "1 day", "1 week", "1 month",
 }  # fmt: skip
 YAHOO_INTERVALS = {"1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk"}
 _DURATION_RE = re.compile(r"^(\d+) ([SDWY])$")
@@ -69,7 +69,7 @@ def test_table_uses_exact_ib_and_yahoo_strings():
     assert parse_timeframe("1h").ib_bar_size == "1 hour"
     assert parse_timeframe("4h").ib_bar_size == "4 hours"
     assert parse_timeframe("1d").ib_bar_size == "1 day"
-    assert parse_timeframe("1w").ib_bar_size == "1 W"
+    assert parse_timeframe("1w").ib_bar_size == "1 week"
     assert (parse_timeframe("3m").yahoo_interval, parse_timeframe("3m").yahoo_resample) == (
         "1m", "3min"
     )  # fmt: skip
@@ -181,7 +181,9 @@ def test_chunks_tile_the_range_newest_first(name, start, span_s):
 def test_plan_examples():
     end = datetime(2024, 3, 8, 21, 0, tzinfo=UTC)
     chunks = plan_chunks("1m", end - timedelta(days=2.5), end)
-    assert [c.duration for c in chunks] == ["86400 S", "86400 S", "43200 S"]
+    assert [c.duration for c in chunks] == ["4 D"]  # sessions: one spare day
+    chunks = plan_chunks("1m", end - timedelta(days=9), end)
+    assert [c.duration for c in chunks] == ["1 W", "3 D"]  # a week per request at most
     one = plan_chunks("1h", end - timedelta(minutes=10), end)
     assert one == [Chunk(end - timedelta(minutes=10), end, "3600 S")]  # at least one bar
     daily = plan_chunks("1d", end - timedelta(days=0.33), end)
@@ -394,15 +396,6 @@ def test_margin_adds_slack():
     budget = PacingBudget(clock=clock, margin_s=0.25)
     budget.record("k", "c")
     assert budget.delay_for("k", "c") == pytest.approx(15.25)
-
-
-def test_shared_budget_is_one_per_gateway():
-    from ib_nice_funcs.timeframes import shared_pacing_budget
-
-    a = shared_pacing_budget(("127.0.0.1", 4002))
-    assert shared_pacing_budget(("127.0.0.1", 4002)) is a
-    assert shared_pacing_budget(("127.0.0.1", 7497)) is not a
-    assert isinstance(a, PacingBudget)
 
 
 def test_old_records_are_forgotten():

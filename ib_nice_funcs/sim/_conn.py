@@ -38,15 +38,21 @@ class Conn:
         self.summaries: dict[int, str] = {}
         self.closing = False
         self.hangup = False
+        self.serial = 0
+
+    @property
+    def writable(self) -> bool:
+        """False once closed here or lost by the peer (writes are then dropped)."""
+        return not self.closing and not self.writer.transport.is_closing()
 
     def send(self, fields: Iterable[Any]) -> None:
-        """Queue one message (fields are str()-ed)."""
-        if not self.closing:
+        """Queue one message (fields are str()-ed); dropped if the socket is gone."""
+        if self.writable:
             self.writer.write(w.frame(fields))
 
     def send_payload(self, payload: str) -> None:
         """Queue one message whose NUL-terminated payload is already built."""
-        if not self.closing:
+        if self.writable:
             self.writer.write(w.frame_text(payload))
 
     async def drain(self) -> None:
@@ -55,7 +61,7 @@ class Conn:
         Raises:
             ConnectionError: if the peer went away.
         """
-        if not self.closing:
+        if self.writable:
             await self.writer.drain()
 
     def close(self) -> None:

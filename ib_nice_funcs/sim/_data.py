@@ -35,12 +35,12 @@ class DataRequests:
 
     market: PaperMarket
     market_data_subscribed: bool
-    blackhole: bool
     enforce_pacing: bool
     tick_interval: float
     _pacing: PacingTracker
     pacing_clock: Callable[[], float]
     _one: Callable[[Conn, int, dict], Instrument | None]
+    is_deaf: Callable[[Conn], bool]
 
     # -------------------------------------------------------------- market data
     async def _market_data_type(self, conn: Conn, f: w.Fields) -> None:
@@ -116,9 +116,9 @@ class DataRequests:
     async def _stream(self, conn: Conn, req_id: int, inst: Instrument,
                       state: dict[str, object]) -> None:
         try:
-            while not conn.closing:
+            while conn.writable:
                 await asyncio.sleep(self.tick_interval)
-                if self.blackhole:
+                if self.is_deaf(conn):
                     continue
                 self._send_ticks(conn, req_id, inst, conn.md_type, state)
                 await conn.drain()
@@ -196,12 +196,12 @@ class DataRequests:
                        last_start: int) -> None:
         """keepUpToDate: send historicalDataUpdate (90) for the forming bar."""
         try:
-            while not conn.closing:
+            while conn.writable:
                 await asyncio.sleep(max(self.tick_interval, 1.0))
                 now = self.market.now()
                 bars = self.market.bars(inst.key, last_start, now, req.bar_seconds, req.kind,
                                         req.what, req.use_rth)
-                if not len(bars) or self.blackhole:
+                if not len(bars) or self.is_deaf(conn):
                     continue
                 last_start = int(bars.time[-1])
                 dates = format_bar_dates(bars.time[-1:], bars.dates[-1:] if bars.dates else None,

@@ -282,11 +282,12 @@ def bar_rows(sv: int, dates: Sequence[str], o, h, l, c, vol, wap, cnt, price_dec
         return [tmpl % row for row in zip(dates, o.tolist(), h.tolist(), l.tolist(),
                                            c.tolist())]
     if sv >= V_FRACTIONAL_SIZE_SUPPORT and size_decimals:
-        vol_texts = [np.format_float_positional(v, precision=size_decimals, trim="-")
-                     for v in vol.tolist()]
+        vf = f"%.{size_decimals}f"  # a Decimal text; trailing zeros are harmless
+        vol = vol.tolist()
     else:
-        vol_texts = [str(int(v)) for v in np.round(vol).tolist()]
+        vf = "%d"
+        vol = np.round(vol).astype(np.int64).tolist()
     wf = f"%.{price_decimals + 2}f"
-    tmpl = "%s\0" + "\0".join([pf] * 4) + "\0%s\0" + wf + gaps + "\0%d"
+    tmpl = "%s\0" + "\0".join([pf] * 4) + "\0" + vf + "\0" + wf + gaps + "\0%d"
     return [tmpl % row for row in zip(dates, o.tolist(), h.tolist(), l.tolist(), c.tolist(),
-                                       vol_texts, wap.tolist(), cnt.tolist())]
+                                       vol, wap.tolist(), cnt.tolist())]

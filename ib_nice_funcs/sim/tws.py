@@ -75,7 +75,8 @@ class TWSSimulator(DataRequests):
         self.enforce_pacing = enforce_pacing
         self.latency = 0.0
         self._refuse_new = False
-        self.blackhole = False
+        self._blackhole = False
+        self._deaf_below = 0  # connections with a lower serial stay blackholed for good
         self.market_data_subscribed = True
         self.tick_interval = tick_interval
         self.pacing_clock = pacing_clock
@@ -104,6 +105,26 @@ class TWSSimulator(DataRequests):
         self._pacing.reset()
 
     @property
+    def blackhole(self) -> bool:
+        """True: accept connections and read requests, but never answer.
+
+        A connection that was open while the blackhole was on stays silent
+        for its whole life (like a hung gateway), even after the knob is
+        switched off; only new connections get answers again.
+        """
+        return self._blackhole
+
+    @blackhole.setter
+    def blackhole(self, value: bool) -> None:
+        if value:
+            self._deaf_below = self._connections + 1
+        self._blackhole = bool(value)
+
+    def is_deaf(self, conn: Conn) -> bool:
+        """Whether ``conn`` must get no answer (see :attr:`blackhole`)."""
+        return self._blackhole or conn.serial < self._deaf_below
+
+    @property
     def refuse_new(self) -> bool:
         """True: stop listening, so new connections are refused at once (existing stay)."""
         return self._refuse_new
@@ -112,7 +133,7 @@ class TWSSimulator(DataRequests):
     def refuse_new(self, value: bool) -> None:
         self._refuse_new = bool(value)
         loop = self._loop
-        if loop is None or self._server is None and not value and self.port == 0:
+        if loop is None:  # not started: start() applies the flag
             return
         try:
             running = asyncio.get_running_loop()
@@ -221,6 +242,7 @@ class TWSSimulator(DataRequests):
             writer.transport.abort()
             return
         conn = Conn(reader, writer)
+        conn.serial = self._connections
         self._conns.add(conn)
         try:
             await self._session(conn)
@@ -246,14 +268,17 @@ class TWSSimulator(DataRequests):
         return fields
 
     async def _session(self, conn: Conn) -> None:
-        if self.blackhole:
+        if self.is_deaf(conn):
             await self._swallow(conn)
             return
         if await conn.reader.readexactly(4) != b"API\0":
             log.warning("client did not start with API\\0; closing")
             return
         (length,) = struct.unpack(">I", await conn.reader.readexactly(4))
-        hello = await conn.reader.readexactly(min(length, 1024))
+        if length > 4096:
+            log.warning("handshake of %d bytes; closing", length)
+            return
+        hello = await conn.reader.readexactly(length)
         m = _HELLO.match(hello)
         if not m:
             log.warning("bad handshake %r; closing", hello)
@@ -265,7 +290,7 @@ class TWSSimulator(DataRequests):
             return
         conn.sv = min(hi, self.max_server_version)
         await self._pause()
-        if self.blackhole:
+        if self.is_deaf(conn):
             await self._swallow(conn)
             return
         now = self.market.now()
@@ -277,7 +302,7 @@ class TWSSimulator(DataRequests):
             if not fields:
                 continue
             await self._pause()
-            if self.blackhole:
+            if self.is_deaf(conn):
                 continue
             await self._dispatch(conn, fields)
             await conn.drain()
@@ -462,7 +487,8 @@ class TWSSimulator(DataRequests):
 
     def conns(self) -> list[Conn]:
         """Connected clients that finished startApi."""
-        return [c for c in self._conns if c.client_id is not None and not c.closing]
+        return [c for c in self._conns
+                if c.client_id is not None and c.writable and not self.is_deaf(c)]
 
 
 def _req_id_guess(fields: list[str]) -> int:

@@ -59,7 +59,8 @@ def ticker_price(ticker: Ticker) -> float | None:
         price = ticker.close
     if price is None or math.isnan(price) or price <= 0:
         return None
-    return float(price)
+    # A midpoint of two decimal quotes carries binary noise (1.1081500000000002).
+    return round(float(price), 10)
 
 
 class IBSource:
@@ -166,8 +167,10 @@ class IBSource:
         for chunk in chunks:
             # IB sees the end time to the second; so must "identical".
             chunk_end = chunk.end.replace(microsecond=0)
-            key = (id(asyncio.get_running_loop()), contract_key, chunk_end, chunk.duration, timeframe.ib_bar_size)
-            shared = self.recent.get(key)
+            key = (contract_key, chunk_end, chunk.duration, timeframe.ib_bar_size)
+            # Futures belong to one event loop: share answers only within it.
+            recent_key = (id(asyncio.get_running_loop()), key)
+            shared = self.recent.get(recent_key)
             if shared is None or (shared.done() and (shared.cancelled() or shared.exception())):
                 # Space the sends (not the answers): the requests still overlap.
                 delay = self.pacing.reserve(key, contract_key)
@@ -181,7 +184,7 @@ class IBSource:
                         what,
                     )
                 )
-                self.recent[key] = shared
+                self.recent[recent_key] = shared
             # Shielded: a caller that times out must not cancel a request
             # another caller is waiting on.
             tasks.append(asyncio.shield(shared))

@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,7 +78,7 @@ def _run_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
     threading.Thread(target=work, name="ib_nice_funcs-yfinance", daemon=True).start()
     try:
         return fut.result(timeout=timeout)
-    except TimeoutError:
+    except FutureTimeoutError:  # an alias of TimeoutError only from Python 3.11
         if fut.done():  # the call itself raised a TimeoutError
             raise
         raise RequestTimeoutError(

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
@@ -24,9 +22,8 @@ from ..errors import (
     OrderRejectedError,
     RequestTimeoutError,
     RiskLimitError,
-    UnknownSymbolError,
 )
-from ..symbols import Instrument, parse_symbol
+from ..symbols import Instrument
 from .account import (
     DailyBaseline,
     account_number,
@@ -37,11 +34,12 @@ from .account import (
     signed_values_usd,
     trading_day,
 )
+from .contracts import ContractRules, ContractSpec, finite, multiplier_of, position_symbol
+from .ledger import OrderLedger
 from .results import (
     DONE_STATES,
     build_ib_order,
     effective_status,
-    fills_result,
     is_settled,
     order_result,
     trade_result,
@@ -50,7 +48,7 @@ from .results import (
 from .risk import PortfolioSnapshot, RiskLimits, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ib_async import IB, Contract, Fill, Position, Trade
+    from ib_async import IB, Position, Trade
 
     from ..client import Client
     from .validation import OrderRequest
@@ -65,60 +63,10 @@ T = TypeVar("T")
 _GRACE_S = 1.0
 #: Ceiling for one bookkeeping round trip (open orders, positions, details).
 _ROUND_TRIP_S = 10.0
-#: ib_async's "unset" float.
-_UNSET = 1.7976931348623157e308
-#: Size steps when IB's contract details carry none.
-_DEFAULT_INCREMENT = {"STK": 1.0, "CASH": 1.0, "CRYPTO": 1e-8}
 #: Security types the pattern-day-trader rule applies to.
 _PDT_SEC_TYPES = frozenset({"STK", "OPT", "WAR"})
 
 Sizing = Callable[["IB", "ContractSpec"], Awaitable[float]]
-
-
-@dataclass(frozen=True)
-class ContractSpec:
-    """A qualified contract with the rules orders on it must follow."""
-
-    contract: Any
-    symbol: str
-    min_tick: float
-    size_increment: float
-    min_size: float
-    multiplier: float = 1.0
-
-
-@dataclass
-class _Sent:
-    """What this Trader knows about an order it sent (keyed by client order id)."""
-
-    client_order_id: str
-    symbol: str
-    trade: Any = None
-    ib: Any = None
-    last: dict[str, Any] | None = None
-    sent_at: float = field(default_factory=time.monotonic)
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) and abs(value) < _UNSET else None
-
-
-def position_symbol(contract: Contract) -> str:
-    """The canonical symbol of an IB contract (``AAPL``, ``EURUSD``, ``BTC-USD``)."""
-    try:
-        return parse_symbol(contract).symbol
-    except (TypeError, ValueError):
-        return str(getattr(contract, "localSymbol", "") or getattr(contract, "symbol", ""))
-
-
-def multiplier_of(contract: Contract) -> float:
-    """The contract multiplier (1 for stocks, FX and crypto)."""
-    value = _finite(getattr(contract, "multiplier", "") or 1)
-    return value if value and value > 0 else 1.0
 
 
 class TraderCore:
@@ -140,11 +88,14 @@ class TraderCore:
             max_exposure_usd=s.max_exposure_usd,
             pdt_guard=s.pdt_guard,
         )
-        self._ledger: dict[str, _Sent] = {}
-        self._ref_locks: dict[str, asyncio.Lock] = {}
+        self._ledger = OrderLedger()
+        self._contracts = ContractRules(self.gateway)
         self._keyed_lock: asyncio.Lock | None = None
-        self._specs: dict[Any, ContractSpec] = {}
         self._baseline = DailyBaseline()
+        # Our fills IB has not yet confirmed with a position update, by conId:
+        # (signed quantity, contract, price). See _follow().
+        self._unconfirmed: dict[int, tuple[float, Any, float]] = {}
+        self._followed: Any = None
         self.gateway.on_connected.append(self._on_connected)
 
     # -- thread side ---------------------------------------------------------
@@ -248,7 +199,9 @@ class TraderCore:
         got = await self._keyed(ib.reqAllOpenOrdersAsync, timeout)
         account = self._data_account()
         seen: dict[int, Trade] = {}
-        for trade in list(got) + ib.openTrades():
+        # Only the gateway's answer: ib_async keeps other clients' orders it saw once
+        # in ib.openTrades() and never hears of their end (IB tells their owner).
+        for trade in got:
             if effective_status(trade) in DONE_STATES:
                 continue
             if account and trade.order.account and trade.order.account != account:
@@ -267,65 +220,6 @@ class TraderCore:
             latest[(pos.account, pos.contract.conId)] = pos
         return [p for p in latest.values() if p.position]
 
-    # -- loop side: contracts -----------------------------------------------------
-
-    async def _spec_async(self, ib: IB, instrument: Instrument, what: str) -> ContractSpec:
-        """Qualified contract plus tick and size rules for ``instrument`` (cached)."""
-        spec = self._specs.get(instrument.key)
-        if spec is not None:
-            return spec
-        (contract,) = await self.gateway.qualify([instrument], what)
-        if contract is None:
-            raise UnknownSymbolError(
-                f"{what}: IB has no instrument for {instrument.symbol!r}; check the symbol, "
-                "or pass an ib_async Contract; nothing was sent"
-            )
-        spec = await self._spec_for_contract_async(ib, contract, instrument.symbol)
-        self._specs[instrument.key] = spec
-        return spec
-
-    async def _spec_for_contract_async(self, ib: IB, contract: Contract, symbol: str) -> ContractSpec:
-        """Tick and size rules of a contract known by conId (e.g. from a position)."""
-        key = ("conId", contract.conId)
-        spec = self._specs.get(key)
-        if spec is not None:
-            return spec
-        from ib_async import Contract as IBContract
-
-        ask = contract if contract.exchange else IBContract(conId=contract.conId)
-        details = []
-        try:
-            details = await asyncio.wait_for(ib.reqContractDetailsAsync(ask), _ROUND_TRIP_S)
-        except (asyncio.TimeoutError, TimeoutError):
-            log.debug("no contract details for %s; using default size rules", symbol)
-        except Exception as exc:  # noqa: BLE001 - details only refine the defaults
-            log.debug("contract details for %s failed: %s", symbol, exc)
-        sec_type = contract.secType
-        increment = _DEFAULT_INCREMENT.get(sec_type, 1.0)
-        min_tick, min_size, qualified = 0.0, 0.0, contract
-        if details:
-            d = details[0]
-            qualified = d.contract if d.contract and d.contract.conId else contract
-            min_tick = _finite(d.minTick) or 0.0
-            inc = _finite(d.sizeIncrement)
-            if inc and inc > 0:
-                increment = inc
-            min_size = _finite(d.minSize) or 0.0
-        if qualified.secType == "STK" or (not qualified.exchange and sec_type == "STK"):
-            qualified.exchange = "SMART"
-        elif not qualified.exchange:
-            qualified.exchange = {"CASH": "IDEALPRO", "CRYPTO": "PAXOS"}.get(sec_type, "SMART")
-        spec = ContractSpec(
-            contract=qualified,
-            symbol=symbol,
-            min_tick=min_tick,
-            size_increment=increment,
-            min_size=max(min_size, 0.0) or increment,
-            multiplier=multiplier_of(qualified),
-        )
-        self._specs[key] = spec
-        return spec
-
     # -- loop side: risk snapshot ---------------------------------------------------
 
     async def _account_values_async(self, ib: IB, account: str | None) -> list[Any]:
@@ -335,6 +229,34 @@ class TraderCore:
             summary = await asyncio.wait_for(ib.accountSummaryAsync(account or ""), _ROUND_TRIP_S)
             values = list(summary) + list(values)
         return values
+
+    def _follow(self, ib: IB) -> None:
+        """Track our fills until IB's position update confirms them (once per session).
+
+        The gateway sends an execution and the position update that includes it
+        separately; until the update arrives, the risk snapshot adds the fill
+        itself, so two quick orders cannot both pass a position limit.
+        """
+        if self._followed is ib:
+            return
+        self._followed = ib
+        self._unconfirmed.clear()
+        ib.execDetailsEvent += self._on_fill
+        ib.positionEvent += self._on_position
+
+    def _on_fill(self, trade: Trade, fill: Any) -> None:
+        account = self._data_account()
+        execution = fill.execution
+        if account and execution.acctNumber and execution.acctNumber != account:
+            return
+        sign = 1.0 if execution.side.upper() in ("BOT", "BUY") else -1.0
+        con_id = fill.contract.conId
+        delta, _, _ = self._unconfirmed.get(con_id, (0.0, None, 0.0))
+        self._unconfirmed[con_id] = (delta + sign * float(execution.shares), fill.contract,
+                                     float(execution.price))
+
+    def _on_position(self, position: Any) -> None:
+        self._unconfirmed.pop(position.contract.conId, None)
 
     async def _snapshot_async(self, ib: IB, account: str) -> PortfolioSnapshot:
         """What the risk check needs, from IB's cached account and position state.
@@ -351,24 +273,29 @@ class TraderCore:
             )
         rates = exchange_rates(values, account)
         marks = {item.contract.conId: item for item in ib.portfolio(account)}
-        rows = []
+        held: dict[int, tuple[Any, float, float]] = {}  # conId -> (contract, qty, price)
         for pos in ib.positions(account):
-            if not pos.position:
+            price = (finite(pos.avgCost) or 0.0) / multiplier_of(pos.contract)
+            held[pos.contract.conId] = (pos.contract, float(pos.position), price)
+        for con_id, (delta, contract, price) in self._unconfirmed.items():
+            _, qty, cost = held.get(con_id, (contract, 0.0, price))
+            held[con_id] = (contract, qty + delta, cost)
+        rows = []
+        for con_id, (c, qty, cost) in held.items():
+            if not qty:
                 continue
-            c = pos.contract
-            mult = multiplier_of(c)
-            item = marks.get(c.conId)
-            price = _finite(item.marketPrice) if item is not None else None
+            item = marks.get(con_id)
+            price = finite(item.marketPrice) if item is not None else None
             if not price or price <= 0:
-                price = (_finite(pos.avgCost) or 0.0) / mult
+                price = cost
             if c.secType == "CASH" and c.symbol == "USD":
-                rows.append((position_symbol(c), pos.position, 1.0, 1.0))
+                rows.append((position_symbol(c), qty, 1.0, 1.0))
                 continue
             rate = rates.get((c.currency or "USD").upper(), 1.0)
-            rows.append((position_symbol(c), pos.position * mult, price, rate))
+            rows.append((position_symbol(c), qty * multiplier_of(c), price, rate))
         ib_daily = None
         for pnl in ib.pnl(account):
-            ib_daily = _finite(pnl.dailyPnL)
+            ib_daily = finite(pnl.dailyPnL)
         today = trading_day()
         daily = self._baseline.pnl(net_liq, today, ib_daily)
         # The pattern-day-trader rule covers securities (stocks, options), not FX or crypto.
@@ -390,51 +317,6 @@ class TraderCore:
         )
 
     # -- loop side: sending and waiting --------------------------------------------
-
-    def _trade_by_ref(self, ib: IB, client_order_id: str) -> Trade | None:
-        """The trade with this orderRef in ib_async's state (open ones first)."""
-        found = [t for t in ib.trades() if t.order.orderRef == client_order_id]
-        if not found:
-            return None
-        working = [t for t in found if effective_status(t) not in DONE_STATES]
-        return (working or found)[-1]
-
-    async def _existing_async(
-        self, ib: IB, client_order_id: str, thorough: bool
-    ) -> Trade | dict[str, Any] | None:
-        """An order already placed with this client order id, if any is known.
-
-        Looks at this Trader's ledger and ib_async's state first (no round
-        trip); with ``thorough`` (an id the caller chose, or one sent on an
-        earlier connection) also asks the gateway for every open order and
-        for the executions, which covers a reconnect and a restarted process
-        using the same client id.
-        """
-        record = self._ledger.get(client_order_id)
-        if record is not None and record.ib is ib and record.trade is not None:
-            return record.trade
-        trade = self._trade_by_ref(ib, client_order_id)
-        if trade is not None:
-            return trade
-        symbol = record.symbol if record is not None else None
-        fills = [f for f in ib.fills() if f.execution.orderRef == client_order_id]
-        if not fills and (thorough or record is not None):
-            for open_trade in await self._open_trades_async(ib):
-                if open_trade.order.orderRef == client_order_id:
-                    return open_trade
-            executions: list[Fill] = await asyncio.wait_for(ib.reqExecutionsAsync(), _ROUND_TRIP_S)
-            fills = [f for f in executions if f.execution.orderRef == client_order_id]
-        if fills:
-            return fills_result(fills, client_order_id, symbol or position_symbol(fills[0].contract))
-        if record is not None and record.last is not None and record.last.get("status") in DONE_STATES:
-            return dict(record.last)
-        if record is not None:
-            log.warning(
-                "order %s (%s) was sent before the connection dropped, but the gateway reports "
-                "no open order and no execution for it: it never arrived; sending it now",
-                client_order_id, record.symbol,
-            )
-        return None
 
     async def _wait_async(self, trade: Trade, for_fill: bool, deadline: float) -> bool:
         """Wait on the trade's events until it settles; False at the deadline."""
@@ -478,17 +360,18 @@ class TraderCore:
 
         async def pipeline(ib: IB) -> dict[str, Any]:
             account = await self._trading_account_async()
+            self._follow(ib)
             coid = request.client_order_id
-            lock = self._ref_locks.setdefault(coid, asyncio.Lock())
-            async with lock:
-                existing = await self._existing_async(ib, coid, thorough)
+            async with self._ledger.lock(coid):
+                existing = await self._ledger.existing(
+                    ib, coid, thorough, lambda: self._open_trades_async(ib))
                 if isinstance(existing, dict):
                     return {**existing, "existing": True}
                 if existing is not None:
                     trade = existing
                     fresh = False
                 else:
-                    spec = await self._spec_async(ib, instrument, what)
+                    spec = await self._contracts.for_instrument(ib, instrument, what)
                     quantity = await sizing(ib, spec)
                     await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd)
                     trade = self._send(ib, spec, request, quantity, account)
@@ -568,7 +451,7 @@ class TraderCore:
         """IB's mark for a held contract in USD (0.0 when there is none)."""
         for item in ib.portfolio(account):
             if item.contract.conId == spec.contract.conId:
-                return _finite(item.marketPrice) or 0.0
+                return finite(item.marketPrice) or 0.0
         return 0.0
 
     def _send(
@@ -587,33 +470,13 @@ class TraderCore:
     def _remember(
         self, coid: str, symbol: str, trade: Trade | None, ib: IB, result: dict[str, Any] | None
     ) -> None:
-        record = self._ledger.get(coid)
-        if record is None:
-            record = self._ledger[coid] = _Sent(coid, symbol)
-        if trade is not None:
-            record.trade, record.ib = trade, ib
-        if result is not None:
-            record.last = dict(result)
+        self._ledger.remember(coid, symbol, trade, ib, result)
 
     # -- reconnect hook --------------------------------------------------------------
 
     async def _on_connected(self, ib: IB) -> None:
-        """After every (re)connect: re-attach the orders this Trader sent to the new session.
-
-        ib_async loads this client's open and completed orders and the day's
-        executions while connecting, so the ledger can be reconciled without a
-        round trip; orders still unknown are checked again on the next use of
-        their client order id.
-        """
-        if not self._ledger:
-            return
-        matched = 0
-        for record in self._ledger.values():
-            if record.ib is ib:
-                continue
-            trade = self._trade_by_ref(ib, record.client_order_id)
-            if trade is not None:
-                record.trade, record.ib = trade, ib
-                record.last = trade_result(trade, record.symbol)
-                matched += 1
-        log.info("reconnected: %d of %d known orders found at the gateway", matched, len(self._ledger))
+        """After every (re)connect: re-attach the orders this Trader sent to the new session."""
+        self._follow(ib)
+        if len(self._ledger):
+            matched = self._ledger.reattach(ib)
+            log.info("reconnected: %d of %d known orders found at the gateway", matched, len(self._ledger))

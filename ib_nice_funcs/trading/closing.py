@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..symbols import Instrument, parse_symbol
-from ._core import _ROUND_TRIP_S, TraderCore, position_symbol
+from ._core import _ROUND_TRIP_S, TraderCore
+from .contracts import position_symbol
 from .positions import _matches
 from .results import DONE_STATES, order_result, order_summary, round_quantity, trade_result
 from .validation import new_client_order_id, validate_order, validate_usd_amount
@@ -100,7 +101,7 @@ class ClosingMixin(TraderCore):
     ) -> dict[str, Any]:
         """Send a market order taking ``quantity`` off ``pos`` and wait for its fill."""
         symbol = position_symbol(pos.contract)
-        spec = await self._spec_for_contract_async(ib, pos.contract, symbol)
+        spec = await self._contracts.for_contract(ib, pos.contract, symbol)
         side = "SELL" if pos.position > 0 else "BUY"
         # IB's crypto venue takes market orders as IOC, not DAY.
         tif = "IOC" if spec.contract.secType == "CRYPTO" else "DAY"
@@ -258,8 +259,8 @@ class ClosingMixin(TraderCore):
             pos = await self._symbol_position_async(ib, instrument)
             mark = None
             if pos is not None:
-                mark = self._mark_usd(ib, await self._spec_for_contract_async(
-                    ib, pos.contract, instrument.symbol), account) or None
+                spec = await self._contracts.for_contract(ib, pos.contract, instrument.symbol)
+                mark = self._mark_usd(ib, spec, account) or None
             return len(orders) - len(left), pos, mark
 
         cancelled, pos, mark = self._run(lambda: self.gateway.request(start, what), deadline, what)
@@ -276,7 +277,7 @@ class ClosingMixin(TraderCore):
             if price is None:
                 price = self.client.price(instrument.symbol, timeout=max(0.5, deadline - time.monotonic()))
             unit_usd = self._usd_per_unit(instrument, price, deadline)
-            spec = self._specs.get(("conId", pos.contract.conId))
+            spec = self._contracts.cached(pos.contract.conId)
             increment = spec.size_increment if spec else 1.0
             step = max(round_quantity(limit_usd / unit_usd, increment), increment)
         for _ in range(MAX_CHUNKS):

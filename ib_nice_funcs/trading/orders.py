@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionFailedError, RequestTimeoutError
 from ..symbols import Instrument, parse_symbol
-from ._core import ContractSpec, position_symbol
+from .contracts import ContractSpec, position_symbol
 from .closing import ClosingMixin
 from .positions import PositionsMixin
 from .results import (

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IBNiceFuncsError
 from ..symbols import Instrument, parse_symbol
-from ._core import TraderCore, _finite, multiplier_of, position_symbol
+from ._core import TraderCore
+from .contracts import finite, multiplier_of, position_symbol
 from .account import account_number
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,7 +142,7 @@ class PositionsMixin(TraderCore):
             out = []
             for pos in positions:
                 item = marks.get(pos.contract.conId)
-                price = _finite(item.marketPrice) if item is not None else None
+                price = finite(item.marketPrice) if item is not None else None
                 out.append((pos, price if price and price > 0 else None))
             return out
 
@@ -156,7 +157,7 @@ class PositionsMixin(TraderCore):
         contract = pos.contract
         mult = multiplier_of(contract)
         symbol = position_symbol(contract)
-        avg = (_finite(pos.avgCost) or 0.0) / mult
+        avg = (finite(pos.avgCost) or 0.0) / mult
         price = mark
         if price is None:
             try:

@@ -325,6 +325,20 @@ def test_refuse_new_fails_fast(sim):
 
 
 def test_blackhole_times_out_within_timeout(sim):
+    async def hung_connection_stays_hung():
+        ib = await connect(sim.port, 31)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, sim.set_blackhole, True)
+            with pytest.raises((asyncio.TimeoutError, TimeoutError)):
+                await asyncio.wait_for(ib.reqCurrentTimeAsync(), 0.5)
+            await asyncio.get_running_loop().run_in_executor(None, sim.set_blackhole, False)
+            with pytest.raises((asyncio.TimeoutError, TimeoutError)):
+                await asyncio.wait_for(ib.reqCurrentTimeAsync(), 0.5)
+        finally:
+            ib.disconnect()
+
+    run(hung_connection_stays_hung())
+    run(_connect_and_close(sim.port))
     sim.set_blackhole(True)
 
     async def go():
@@ -373,3 +387,26 @@ async def _connect_and_close(port: int) -> None:
     ib = await connect(port, 77)
     assert ib.isConnected()
     ib.disconnect()
+
+
+def test_simulator_on_the_callers_event_loop():
+    from ib_nice_funcs.sim import TWSSimulator
+
+    async def go():
+        sim = TWSSimulator(PaperMarket(seed=7, clock=lambda: OPEN_T), account="DU7654321")
+        await sim.start()
+        try:
+            assert sim.port > 0
+            ib = await connect(sim.port, 3)
+            assert ib.managedAccounts() == ["DU7654321"] and sim.active_connections == 1
+            ib.disconnect()
+            for _ in range(100):
+                if sim.active_connections == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert sim.active_connections == 0 and sim.connections == 1
+            assert sim.request_counts["startApi"] == 1
+        finally:
+            await sim.stop()
+
+    run(go())

@@ -85,6 +85,22 @@ def book() -> Callable[[Any], dict[str, float]]:
 
 
 @pytest.fixture
+def match_now() -> Callable[[Any], None]:
+    """``match_now(handle)``: run one matching pass on the simulator now (synchronously).
+
+    Its order loop does this every tick; calling it directly lets a test make
+    the engine see an intermediate price (a trailing stop's new high) without
+    sleeping.
+    """
+
+    def run(handle: Any) -> None:
+        sim = handle.sim
+        handle.call(lambda: sim._dispatch_events(sim.engine.on_time(sim.market.now())))
+
+    return run
+
+
+@pytest.fixture
 def sim_open_orders() -> Callable[[Any], list[Any]]:
     """``sim_open_orders(handle)``: the simulator's open orders (all clients)."""
     return _engine_open_orders
