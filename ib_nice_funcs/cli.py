@@ -68,11 +68,8 @@ def _fmt_price(value: float | None) -> str:
 @command("price")
 def _price(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        prices = client.prices(args.symbols)
+        prices = client.prices(args.symbols, strict=True)
     _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
-    missing = [s for s, p in prices.items() if p is None]
-    if missing:
-        raise CLIError(f"no price for {', '.join(missing)} (is TWS / IB Gateway running? try 'ib-nice-funcs doctor')")
     return 0
 
 

@@ -225,22 +225,33 @@ class Client:
         return value
 
     def prices(
-        self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None
+        self,
+        symbols: Iterable[Any],
+        source: str = "auto",
+        timeout: float | None = None,
+        *,
+        strict: bool = False,
     ) -> dict[str, float | None]:
         """Current prices of many instruments, fetched concurrently.
 
         Keys are the symbols as given (a Contract's key is its canonical
-        symbol). A symbol no source could price maps to None. Blocks up to
-        ``timeout`` seconds.
+        symbol). A symbol no source could price maps to None, or, with
+        ``strict=True``, raises its error. Blocks up to ``timeout`` seconds.
 
         Raises:
             ValueError, TypeError: a malformed symbol or unknown source (nothing sent).
+            IBNiceFuncsError: with ``strict=True``, the error of the first
+                symbol no source could price.
         """
         if isinstance(symbols, (str, bytes)):
             raise TypeError("prices() takes a list of symbols; use price() for one")
         given = list(symbols)
         instruments = [parse_symbol(s) for s in given]
         got = self._prices_by_instrument(instruments, source, timeout)
+        if strict:
+            failed = next((err for _, err in got.values() if err is not None), None)
+            if failed is not None:
+                raise failed
         return {
             (s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)
         }
