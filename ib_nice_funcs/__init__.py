@@ -68,6 +68,8 @@ _EXPORTS: dict[str, str] = {
     "OrderRejectedError": "errors",
     "RiskLimitError": "errors",
     "LiveTradingDisabledError": "errors",
+    "NoPositionError": "errors",
+    "OrderSizeError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -98,7 +100,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LiveTradingDisabledError,
         MarketDataNotSubscribedError,
         NoDataError,
+        NoPositionError,
         OrderRejectedError,
+        OrderSizeError,
         PacingViolationError,
         RequestTimeoutError,
         RiskLimitError,

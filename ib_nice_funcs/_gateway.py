@@ -312,6 +312,8 @@ class IBGateway:
                     "the request; it is being re-established in the background, call again"
                 ) from None
             raise
+        except RequestTimeoutError:
+            raise  # ours already says what timed out
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise RequestTimeoutError(f"{what}: IB gave no answer in time") from exc
         finally:

@@ -117,7 +117,12 @@ class Client:
             except Exception:  # noqa: BLE001 - closing must not raise
                 log.debug("disconnect failed", exc_info=True)
 
-    def _timeout(self, timeout: float | None) -> float:
+    def resolve_timeout(self, timeout: float | None) -> float:
+        """``timeout`` if given (validated), else the ``timeout`` setting.
+
+        Raises:
+            ValueError: ``timeout`` is not a positive number.
+        """
         if timeout is None:
             return self.settings.timeout
         if not (isinstance(timeout, (int, float)) and timeout > 0):
@@ -201,7 +206,7 @@ class Client:
         gateway = self.gateway
         return gateway.call(
             lambda: gateway.request(lambda ib: ib.reqCurrentTimeAsync(), "server time"),
-            self._timeout(timeout),
+            self.resolve_timeout(timeout),
             "server time",
         )
 
@@ -260,7 +265,7 @@ class Client:
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
     ) -> dict[str, tuple[float | None, IBNiceFuncsError | None]]:
         order = self.source_order(source)
-        budget = self._timeout(timeout)
+        budget = self.resolve_timeout(timeout)
         deadline = time.monotonic() + budget
         unique = list({i.symbol: i for i in instruments}.values())
         result: dict[str, tuple[float | None, IBNiceFuncsError | None]] = {}
@@ -336,7 +341,7 @@ class Client:
         tf = parse_timeframe(timeframe)
         start, end = days_back_range(days_back)
         order = self.source_order(source)
-        budget = self._timeout(timeout)
+        budget = self.resolve_timeout(timeout)
         deadline = time.monotonic() + budget
         errors: dict[str, BaseException] = {}
         window = (int(start.timestamp()) // tf.seconds, int(end.timestamp()) // tf.seconds)

@@ -28,6 +28,8 @@ __all__ = [
     "OrderRejectedError",
     "RiskLimitError",
     "LiveTradingDisabledError",
+    "NoPositionError",
+    "OrderSizeError",
     "classify_ib_error",
 ]
 
@@ -97,6 +99,14 @@ class RiskLimitError(IBNiceFuncsError):
 
 class LiveTradingDisabledError(IBNiceFuncsError):
     """An order was aimed at a live (non-paper) account without the explicit switch."""
+
+
+class NoPositionError(IBNiceFuncsError):
+    """A sell or close was asked for a symbol the account holds none of (nothing sent)."""
+
+
+class OrderSizeError(IBNiceFuncsError):
+    """An amount is below the smallest tradable size at the current price (nothing sent)."""
 
 
 # --- IB error codes ---------------------------------------------------------

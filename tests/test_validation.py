@@ -196,3 +196,11 @@ def test_client_order_ids_are_unique_short_and_safe():
     for bad in ("", "has space", "x" * 13, "a-b", None):
         with pytest.raises(ValueError):
             new_client_order_id(bad)
+
+
+@pytest.mark.parametrize(("order_type", "tif", "extra"), [
+    ("MOC", "GTC", {}), ("LOC", "IOC", {"limit_price": 10.0}), ("STP", "OPG", {"stop_price": 9.0}),
+])
+def test_time_in_force_combinations_ib_refuses(order_type, tif, extra):
+    with pytest.raises(ValueError, match="tif"):
+        validate_order("AAPL", "BUY", 1, order_type, tif=tif, **extra)

@@ -102,7 +102,7 @@ class TraderCore:
 
     def _deadline(self, timeout: float | None) -> float:
         """Monotonic deadline for a call; ``timeout`` None means the setting."""
-        return time.monotonic() + self.client._timeout(timeout)
+        return time.monotonic() + self.client.resolve_timeout(timeout)
 
     def _run(self, factory: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
         """Run ``factory()`` on the loop; block until done or the deadline (+grace)."""
@@ -298,6 +298,12 @@ class TraderCore:
             ib_daily = finite(pnl.dailyPnL)
         today = trading_day()
         daily = self._baseline.pnl(net_liq, today, ib_daily)
+        # IB's own start-of-day reference survives an agent restart mid-day; take
+        # whichever estimate shows the larger loss.
+        prev = account_number(values, "PreviousDayEquityWithLoanValue", account)
+        ewl = account_number(values, "EquityWithLoanValue", account)
+        if ib_daily is None and prev and ewl is not None:
+            daily = min(daily, ewl - prev)
         # The pattern-day-trader rule covers securities (stocks, options), not FX or crypto.
         fill_rows = [
             (position_symbol(f.contract), f.execution.side, f.execution.shares, f.execution.time)
@@ -306,7 +312,8 @@ class TraderCore:
             and (not f.execution.acctNumber or f.execution.acctNumber == account)
         ]
         used = day_trades_used(
-            fill_rows, today, {"DayTradesRemaining": account_number(values, "DayTradesRemaining", account)}
+            fill_rows, today,
+            {"DayTradesRemaining": account_number(values, "DayTradesRemaining", account)},
         )
         return PortfolioSnapshot(
             positions_usd=signed_values_usd(rows),
@@ -373,7 +380,8 @@ class TraderCore:
                 else:
                     spec = await self._contracts.for_instrument(ib, instrument, what)
                     quantity = await sizing(ib, spec)
-                    await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd)
+                    await self._check_risk_async(
+                        ib, account, spec, request.side, quantity, unit_usd)
                     trade = self._send(ib, spec, request, quantity, account)
                     fresh = True
             for_fill = waits_for_fill(request.order_type, request.tif)
@@ -387,7 +395,7 @@ class TraderCore:
             if not wait and result["status"] == "PendingSubmit":
                 result["success"] = True  # sent; the caller chose not to wait
             elif not settled:
-                result["error"] = result["error"] or self._late_note(result, for_fill, deadline)
+                result["error"] = result["error"] or self._late_note(result, for_fill)
                 if result["success"]:
                     log.warning("%s: %s", what, result["error"])
                     result["error"] = None
@@ -415,7 +423,7 @@ class TraderCore:
             raise
 
     @staticmethod
-    def _late_note(result: dict[str, Any], for_fill: bool, deadline: float) -> str:
+    def _late_note(result: dict[str, Any], for_fill: bool) -> str:
         status = result["status"]
         ref = result["client_order_id"]
         if status == "PendingSubmit":
@@ -442,7 +450,8 @@ class TraderCore:
         # Agents may close any position intraday, so every opening order of a
         # security counts as a potential day trade for the PDT guard.
         day_trade = self.limits.pdt_guard and spec.contract.secType in _PDT_SEC_TYPES
-        breach = check_order(self.limits, snapshot, spec.symbol, side, value, opens_day_trade=day_trade)
+        breach = check_order(
+            self.limits, snapshot, spec.symbol, side, value, opens_day_trade=day_trade)
         if breach is not None:
             log.debug("risk breach %s for %s", breach.limit, spec.symbol)
             raise RiskLimitError(breach.message, breach)
@@ -479,4 +488,5 @@ class TraderCore:
         self._follow(ib)
         if len(self._ledger):
             matched = self._ledger.reattach(ib)
-            log.info("reconnected: %d of %d known orders found at the gateway", matched, len(self._ledger))
+            log.info("reconnected: %d of %d known orders found at the gateway",
+                     matched, len(self._ledger))

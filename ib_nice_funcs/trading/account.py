@@ -20,7 +20,10 @@ __all__ = [
     "DailyBaseline",
     "account_number",
     "check_live_allowed",
+    "day_trades_used",
+    "exchange_rates",
     "pick_account",
+    "signed_values_usd",
     "trading_day",
 ]
 

@@ -57,8 +57,10 @@ def _qty(value: float) -> str:
 def _order_line(verb: str, result: dict[str, Any]) -> str:
     avg = result.get("avg_price")
     price = f" at {_base()._fmt_price(avg)}" if avg else ""
-    return (f"{verb} {_qty(result.get('filled_qty') or 0.0)} of {_qty(result.get('quantity') or 0.0)} "
-            f"{result.get('symbol')}{price}: {result.get('status')} (order {result.get('order_id')}, "
+    filled = _qty(result.get("filled_qty") or 0.0)
+    asked = _qty(result.get("quantity") or 0.0)
+    return (f"{verb} {filled} of {asked} {result.get('symbol')}{price}: {result.get('status')} "
+            f"(order {result.get('order_id')}, "
             f"client order id {result.get('client_order_id')})")
 
 
@@ -186,7 +188,11 @@ def _kill(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------------
 
 
-def add_commands(sub: Any, common: argparse.ArgumentParser, command: Callable[[str], Callable[[Handler], Handler]]) -> None:
+def add_commands(
+    sub: Any,
+    common: argparse.ArgumentParser,
+    command: Callable[[str], Callable[[Handler], Handler]],
+) -> None:
     """Add the trading subcommands to the ``ib-nice-funcs`` parser.
 
     Args:
@@ -202,21 +208,23 @@ def add_commands(sub: Any, common: argparse.ArgumentParser, command: Callable[[s
     sub.add_parser("account", parents=[common], help="net liquidation and available funds")
 
     p = sub.add_parser("buy", parents=[common, yes], help="buy USD worth of a symbol")
-    p.add_argument("symbol")
+    p.add_argument("symbol", help="AAPL, EURUSD, BTC-USD...")
     p.add_argument("--usd", type=float, required=True, help="dollars to spend")
     p.add_argument("--limit", type=float, help="limit price (default: market order)")
 
     p = sub.add_parser("sell", parents=[common, yes], help="sell a percentage of a position")
-    p.add_argument("symbol")
+    p.add_argument("symbol", help="a symbol the account holds")
     p.add_argument("--pct", type=float, default=100.0, help="percent of the position (default 100)")
     p.add_argument("--limit", type=float, help="limit price (default: market order)")
 
-    sub.add_parser("cancel-all", parents=[common, yes], help="cancel every open order (all clients)")
+    sub.add_parser("cancel-all", parents=[common, yes],
+                   help="cancel every open order (all clients)")
 
     p = sub.add_parser("kill", parents=[common, yes],
                        help="flatten SYMBOL (cancel its orders, close at market) or --all")
-    p.add_argument("symbol", nargs="?")
-    p.add_argument("--all", action="store_true", help="emergency stop: cancel everything, flatten everything")
+    p.add_argument("symbol", nargs="?", help="the symbol to flatten")
+    p.add_argument("--all", action="store_true",
+                   help="emergency stop: cancel everything, flatten everything")
 
     for name, handler in (("positions", _positions), ("orders", _orders), ("account", _account),
                           ("buy", _buy), ("sell", _sell), ("cancel-all", _cancel_all),

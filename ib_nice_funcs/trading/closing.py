@@ -43,7 +43,9 @@ class ClosingMixin(TraderCore):
 
     # -- loop side -------------------------------------------------------------------
 
-    async def _cancel_trades_async(self, ib: IB, trades: list[Trade], deadline: float) -> list[Trade]:
+    async def _cancel_trades_async(
+        self, ib: IB, trades: list[Trade], deadline: float
+    ) -> list[Trade]:
         """Cancel this client's trades among ``trades``; return the ones still open."""
         my_id = ib.client.clientId
         mine = [t for t in trades if t.order.clientId == my_id and t.order.orderId > 0]
@@ -52,7 +54,8 @@ class ClosingMixin(TraderCore):
         for trade in mine:
             await self._wait_async(trade, True, deadline)
         mine_ids = {id(t) for t in mine}
-        return [t for t in trades if id(t) not in mine_ids or t.orderStatus.status not in DONE_STATES]
+        return [t for t in trades
+                if id(t) not in mine_ids or t.orderStatus.status not in DONE_STATES]
 
     async def _cancel_everything_async(self, ib: IB, deadline: float) -> dict[str, Any]:
         """reqGlobalCancel, then confirm with the gateway that no order is open."""
@@ -113,7 +116,7 @@ class ClosingMixin(TraderCore):
         result = trade_result(trade, symbol)
         self._remember(request.client_order_id, symbol, trade, ib, result)
         if not result["success"]:
-            log.warning("closing %s: %s", symbol, result["error"] or result["status"])
+            log.debug("closing %s: %s", symbol, result["error"] or result["status"])
         return result
 
     async def _symbol_orders_async(self, ib: IB, instrument: Instrument) -> list[Trade]:
@@ -144,7 +147,8 @@ class ClosingMixin(TraderCore):
         deadline = self._deadline(timeout)
         self._require_trading(deadline)
         return self._run(
-            lambda: self.gateway.request(lambda ib: self._cancel_everything_async(ib, deadline), "cancel_all"),
+            lambda: self.gateway.request(
+                lambda ib: self._cancel_everything_async(ib, deadline), "cancel_all"),
             deadline, "cancel_all",
         )
 
@@ -247,8 +251,10 @@ class ClosingMixin(TraderCore):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
         instrument = parse_symbol(symbol)
-        limit_usd = None if max_order_size is None else validate_usd_amount(max_order_size, "max_order_size")
-        per_child = self.client._timeout(timeout)
+        limit_usd = None
+        if max_order_size is not None:
+            limit_usd = validate_usd_amount(max_order_size, "max_order_size")
+        per_child = self.client.resolve_timeout(timeout)
         deadline = self._deadline(per_child)
         account = self._require_trading(deadline)
         what = f"chunk_kill({instrument.symbol})"
@@ -275,7 +281,8 @@ class ClosingMixin(TraderCore):
         if limit_usd is not None:
             price = mark
             if price is None:
-                price = self.client.price(instrument.symbol, timeout=max(0.5, deadline - time.monotonic()))
+                price = self.client.price(
+                    instrument.symbol, timeout=max(0.5, deadline - time.monotonic()))
             unit_usd = self._usd_per_unit(instrument, price, deadline)
             spec = self._contracts.cached(pos.contract.conId)
             increment = spec.size_increment if spec else 1.0
@@ -321,7 +328,7 @@ class ClosingMixin(TraderCore):
             LiveTradingDisabledError: a live account without allow_live (nothing sent).
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
-        budget = self.client._timeout(timeout) if timeout is not None else 3 * self.settings.timeout
+        budget = self.client.resolve_timeout(timeout) if timeout is not None else 3 * self.settings.timeout
         deadline = time.monotonic() + budget
         account = self._require_trading(deadline)
 
@@ -329,15 +336,18 @@ class ClosingMixin(TraderCore):
             cancel = await self._cancel_everything_async(ib, deadline)
             positions = await self._positions_async(ib)
             closes = await asyncio.gather(
-                *(self._close_async(ib, account, p, abs(p.position), deadline, "estop") for p in positions),
+                *(self._close_async(ib, account, p, abs(p.position), deadline, "estop")
+                  for p in positions),
                 return_exceptions=True,
             )
             closed = [
                 c if isinstance(c, dict) else order_result(
-                    success=False, status="NotSent", error=str(c), symbol=position_symbol(p.contract))
+                    success=False, status="NotSent", error=str(c),
+                    symbol=position_symbol(p.contract))
                 for c, p in zip(closes, positions)
             ]
-            after = await self._positions_async(ib, max(0.5, min(_ROUND_TRIP_S, deadline - time.monotonic())))
+            left = max(0.5, min(_ROUND_TRIP_S, deadline - time.monotonic()))
+            after = await self._positions_async(ib, left)
             still_open = await self._open_trades_async(ib)
             remaining_positions = {position_symbol(p.contract): float(p.position) for p in after}
             problems = []
@@ -350,15 +360,15 @@ class ClosingMixin(TraderCore):
                 "success": not problems,
                 "cancelled_orders": cancel["cancelled"],
                 "closed": closed,
-                "remaining_orders": [order_summary(t, position_symbol(t.contract)) for t in still_open],
+                "remaining_orders": [
+                    order_summary(t, position_symbol(t.contract)) for t in still_open],
                 "remaining_positions": remaining_positions,
                 "error": "; ".join(problems) or None,
             }
 
-        result = self._run(lambda: self.gateway.request(run, "emergency_stop"), deadline, "emergency_stop")
-        if result["success"]:
-            log.info("emergency_stop: %d order(s) cancelled, %d position(s) closed",
-                     result["cancelled_orders"], len(result["closed"]))
-        else:
-            log.warning("emergency_stop incomplete: %s", result["error"])
+        result = self._run(
+            lambda: self.gateway.request(run, "emergency_stop"), deadline, "emergency_stop")
+        log.info("emergency_stop: %d order(s) cancelled, %d position(s) closed%s",
+                 result["cancelled_orders"], len(result["closed"]),
+                 "" if result["success"] else f"; incomplete: {result['error']}")
         return result

@@ -123,8 +123,9 @@ class OrderLedger:
         if fills:
             symbol = record.symbol if record is not None else position_symbol(fills[0].contract)
             return fills_result(fills, client_order_id, symbol)
-        if record is not None and record.last is not None and record.last.get("status") in DONE_STATES:
-            return dict(record.last)
+        last = record.last if record is not None else None
+        if last is not None and last.get("status") in DONE_STATES:
+            return dict(last)
         if record is not None:
             log.warning(
                 "order %s (%s) was sent before the connection dropped, but the gateway reports "

@@ -91,7 +91,7 @@ def _warn(what: str, exc: BaseException) -> None:
 def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run an order helper; on an operational failure, one WARNING and a failure dict."""
     try:
-        return call()
+        result = call()
     except (IBNiceFuncsError, OSError) as exc:
         _warn(what, exc)
         result = getattr(exc, "result", None)
@@ -106,6 +106,11 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
         if breach is not None:
             out["risk_limit"] = getattr(breach, "limit", None)
         return out
+    if not result.get("success", True):
+        # Outcomes the Trader reports without raising (an incomplete emergency
+        # stop, an order that could not be cancelled...).
+        log.warning("%s failed: %s", what, result.get("error") or result.get("status"))
+    return result
 
 
 def _value(what: str, fallback: T, call: Callable[[], T]) -> T:

@@ -24,15 +24,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConnectionFailedError, RequestTimeoutError
+from ..errors import ConnectionFailedError, NoPositionError, OrderSizeError, RequestTimeoutError
 from ..symbols import Instrument, parse_symbol
 from .contracts import ContractSpec, position_symbol
 from .closing import ClosingMixin
 from .positions import PositionsMixin
 from .results import (
     DONE_STATES,
-    NoPositionError,
-    OrderSizeError,
     is_multiple,
     order_result,
     order_summary,
@@ -100,8 +98,6 @@ class Trader(ClosingMixin, PositionsMixin):
         what: str,
     ) -> dict[str, Any]:
         """Run the order pipeline on the loop and turn its outcome into a result or error."""
-        if not isinstance(wait, bool):
-            raise TypeError(f"wait must be True or False, got {wait!r}")
         try:
             result = self._run(
                 lambda: self._place_async(
@@ -138,6 +134,7 @@ class Trader(ClosingMixin, PositionsMixin):
         timeout: float | None,
         what: str,
     ) -> dict[str, Any]:
+        _check_wait(wait)
         usd = validate_usd_amount(usd_amount)
         request = validate_order(
             symbol, "BUY", 1.0, order_type, limit_price=limit_price, tif=tif,
@@ -151,7 +148,8 @@ class Trader(ClosingMixin, PositionsMixin):
         unit_usd = self._usd_per_unit(instrument, price, deadline)
 
         async def sizing(ib: IB, spec: ContractSpec) -> float:
-            qty = quantity_for_usd(usd, unit_usd * spec.multiplier, spec.size_increment, spec.min_size)
+            qty = quantity_for_usd(
+                usd, unit_usd * spec.multiplier, spec.size_increment, spec.min_size)
             if qty <= 0:
                 raise OrderSizeError(
                     f"{what}: ${usd:,.2f} buys less than the smallest size of {spec.symbol} "
@@ -159,8 +157,9 @@ class Trader(ClosingMixin, PositionsMixin):
                 )
             return qty
 
-        return self._submit(instrument, request, sizing, unit_usd, explicit_id=client_order_id is not None,
-                            wait=wait, deadline=deadline, what=what)
+        return self._submit(instrument, request, sizing, unit_usd,
+                            explicit_id=client_order_id is not None, wait=wait,
+                            deadline=deadline, what=what)
 
     def _sell_pct(
         self,
@@ -174,6 +173,7 @@ class Trader(ClosingMixin, PositionsMixin):
         timeout: float | None,
         what: str,
     ) -> dict[str, Any]:
+        _check_wait(wait)
         pct = validate_percentage(percentage)
         request = validate_order(
             symbol, "SELL", 1.0, order_type, limit_price=limit_price, tif=tif,
@@ -257,8 +257,9 @@ class Trader(ClosingMixin, PositionsMixin):
         Blocks up to ``timeout`` seconds until IB accepts (or fills) the order.
         Raises like :meth:`market_buy`.
         """
+        what = f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})"
         return self._buy_usd(symbol, usd_amount, "LMT", limit_price, tif, client_order_id, wait,
-                             timeout, f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})")
+                             timeout, what)
 
     def market_sell(
         self,
@@ -297,8 +298,9 @@ class Trader(ClosingMixin, PositionsMixin):
         Blocks up to ``timeout`` seconds until IB accepts (or fills) it.
         Raises like :meth:`market_sell`.
         """
+        what = f"limit_sell({_label(symbol)}, {percentage!r}, {limit_price!r})"
         return self._sell_pct(symbol, percentage, "LMT", limit_price, tif, client_order_id, wait,
-                              timeout, f"limit_sell({_label(symbol)}, {percentage!r}, {limit_price!r})")
+                              timeout, what)
 
     def place_order(
         self,
@@ -341,6 +343,7 @@ class Trader(ClosingMixin, PositionsMixin):
             Like :meth:`market_buy`; ValueError also when ``quantity`` is not
             a multiple of the size increment (checked before sending).
         """
+        _check_wait(wait)
         request = validate_order(
             symbol, side, quantity, order_type, limit_price, stop_price, trail_percent,
             trail_amount, tif, client_order_id,
@@ -363,8 +366,9 @@ class Trader(ClosingMixin, PositionsMixin):
                 )
             return qty
 
-        return self._submit(instrument, request, sizing, unit_usd, explicit_id=client_order_id is not None,
-                            wait=wait, deadline=deadline, what=what)
+        return self._submit(instrument, request, sizing, unit_usd,
+                            explicit_id=client_order_id is not None, wait=wait,
+                            deadline=deadline, what=what)
 
     # -- order management --------------------------------------------------------------
 
@@ -386,7 +390,8 @@ class Trader(ClosingMixin, PositionsMixin):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
         if isinstance(order_id, bool) or not isinstance(order_id, (numbers.Integral, str)):
-            raise TypeError(f"order_id must be an int order id or a str client order id, got {order_id!r}")
+            raise TypeError(
+                f"order_id must be an int order id or a str client order id, got {order_id!r}")
         if isinstance(order_id, str) and not order_id.strip():
             raise ValueError("order_id is empty; pass an order id or a client order id")
         if not isinstance(order_id, str) and int(order_id) <= 0:
@@ -410,17 +415,20 @@ class Trader(ClosingMixin, PositionsMixin):
                 if found and not mine:
                     t = found[0]
                     return {**trade_result(t, position_symbol(t.contract)), "success": False,
-                            "error": (f"order {order_id} belongs to API client {t.order.clientId}; IB lets "
-                                      "only that client cancel it alone: use cancel_all()")}
+                            "error": (f"order {order_id} belongs to API client "
+                                      f"{t.order.clientId}; IB lets only that client cancel "
+                                      "it alone: use cancel_all()")}
                 working = mine
             if not working:
                 if candidates:
                     t = candidates[-1]
                     return {**trade_result(t, position_symbol(t.contract)), "success": False,
                             "error": f"order {order_id} is already {t.orderStatus.status}"}
-                return order_result(success=False, order_id=order_id if not isinstance(order_id, str) else None,
-                                    client_order_id=order_id if isinstance(order_id, str) else None,
-                                    status="NotFound", error=f"no open order {order_id!r} on the account")
+                by_ref = isinstance(order_id, str)
+                return order_result(success=False, order_id=None if by_ref else order_id,
+                                    client_order_id=order_id if by_ref else None,
+                                    status="NotFound",
+                                    error=f"no open order {order_id!r} on the account")
             trade = working[-1]
             ib.cancelOrder(trade.order)
             await self._wait_async(trade, True, deadline)
@@ -456,6 +464,11 @@ class Trader(ClosingMixin, PositionsMixin):
             return sorted(rows, key=lambda r: (r["order_id"] or 0, r["perm_id"] or 0))
 
         return self._run(lambda: self.gateway.request(run, "open orders"), deadline, "open orders")
+
+
+def _check_wait(wait: object) -> None:
+    if not isinstance(wait, bool):
+        raise TypeError(f"wait must be True or False, got {wait!r}")
 
 
 def _label(symbol: Any) -> str:

@@ -114,7 +114,8 @@ def diff_positions(
             kind = "unexpected_at_broker"
         else:
             kind = "quantity_mismatch"
-        out.append({"symbol": symbol, "expected": e, "actual": a, "difference": a - e, "kind": kind})
+        out.append(
+            {"symbol": symbol, "expected": e, "actual": a, "difference": a - e, "kind": kind})
     return out
 
 
@@ -254,7 +255,11 @@ class PositionsMixin(TraderCore):
         return self._account_number(("AvailableFunds", "TotalCashValue"), timeout)
 
     def reconcile_positions(
-        self, expected: Mapping[str, float], *, tolerance: float = 1e-9, timeout: float | None = None
+        self,
+        expected: Mapping[str, float],
+        *,
+        tolerance: float = 1e-9,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Compare an agent's own book with the positions IB reports.
 
@@ -274,10 +279,12 @@ class PositionsMixin(TraderCore):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
         if not isinstance(expected, Mapping):
-            raise TypeError(f"expected must be a mapping of symbol -> quantity, got {type(expected).__name__}")
+            raise TypeError("expected must be a mapping of symbol -> quantity, got "
+                            f"{type(expected).__name__}")
         book: dict[str, float] = {}
         for key, qty in expected.items():
-            if isinstance(qty, bool) or not isinstance(qty, numbers.Real) or not math.isfinite(float(qty)):
+            if (isinstance(qty, bool) or not isinstance(qty, numbers.Real)
+                    or not math.isfinite(float(qty))):
                 raise ValueError(f"expected[{key!r}] must be a finite number, got {qty!r}")
             name = parse_symbol(key).symbol
             book[name] = book.get(name, 0.0) + float(qty)
@@ -291,7 +298,8 @@ class PositionsMixin(TraderCore):
             log.warning(
                 "reconcile_positions: %d difference(s) between the agent's book and IB: %s",
                 len(differences),
-                ", ".join(f"{d['symbol']} expected {d['expected']:g} actual {d['actual']:g}" for d in differences),
+                ", ".join(f"{d['symbol']} expected {d['expected']:g} actual {d['actual']:g}"
+                          for d in differences),
             )
         return {
             "success": True,

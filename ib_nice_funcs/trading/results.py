@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IBNiceFuncsError
+from ..errors import NoPositionError, OrderSizeError  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import Fill, Order, Trade
@@ -31,14 +31,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ACCEPTED_STATES",
     "DONE_STATES",
-    "NoPositionError",
-    "OrderSizeError",
     "build_ib_order",
     "effective_status",
     "empty_result",
     "fills_result",
+    "is_multiple",
     "is_settled",
     "order_result",
+    "order_summary",
     "rejection_of",
     "round_price",
     "round_quantity",
@@ -59,14 +59,6 @@ _UNSET = 1.7976931348623157e308
 
 # ib_async writes rejections into the trade log as "Error 201, reqId 5: text".
 _LOG_PREFIX = re.compile(r"^(?:Error|Warning) -?\d+, reqId -?\d+: ")
-
-
-class NoPositionError(IBNiceFuncsError):
-    """A sell or close was asked for a symbol the account holds none of (nothing sent)."""
-
-
-class OrderSizeError(IBNiceFuncsError):
-    """An amount is below the smallest tradable size at the current price (nothing sent)."""
 
 
 # -- statuses ------------------------------------------------------------------
@@ -358,10 +350,3 @@ def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
         "remaining": float(st.remaining) if st.remaining else float(order.totalQuantity),
         "account": order.account or None,
     }
-
-
-def merge_extra(result: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """A copy of ``result`` with ``extra`` keys set."""
-    out = dict(result)
-    out.update(extra)
-    return out

@@ -103,7 +103,7 @@ class RiskBreach:
                 f"${PDT_MIN_EQUITY_USD:,.0f}, and the pattern-day-trader rule allows "
                 f"{int(self.limit_value)}. Wait until older day trades leave the 5-day "
                 f"window, hold the position overnight, or raise the account's net "
-                f"liquidation to ${PDT_MIN_EQUITY_USD:,.0f} (RiskLimits(pdt_guard=False) "
+                f"liquidation to ${PDT_MIN_EQUITY_USD:,.0f} (configure(pdt_guard=False) or IB_NICE_FUNCS_PDT_GUARD=0 "
                 f"turns this check off; IB may still refuse the order)."
             )
         env = _SETTINGS.get(self.limit, "")

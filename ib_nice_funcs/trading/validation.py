@@ -166,6 +166,13 @@ def validate_order(
             f"stop_price={stop_price!r} with {otype}"
         )
 
+    # IB accepts auction orders only as day orders, and opening-auction (OPG)
+    # time in force only on market and limit orders: refuse here, not at IB.
+    if otype in ("MOC", "LOC") and t != "DAY":
+        raise ValueError(f"order_type {otype} needs tif='DAY', got tif={tif!r}")
+    if t == "OPG" and otype not in ("MKT", "LMT"):
+        raise ValueError(f"tif OPG is only for order_type MKT or LMT, got {otype}")
+
     pct = amt = None
     if otype == "TRAIL":
         if (trail_percent is None) == (trail_amount is None):

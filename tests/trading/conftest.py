@@ -56,8 +56,10 @@ def make_client(new_client_id) -> Iterator[Callable[..., Any]]:
 
     def make(handle: Any, client_id: int | None = None, **settings: Any) -> Any:
         settings.setdefault("timeout", 10)
-        client = Client(host="127.0.0.1", port=handle.port, sources="ib",
-                        client_id=client_id if client_id is not None else new_client_id(), **settings)
+        if client_id is None:
+            client_id = new_client_id()
+        client = Client(host="127.0.0.1", port=handle.port, sources="ib", client_id=client_id,
+                        **settings)
         made.append(client)
         return client
 
@@ -79,9 +81,32 @@ def wait_status() -> Callable[..., str]:
 
 
 @pytest.fixture
-def book() -> Callable[[Any], dict[str, float]]:
-    """``book(handle)``: the simulator's own positions, symbol key -> quantity."""
-    return _engine_positions
+def observer(make_client) -> Callable[[Any], Any]:
+    """``observer(handle)``: the Trader of a separate client that only looks.
+
+    Tests check the gateway's state through the protocol (another API
+    client's view of positions and open orders), not the simulator's insides.
+    """
+    seen: dict[int, Any] = {}
+
+    def get(handle: Any) -> Any:
+        if id(handle) not in seen:
+            seen[id(handle)] = make_client(handle).trading
+        return seen[id(handle)]
+
+    return get
+
+
+@pytest.fixture
+def book(observer) -> Callable[[Any], dict[str, float]]:
+    """``book(handle)``: the account's positions at the gateway, symbol -> quantity."""
+    return lambda handle: {p["symbol"]: p["quantity"] for p in observer(handle).get_all_positions()}
+
+
+@pytest.fixture
+def sim_open_orders(observer) -> Callable[[Any], list[dict[str, Any]]]:
+    """``sim_open_orders(handle)``: every open order at the gateway (all clients)."""
+    return lambda handle: observer(handle).get_open_orders()
 
 
 @pytest.fixture
@@ -90,23 +115,21 @@ def match_now() -> Callable[[Any], None]:
 
     Its order loop does this every tick; calling it directly lets a test make
     the engine see an intermediate price (a trailing stop's new high) without
-    sleeping.
+    sleeping. Needs the bundled simulator's engine; skips on other gateways.
     """
 
     def run(handle: Any) -> None:
         sim = handle.sim
+        if not hasattr(sim, "engine"):
+            pytest.skip("this gateway has no synchronous matching pass")
         handle.call(lambda: sim._dispatch_events(sim.engine.on_time(sim.market.now())))
 
     return run
 
 
-@pytest.fixture
-def sim_open_orders() -> Callable[[Any], list[Any]]:
-    """``sim_open_orders(handle)``: the simulator's open orders (all clients)."""
-    return _engine_open_orders
-
-
-def _wait_for_status(trader: Any, client_order_id: str, statuses: set[str], timeout: float = 5.0) -> str:
+def _wait_for_status(
+    trader: Any, client_order_id: str, statuses: set[str], timeout: float = 5.0
+) -> str:
     """Block until the order reaches one of ``statuses`` (event-driven, bounded)."""
     import asyncio
 
@@ -132,13 +155,3 @@ def _wait_for_status(trader: Any, client_order_id: str, statuses: set[str], time
             trade.statusEvent -= check
 
     return trader.gateway.call(wait, timeout + 1, f"wait for {client_order_id}")
-
-
-def _engine_positions(handle: Any) -> dict[str, float]:
-    """The simulator's own book: symbol key -> quantity (non-zero only)."""
-    return handle.call(lambda: {p.inst.key: p.quantity for p in handle.sim.engine.positions.values()
-                                if p.quantity})
-
-
-def _engine_open_orders(handle: Any) -> list[Any]:
-    return handle.call(lambda: list(handle.sim.engine.open_orders()))

@@ -48,7 +48,9 @@ def test_cancel_all_cancels_every_clients_orders(tsim, make_client, sim_open_ord
     assert sim_open_orders(tsim) == []
 
 
-def test_kill_switch_cancels_the_symbols_orders_and_flattens(tsim, make_client, book, sim_open_orders):
+def test_kill_switch_cancels_the_symbols_orders_and_flattens(
+    tsim, make_client, book, sim_open_orders
+):
     trader = make_client(tsim).trading
     trader.market_buy("ETH-USD", 1_500)
     _resting(trader, "ETH-USD", "SELL", 0.1)
@@ -57,8 +59,8 @@ def test_kill_switch_cancels_the_symbols_orders_and_flattens(tsim, make_client, 
     result = trader.kill_switch("ETH-USD")
     assert result["success"] is True and result["status"] == "Filled" and result["side"] == "SELL"
     assert result["cancelled_orders"] == 2 and result["uncancelled"] == []
-    assert "ETH" not in book(tsim)
-    assert [o.order_ref for o in sim_open_orders(tsim)] == [keep["client_order_id"]]
+    assert "ETH-USD" not in book(tsim)
+    assert [o["client_order_id"] for o in sim_open_orders(tsim)] == [keep["client_order_id"]]
     flat = trader.kill_switch("ETH-USD")
     assert flat["success"] is True and flat["status"] == "NoPosition"
 

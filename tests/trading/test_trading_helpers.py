@@ -74,7 +74,8 @@ def test_rejection_carries_ib_code_and_message():
 
 def test_filled_trade_result_has_nice_funcs_keys():
     result = trade_result(make_trade("Filled", filled=10, avg=190.5), "AAPL")
-    for key in ("success", "order_id", "client_order_id", "status", "filled_qty", "avg_price", "error"):
+    for key in ("success", "order_id", "client_order_id", "status", "filled_qty", "avg_price",
+                "error"):
         assert key in result
     assert result["success"] is True
     assert result["filled_qty"] == 10
@@ -85,7 +86,8 @@ def test_filled_trade_result_has_nice_funcs_keys():
 def test_working_and_pending_results():
     assert trade_result(make_trade("Submitted"))["success"] is True
     assert trade_result(make_trade("PendingSubmit"))["success"] is False
-    partial = make_trade("Cancelled", filled=4, avg=10, log=[("Cancelled", "Error 202, reqId 5: x", 202)])
+    partial = make_trade("Cancelled", filled=4, avg=10,
+                         log=[("Cancelled", "Error 202, reqId 5: x", 202)])
     result = trade_result(partial)
     assert result["success"] is True and "partially filled" in result["error"]
 
@@ -226,7 +228,8 @@ def test_position_dict_shapes():
 
 
 def test_diff_positions_kinds():
-    diffs = diff_positions({"AAPL": 10, "MSFT": 5, "BTC-USD": 0.5}, {"AAPL": 10, "BTC-USD": 0.4, "TSLA": 2})
+    diffs = diff_positions({"AAPL": 10, "MSFT": 5, "BTC-USD": 0.5},
+                           {"AAPL": 10, "BTC-USD": 0.4, "TSLA": 2})
     by = {d["symbol"]: d for d in diffs}
     assert set(by) == {"MSFT", "BTC-USD", "TSLA"}
     assert by["MSFT"]["kind"] == "missing_at_broker"

@@ -34,13 +34,16 @@ def resting_price(trader, symbol: str) -> float:
 
 def test_same_id_twice_returns_the_first_order(trader, tsim):
     price = resting_price(trader, "ETH-USD")
-    first = trader.place_order("ETH-USD", "BUY", 0.1, "LMT", limit_price=price, client_order_id="same-1")
-    again = trader.place_order("ETH-USD", "BUY", 0.1, "LMT", limit_price=price, client_order_id="same-1")
+    first = trader.place_order("ETH-USD", "BUY", 0.1, "LMT", limit_price=price,
+                               client_order_id="same-1")
+    again = trader.place_order("ETH-USD", "BUY", 0.1, "LMT", limit_price=price,
+                               client_order_id="same-1")
     assert again["order_id"] == first["order_id"] and again["existing"] is True
     assert tsim.sim.order_count == 1
     # The nice_funcs helpers take the id too.
     bought = trader.market_buy("BTC-USD", 300, client_order_id="buy-1")
-    assert trader.market_buy("BTC-USD", 300, client_order_id="buy-1")["order_id"] == bought["order_id"]
+    repeat = trader.market_buy("BTC-USD", 300, client_order_id="buy-1")
+    assert repeat["order_id"] == bought["order_id"]
     assert tsim.sim.order_count == 2
 
 
@@ -61,12 +64,14 @@ def test_no_duplicate_across_a_dropped_connection(tsim, make_client):
     client = make_client(tsim)
     trader = client.trading
     price = resting_price(trader, "ETH-USD")
-    resting = trader.place_order("ETH-USD", "BUY", 0.2, "LMT", limit_price=price, client_order_id="drop-lmt")
+    resting = trader.place_order("ETH-USD", "BUY", 0.2, "LMT", limit_price=price,
+                                 client_order_id="drop-lmt")
     filled = trader.market_buy("BTC-USD", 400, client_order_id="drop-mkt")
     assert tsim.sim.order_count == 2
 
     drop_and_wait(tsim, client)
-    again = trader.place_order("ETH-USD", "BUY", 0.2, "LMT", limit_price=price, client_order_id="drop-lmt")
+    again = trader.place_order("ETH-USD", "BUY", 0.2, "LMT", limit_price=price,
+                               client_order_id="drop-lmt")
     assert again["existing"] is True and again["order_id"] == resting["order_id"]
     assert again["status"] in ("Submitted", "PreSubmitted")
     again_mkt = trader.market_buy("BTC-USD", 400, client_order_id="drop-mkt")
@@ -90,7 +95,8 @@ def test_no_duplicate_after_a_restart_with_the_same_client_id(tsim, make_client,
                                   client_order_id="restart-lmt")
     assert again["existing"] is True and again["order_id"] == resting["order_id"]
     again_mkt = restarted.market_buy("ETH-USD", 500, client_order_id="restart-mkt")
-    assert again_mkt["existing"] is True and again_mkt["filled_qty"] == pytest.approx(filled["filled_qty"])
+    assert again_mkt["existing"] is True
+    assert again_mkt["filled_qty"] == pytest.approx(filled["filled_qty"])
     assert tsim.sim.order_count == 2
     # The restarted agent can still cancel the order it placed before.
     assert restarted.cancel_order(resting["order_id"])["success"] is True
@@ -99,9 +105,11 @@ def test_no_duplicate_after_a_restart_with_the_same_client_id(tsim, make_client,
 def test_another_client_sees_the_open_order_by_id(tsim, make_client):
     trader = make_client(tsim).trading
     price = resting_price(trader, "BCH-USD")
-    placed = trader.place_order("BCH-USD", "BUY", 1, "LMT", limit_price=price, client_order_id="shared-1")
+    placed = trader.place_order("BCH-USD", "BUY", 1, "LMT", limit_price=price,
+                                client_order_id="shared-1")
     other = make_client(tsim).trading
-    seen = other.place_order("BCH-USD", "BUY", 1, "LMT", limit_price=price, client_order_id="shared-1")
+    seen = other.place_order("BCH-USD", "BUY", 1, "LMT", limit_price=price,
+                             client_order_id="shared-1")
     assert seen["existing"] is True and seen["perm_id"] == placed["perm_id"]
     assert tsim.sim.order_count == 1
 

@@ -6,14 +6,16 @@ import pytest
 
 import ib_nice_funcs as n
 
-ORDER_KEYS = {"success", "order_id", "client_order_id", "status", "filled_qty", "avg_price", "error"}
+ORDER_KEYS = {"success", "order_id", "client_order_id", "status", "filled_qty", "avg_price",
+              "error"}
 POSITION_KEYS = {"has_position", "quantity", "symbol", "avg_cost", "current_price", "market_value",
                  "unrealized_pnl", "unrealized_pnl_pct"}
 
 
 @pytest.fixture
 def module_sim(tsim, new_client_id):
-    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib", timeout=10)
+    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
+                timeout=10)
     return tsim
 
 
@@ -52,9 +54,11 @@ def test_nice_funcs_agent_flow(module_sim, book):
 def test_gateway_down_never_raises_and_warns_once_per_call(tsim, new_client_id, caplog):
     caplog.set_level("WARNING", logger="ib_nice_funcs")
     tsim.set_refuse_new(True)
-    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib", timeout=2)
+    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
+                timeout=2)
     checks = [
-        (lambda: n.market_buy("AAPL", 100), lambda r: r["success"] is False and ORDER_KEYS <= set(r)),
+        (lambda: n.market_buy("AAPL", 100),
+         lambda r: r["success"] is False and ORDER_KEYS <= set(r)),
         (lambda: n.market_sell("AAPL"), lambda r: r["success"] is False),
         (lambda: n.limit_buy("AAPL", 100, 10), lambda r: r["success"] is False),
         (lambda: n.limit_sell("AAPL", 50, 10), lambda r: r["success"] is False),
@@ -100,3 +104,27 @@ def test_no_position_sell_is_a_soft_failure(module_sim, caplog):
     assert result["success"] is False and "no long position" in result["error"]
     assert len(warnings(caplog)) == 1
     assert module_sim.sim.order_count == 0
+
+
+def test_concurrent_calls_from_threads(module_sim):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        buys = list(pool.map(lambda _: n.market_buy("BTC-USD", 200), range(4)))
+        reads = list(pool.map(lambda _: n.get_all_positions(), range(6)))
+        orders = list(pool.map(lambda _: n.get_open_orders(), range(6)))
+    assert all(b["success"] and b["status"] == "Filled" for b in buys)
+    assert len({b["order_id"] for b in buys}) == 4
+    assert all(isinstance(r, list) and r for r in reads)
+    assert all(o == [] for o in orders)
+    assert module_sim.sim.order_count == 4
+    total = sum(b["filled_qty"] for b in buys)
+    assert n.get_position("BTC-USD")["quantity"] == pytest.approx(total)
+
+
+def test_reported_failures_warn_once(module_sim, caplog):
+    caplog.set_level("WARNING", logger="ib_nice_funcs")
+    result = n.cancel_order(424242)
+    assert result["success"] is False and result["status"] == "NotFound"
+    got = warnings(caplog)
+    assert len(got) == 1 and "424242" in got[0]

@@ -72,29 +72,31 @@ def test_limit_sell_and_cancel_order(trader, tsim, sim_open_orders):
 
 def test_cancel_by_client_order_id(trader, tsim):
     price = trader.client.price("BTC-USD")
-    trader.place_order("BTC-USD", "BUY", 0.01, "LMT", limit_price=price * 0.5, client_order_id="cx-1")
+    trader.place_order("BTC-USD", "BUY", 0.01, "LMT", limit_price=price * 0.5,
+                       client_order_id="cx-1")
     result = trader.cancel_order("cx-1")
     assert result["success"] is True and result["client_order_id"] == "cx-1"
 
 
 def test_stop_order_triggers(trader, tsim, wait_status):
-    trader.market_buy("BTC-USD", 2000)
-    price = trader.client.price("BTC-USD")
-    stop = trader.place_order("BTC-USD", "SELL", 0.01, "STP", stop_price=round(price * 0.95))
+    trader.market_buy("AAPL", 2000)
+    price = trader.client.price("AAPL")
+    stop = trader.place_order("AAPL", "SELL", 2, "STP", stop_price=round(price * 0.95, 2))
     assert stop["success"] is True and stop["status"] in ("Submitted", "PreSubmitted")
-    tsim.set_price("BTC", price * 0.9)
+    tsim.set_price("AAPL", price * 0.9)
     assert wait_status(trader, stop["client_order_id"], {"Filled"}) == "Filled"
 
 
 def test_trailing_stop_percent_and_amount(trader, tsim, wait_status, match_now):
-    trader.market_buy("ETH-USD", 3000)
-    price = trader.client.price("ETH-USD")
-    pct = trader.place_order("ETH-USD", "SELL", 0.1, "TRAIL", trail_percent=5)
-    amt = trader.place_order("ETH-USD", "SELL", 0.1, "TRAIL", trail_amount=round(price * 0.1, 2))
-    assert pct["status"] in ("Submitted", "PreSubmitted") and amt["status"] in ("Submitted", "PreSubmitted")
-    tsim.set_price("ETH", price * 1.1)  # the stop trails up ...
+    trader.market_buy("MSFT", 3000)
+    price = trader.client.price("MSFT")
+    pct = trader.place_order("MSFT", "SELL", 1, "TRAIL", trail_percent=5)
+    amt = trader.place_order("MSFT", "SELL", 1, "TRAIL", trail_amount=round(price * 0.1, 2))
+    assert pct["status"] in ("Submitted", "PreSubmitted")
+    assert amt["status"] in ("Submitted", "PreSubmitted")
+    tsim.set_price("MSFT", price * 1.1)  # the stop trails up ...
     match_now(tsim)
-    tsim.set_price("ETH", price * 1.1 * 0.94)  # ... and a 6% drop from the high hits the 5% trail
+    tsim.set_price("MSFT", price * 1.1 * 0.94)  # ... and a 6% drop from the high hits the 5% trail
     assert wait_status(trader, pct["client_order_id"], {"Filled"}) == "Filled"
     open_ids = [o["client_order_id"] for o in trader.get_open_orders()]
     assert amt["client_order_id"] in open_ids  # the 10% trail is still waiting

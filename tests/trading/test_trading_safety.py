@@ -85,7 +85,9 @@ def test_pdt_guard_can_be_switched_off(sim_factory, make_client):
     assert trader.market_buy("MSFT", 1_000)["success"] is True
 
 
-def test_module_level_risk_breach_returns_failure_and_one_warning(tsim, warnings_log, new_client_id):
+def test_module_level_risk_breach_returns_failure_and_one_warning(
+    tsim, warnings_log, new_client_id
+):
     n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
                 max_position_usd=100)
     result = n.market_buy("BTC-USD", 1_000, 50)  # nice_funcs passes slippage third
@@ -147,7 +149,7 @@ def test_module_level_live_guard(sim_factory, warnings_log, new_client_id):
     assert n.market_buy("BTC-USD", 100)["success"] is True
 
 
-# -- bad input ---------------------------------------------------------------------------------------
+# -- bad input ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -172,6 +174,10 @@ def test_module_level_live_guard(sim_factory, warnings_log, new_client_id):
         lambda t: t.cancel_order(-1),
         lambda t: t.market_buy("", 100),
         lambda t: t.place_order("AAPL", "BUY", 1, client_order_id="has spaces"),
+        lambda t: t.market_buy("AAPL", 100, wait="yes"),
+        lambda t: t.place_order("AAPL", "BUY", 1, timeout=-1),
+        lambda t: t.reconcile_positions({"AAPL": "ten"}),
+        lambda t: t.get_position(42),
     ],
 )
 def test_bad_input_raises_before_anything_is_sent(tsim, make_client, call):
