@@ -59,18 +59,36 @@ def median_time(fn: Callable[[], Any], rounds: int) -> float:
     return statistics.median(samples)
 
 
-def median_time_async(loop: asyncio.AbstractEventLoop, factory: Callable[[], Awaitable[Any]], rounds: int) -> float:
-    """Median of ``await factory()`` timed inside the loop thread."""
+def paired(
+    ours: Callable[[], Any],
+    raw: Callable[[], Awaitable[Any]],
+    loop: asyncio.AbstractEventLoop,
+    rounds: int,
+    pause: float = 0.0,
+) -> tuple[float, float]:
+    """Medians of ours (sync, this thread) and raw (awaited in the loop), interleaved.
 
-    async def measure() -> float:
-        samples = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            await factory()
-            samples.append(time.perf_counter() - t0)
-        return statistics.median(samples)
+    Alternating the two sides sample by sample cancels the drift of a noisy
+    machine (other processes, ib_async's 45 requests/s throttle filling up)
+    that would bias whichever side runs second.
+    """
 
-    return asyncio.run_coroutine_threadsafe(measure(), loop).result(600)
+    async def one_raw() -> float:
+        t0 = time.perf_counter()
+        await raw()
+        return time.perf_counter() - t0
+
+    ours_s, raw_s = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        ours()
+        ours_s.append(time.perf_counter() - t0)
+        if pause:
+            time.sleep(pause)
+        raw_s.append(asyncio.run_coroutine_threadsafe(one_raw(), loop).result(600))
+        if pause:
+            time.sleep(pause)
+    return statistics.median(ours_s), statistics.median(raw_s)
 
 
 def import_time(module: str, rounds: int) -> float:
@@ -140,9 +158,7 @@ def run(rounds: int) -> dict[str, dict[str, float]]:
         ).result(30)
 
         # -- hop ---------------------------------------------------------
-        ours = median_time(client.server_time, rounds * 20)
-        raw = median_time_async(loop, raw_ib.reqCurrentTimeAsync, rounds * 20)
-        record("hop", ours, raw)
+        record("hop", *paired(client.server_time, raw_ib.reqCurrentTimeAsync, loop, rounds * 20))
 
         # -- cold prices of 10 symbols -------------------------------------
         contracts_src = [parse_symbol(s) for s in SYMBOLS]
@@ -158,7 +174,9 @@ def run(rounds: int) -> dict[str, dict[str, float]]:
             await asyncio.gather(*(raw_ib.reqTickersAsync(c) for c in contracts))
 
         ours_prices()
-        record("prices_cold", median_time(ours_prices, rounds), median_time_async(loop, raw_prices, rounds))
+        # Paused between samples so ib_async's own 45 requests/s throttle (20
+        # requests a sample) does not decide the result.
+        record("prices_cold", *paired(ours_prices, raw_prices, loop, rounds, pause=0.5))
 
         # -- 10,000 one-minute bars ----------------------------------------
         days = 10_000 / 1440
@@ -183,7 +201,7 @@ def run(rounds: int) -> dict[str, dict[str, float]]:
             raw_bars[:] = bars
 
         ours_ohlcv()
-        record("ohlcv_10k", median_time(ours_ohlcv, rounds), median_time_async(loop, raw_ohlcv, rounds))
+        record("ohlcv_10k", *paired(ours_ohlcv, raw_ohlcv, loop, rounds))
 
         # -- conversion alone ----------------------------------------------
         bars = list(raw_bars)
@@ -245,8 +263,7 @@ def _orders(client: Any, raw_ib: Any, loop: asyncio.AbstractEventLoop, rounds: i
     try:
         ours()
         ours()
-        ours_s = median_time(ours, rounds)
-        raw_s = median_time_async(loop, raw, rounds)
+        ours_s, raw_s = paired(ours, raw, loop, rounds)
     finally:
         trading_client.close()
     return {"order_round_trip": {"facade_s": ours_s, "raw_s": raw_s, "ratio": ours_s / raw_s}}
