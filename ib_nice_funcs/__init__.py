@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "token_prices": "nice_funcs",
     "get_ohlcv_data": "nice_funcs",
     "get_data": "nice_funcs",
+    "subscribe": "nice_funcs",
+    "stream_prices": "nice_funcs",
     # trading
     "market_buy": "trading.module_api",
     "market_sell": "trading.module_api",
@@ -116,6 +118,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         get_current_price,
         get_data,
         get_ohlcv_data,
+        stream_prices,
+        subscribe,
         token_price,
         token_prices,
     )

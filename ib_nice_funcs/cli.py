@@ -101,10 +101,14 @@ def _sim(args: argparse.Namespace) -> int:
     from .sim import serve_forever
 
     print(f"paper TWS simulator on {args.host}:{args.port} (account {args.account}, seed {args.seed}); Ctrl-C stops it")
+    # The simulator logs where it listens (the Client Portal URL and its CA file).
+    logging.getLogger("ib_nice_funcs.sim").setLevel(logging.INFO)
     try:
         serve_forever(
             host=args.host, port=args.port, seed=args.seed, account=args.account,
             enforce_pacing=not args.no_pacing,
+            portal_port=args.portal,
+            portal_kwargs={"tls": not args.no_tls} if args.portal is not None else None,
         )
     except KeyboardInterrupt:
         pass
@@ -139,26 +143,43 @@ def _demo(args: argparse.Namespace) -> int:
 
 @command("doctor")
 def _doctor(args: argparse.Namespace) -> int:
-    from .client import Client
+    from .config import get_settings
+    from .doctor import format_check, run_checks
 
-    ok = True
-    with _client(args) as client:
-        s = client.settings
-        print(f"gateway   {s.host}:{s.port} client id {s.client_id}")
-        print(f"sources   {', '.join(client.source_order())}")
-        try:
-            client.gateway.call(client.gateway.ib_async, s.connect_timeout + 1, "connect")
-            accounts = client.gateway.managed_accounts
-            print(f"connected yes; accounts {', '.join(accounts) or '-'}")
-            live = [a for a in accounts if not a.startswith("D")]
-            if live:
-                print(f"warning   live account(s) {', '.join(live)}: orders are refused unless allow_live")
-        except Exception as exc:  # noqa: BLE001 - the doctor reports every failure
-            ok = False
-            print(f"connected no: {exc}")
-        assert isinstance(client, Client)
-    if not ok:
-        raise CLIError("the gateway is not reachable; see the line above")
+    overrides: dict[str, Any] = {}
+    for key in ("host", "port", "client_id"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    settings = get_settings().replace(**overrides) if overrides else get_settings()
+    probe = args.timeout if args.timeout is not None else 3.0
+    print(f"ib-nice-funcs doctor: {settings.host}:{settings.port}, client id {settings.client_id}")
+    checks = run_checks(settings, probe_timeout=probe, symbol=args.symbol,
+                        on_check=lambda c: print(format_check(c), flush=True))
+    failed = [c.name for c in checks if c.failed]
+    if failed:
+        print(f"\n{len(failed)} check(s) failed: {', '.join(failed)}")
+        return 1
+    print("\nall checks passed")
+    return 0
+
+
+@command("costs")
+def _costs(args: argparse.Namespace) -> int:
+    from .costs import format_cost_report, plan_commissions, plan_market_data
+
+    commissions = plan_commissions(args.trades, args.shares, args.price, args.option_trades,
+                                   args.contracts)
+    exchanges, listings = [], {}
+    for item in args.exchange or []:
+        if "=" in item:
+            symbol, _, exchange = item.partition("=")
+            listings[symbol.strip()] = exchange.strip()
+        else:
+            exchanges.append(item)
+    monthly = commissions.total if args.commissions is None else args.commissions
+    data = plan_market_data(args.symbols, exchanges, args.professional, monthly, listings)
+    print(format_cost_report(commissions, data))
     return 0
 
 
@@ -197,12 +218,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--account", default="DU1234567", help="paper ids start with D; others act as live")
     p.add_argument("--no-pacing", action="store_true", help="do not enforce IB's historical pacing rules")
+    p.add_argument("--portal", type=int, nargs="?", const=5000, metavar="PORT",
+                   help="also serve the Client Portal REST API (default port 5000; 0 = any free port)")
+    p.add_argument("--no-tls", action="store_true", help="serve the Client Portal over plain HTTP")
 
     p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3)
 
-    sub.add_parser("doctor", parents=[common], help="check the gateway connection and settings")
+    p = sub.add_parser("doctor", parents=[common],
+                       help="check the gateway, API session, account, market data and portal")
+    p.add_argument("--symbol", default="AAPL", help="symbol the market-data check prices (AAPL)")
+
+    p = sub.add_parser("costs", help="monthly commissions and market-data fees, estimated")
+    p.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols you want quotes for")
+    p.add_argument("--trades", type=int, default=0, help="stock orders per month")
+    p.add_argument("--shares", type=float, default=100, help="shares per stock order (100)")
+    p.add_argument("--price", type=float, help="share price in USD (applies the 1%% cap)")
+    p.add_argument("--option-trades", type=int, default=0, dest="option_trades",
+                   help="option orders per month")
+    p.add_argument("--contracts", type=int, default=1, help="contracts per option order (1)")
+    p.add_argument("--exchange", action="append", metavar="EXCH|SYMBOL=EXCH",
+                   help="add an exchange's data (NYSE, NASDAQ, ARCA...), or give a symbol's "
+                        "listing exchange; repeatable")
+    p.add_argument("--professional", action="store_true", help="professional subscriber prices")
+    p.add_argument("--commissions", type=float,
+                   help="monthly commissions for the $30 waiver (default: the estimate)")
     _add_trading_commands(sub, common)
     return parser
 

@@ -31,9 +31,12 @@ from .symbols import Instrument, parse_symbol
 from .timeframes import days_back_range, parse_timeframe
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     import pandas as pd
 
     from ._gateway import IBGateway
+    from .streaming import PriceStream, Subscription
     from .trading import Trader
 
 __all__ = ["Client"]
@@ -107,9 +110,23 @@ class Client:
             return self._trader
 
     def close(self, timeout: float = 5.0) -> None:
-        """Disconnect from the gateway; safe to call twice. Blocks up to ``timeout``."""
+        """Disconnect from the gateway; safe to call twice. Blocks up to ``timeout``.
+
+        Open subscriptions and price streams of this client end.
+        """
         with self._lock:
             gateway, self._gateway = self._gateway, None
+            ib_source = self._builtin.get("ib")
+        if gateway is not None and ib_source is not None:
+
+            async def stop_streams() -> None:
+                ib_source.tickers.close_sinks()
+                ib_source.barsubs.drop_all()
+
+            try:
+                self._loop.run(stop_streams, timeout, "stop streams")
+            except Exception:  # noqa: BLE001 - closing must not raise
+                log.debug("stopping streams failed", exc_info=True)
         if gateway is not None:
             self._loop.remove_shutdown_hook(gateway.close_async)
             try:
@@ -216,12 +233,19 @@ class Client:
         """The current price of one instrument.
 
         Blocks up to ``timeout`` seconds (default: the ``timeout`` setting).
+        A symbol asked for again within 5 minutes gets a live ticker (one
+        market-data line, see ``max_market_data_lines``); while its last tick
+        is under 10 s old the price is read from it in microseconds, with no
+        message to IB and no thread hop. Older ticks fall back to a snapshot.
 
         Raises:
             ValueError, TypeError: a malformed symbol or unknown source (nothing sent).
             UnknownSymbolError: no source knows the symbol.
             AllSourcesFailedError: every source failed (``.errors`` says why).
         """
+        value = self.live_price(symbol, source)
+        if value is not None:
+            return value
         instrument = parse_symbol(symbol)
         got = self._prices_by_instrument([instrument], source, timeout)
         value = got[instrument.symbol][0]
@@ -261,6 +285,25 @@ class Client:
             (s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)
         }
 
+    def live_price(self, symbol: Any, source: str = "auto") -> float | None:
+        """The price from a fresh live ticker, or None; never blocks, sends nothing.
+
+        Only when IB is the first source asked for ``source``.
+        """
+        ib_source = self._builtin.get("ib")
+        if ib_source is None or not self._ib_first(source):
+            return None
+        return ib_source.tickers.fresh_price(symbol)
+
+    def _ib_first(self, source: str) -> bool:
+        if source == "ib":
+            return True
+        if source != "auto" or self.settings.sources[0] != "ib":
+            return False
+        from .sources import BUILTIN_PRIORITY_STEP, registered_sources
+
+        return all(prio >= BUILTIN_PRIORITY_STEP for _, prio in registered_sources().values())
+
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
     ) -> dict[str, tuple[float | None, IBNiceFuncsError | None]]:
@@ -271,6 +314,13 @@ class Client:
         result: dict[str, tuple[float | None, IBNiceFuncsError | None]] = {}
         errors: dict[str, BaseException] = {}
         todo: list[Instrument] = []
+        ib_source = self._builtin.get("ib") if order[0] == "ib" else None
+        if ib_source is not None:
+            live = [(i, ib_source.tickers.fresh_key(i.key)) for i in unique]
+            for i, value in live:
+                if value is not None:
+                    result[i.symbol] = (value, None)
+            unique = [i for i, value in live if value is None]
         with self._lock:
             for i in unique:
                 cached = next((self._prices.get((n, i.symbol)) for n in order if (n, i.symbol) in self._prices), None)
@@ -313,6 +363,104 @@ class Client:
         for i in todo:
             result[i.symbol] = (None, _combine(f"price of {i.symbol}", errors, order))
         return result
+
+    # -- streams -------------------------------------------------------------
+
+    def subscribe(
+        self,
+        symbols: Any,
+        callback: Callable[[str, float, datetime], Any],
+        *,
+        timeout: float | None = None,
+        strict: bool = True,
+    ) -> Subscription:
+        """Push live prices of ``symbols`` to ``callback(symbol, price, time)``.
+
+        ``symbols`` is one symbol or a list; ``symbol`` in the callback is as
+        given, ``time`` a tz-aware UTC datetime. The callback runs on the
+        subscription's own worker thread (never the event-loop thread), once
+        for the current price and then on every price change; a slow callback
+        gets the latest price per symbol, never a backlog. After a dropped
+        connection or IB's 1101 the streams are renewed by themselves. Each
+        symbol holds one market-data line until ``close()``.
+
+        Blocks up to ``timeout`` seconds while subscribing.
+
+        Raises:
+            ValueError, TypeError: malformed symbols or callback (nothing sent).
+            UnknownSymbolError, MarketDataNotSubscribedError,
+            MarketDataLinesExhaustedError, ConnectionFailedError: with
+                ``strict`` (default) when any symbol cannot be streamed;
+                otherwise those symbols are listed in ``handle.errors`` (and
+                when none can, the handle comes back closed).
+        """
+        from .streaming import Subscription
+
+        names, items = self._stream_items(symbols)
+        tickers = self._source("ib").tickers
+        handle = Subscription(tickers, names, callback)
+        handle.errors = self._open_stream(handle, items, self.resolve_timeout(timeout), strict)
+        if len(handle.errors) < len(names):
+            handle.start()
+        return handle
+
+    def stream_prices(
+        self,
+        symbols: Any,
+        *,
+        timeout: float | None = None,
+        duration: float | None = None,
+        strict: bool = True,
+    ) -> PriceStream:
+        """A sync iterator of live ``(symbol, price, time)`` updates (:class:`PriceUpdate`).
+
+        The current price of each symbol comes first, then every change.
+        Iteration ends after ``duration`` seconds (None: never), on
+        ``close()`` from any thread, or on ``break``; with ``timeout``, a wait
+        of more than ``timeout`` seconds for the next update raises
+        RequestTimeoutError. Renewed by itself after a reconnect.
+
+        Raises:
+            The same as :meth:`subscribe` (while subscribing).
+        """
+        from .streaming import PriceStream
+
+        names, items = self._stream_items(symbols)
+        for name, value in (("timeout", timeout), ("duration", duration)):
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            ):
+                raise ValueError(f"{name}={value!r} must be a positive number of seconds or None")
+        tickers = self._source("ib").tickers
+        stream = PriceStream(tickers, names, timeout=timeout, duration=duration,
+                             on_timeout="raise" if strict else "stop")
+        stream.errors = self._open_stream(stream, items, self.settings.timeout, strict)
+        return stream
+
+    @staticmethod
+    def _open_stream(handle: Any, items: list[tuple[str, Instrument]], timeout: float,
+                     strict: bool) -> dict[str, BaseException]:
+        """Attach ``handle`` to live streams; non-strict failures are returned (and close it if all failed)."""
+        try:
+            errors = handle._tickers.open(handle.sink, items, timeout, strict)
+        except IBNiceFuncsError as exc:
+            if strict:
+                raise
+            errors = {name: exc for name, _ in items}
+        if len(errors) == len(items):
+            handle.close()
+        return errors
+
+    def _stream_items(self, symbols: Any) -> tuple[tuple[str, ...], list[tuple[str, Instrument]]]:
+        one = isinstance(symbols, str) or hasattr(symbols, "secType")
+        given = [symbols] if one else list(symbols)
+        if not given:
+            raise ValueError("give at least one symbol to stream")
+        items: dict[str, Instrument] = {}
+        for s in given:
+            instrument = parse_symbol(s)
+            items.setdefault(s if isinstance(s, str) else instrument.symbol, instrument)
+        return tuple(items), list(items.items())
 
     # -- bars ----------------------------------------------------------------
 

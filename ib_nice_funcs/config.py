@@ -66,6 +66,9 @@ class Settings:
     market_data_type: int = 1
     #: Seconds a quote stays fresh in the price cache.
     price_ttl: float = 1.0
+    #: Streaming market-data lines this client may hold (live tickers kept for
+    #: hot symbols and subscribe()/stream_prices()); least recently used first out.
+    max_market_data_lines: int = 100
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,12 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
                 raise ConfigurationError(f"{name}={value!r} must be a positive number of seconds")
+        lines = self.max_market_data_lines
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
+            raise ConfigurationError(
+                f"max_market_data_lines={lines!r} must be a whole number >= 1 "
+                "(IB_NICE_FUNCS_MAX_LINES; IB's default allowance is 100 lines)"
+            )
         if self.market_data_type not in (1, 2, 3, 4):
             raise ConfigurationError(
                 f"market_data_type={self.market_data_type!r}: use 1 live, 2 frozen, "
@@ -135,6 +144,7 @@ class Settings:
         number("IB_NICE_FUNCS_TIMEOUT", "timeout")
         number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
         number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
+        number("IB_NICE_FUNCS_MAX_LINES", "max_market_data_lines", int)
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
             values["sources"] = env["IB_NICE_FUNCS_SOURCES"]
         elif values.get("portal_url"):

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
     "COMMISSION_SCHEDULE",
+    "LISTING_NETWORKS",
     "MARKET_DATA_FEES",
+    "MONTHLY_MINIMUM_USD",
+    "CommissionPlan",
+    "DataLine",
+    "DataPlan",
     "MarketDataFee",
     "commission_usd",
+    "format_cost_report",
     "monthly_data_cost",
+    "plan_commissions",
+    "plan_market_data",
 ]
 
 #: Monthly commissions (USD) at which IB waives non-professional data fees.
@@ -180,3 +188,331 @@ def monthly_data_cost(
     if not professional and commissions >= DATA_FEE_WAIVER_COMMISSIONS_USD:
         return 0.0
     return round(total, 2)
+
+
+# --- planning: a month of orders and the data they need ----------------------
+
+#: IBKR Pro fixed pricing: the minimum monthly commission. A month with less
+#: is charged the difference (the "monthly activity" top-up).
+MONTHLY_MINIMUM_USD = 10.0
+
+#: Listing network of common US tickers (Network A = NYSE, B = NYSE American /
+#: Arca / BATS, C = NASDAQ), keyed to :data:`MARKET_DATA_FEES`. A stock not
+#: listed here is counted as needing all three networks (pass its exchange to
+#: be exact).
+LISTING_NETWORKS: dict[str, str] = {
+    **dict.fromkeys(
+        ("AAPL", "MSFT", "GOOGL", "GOOG", "AMZN", "NVDA", "TSLA", "META", "NFLX", "AMD",
+         "INTC", "CSCO", "ADBE", "PEP", "COST", "AVGO", "QCOM", "TXN", "PYPL", "SBUX",
+         "QQQ", "TLT", "MRNA", "PDD", "ABNB", "COIN", "MSTR"), "nasdaq"),
+    **dict.fromkeys(
+        ("IBM", "JPM", "BAC", "WMT", "KO", "DIS", "XOM", "CVX", "PFE", "JNJ", "V", "MA",
+         "BRK.B", "GS", "MS", "T", "VZ", "HD", "NKE", "MCD", "BA", "CAT", "GE", "F", "GM",
+         "UNH", "ORCL", "CRM", "PG", "C", "WFC", "UBER", "SNOW", "PLTR"), "nyse"),
+    **dict.fromkeys(
+        ("SPY", "IWM", "DIA", "GLD", "SLV", "XLF", "XLE", "XLK", "EEM", "EFA", "VTI", "VOO",
+         "HYG", "LQD", "ARKK", "USO", "GDX"), "amex"),
+}
+
+_EXCHANGE_NETWORK = {
+    "NYSE": "nyse", "NETWORK A": "nyse", "CTA": "nyse",
+    "NASDAQ": "nasdaq", "NETWORK C": "nasdaq", "UTP": "nasdaq",
+    "AMEX": "amex", "NYSE AMERICAN": "amex", "NYSEAMERICAN": "amex", "ARCA": "amex",
+    "NYSEARCA": "amex", "BATS": "amex", "NETWORK B": "amex",
+}
+_US_NETWORKS = ("nyse", "nasdaq", "amex")
+_BUNDLE = "us_equity_bundle"
+
+
+@dataclass(frozen=True)
+class CommissionPlan:
+    """A month of planned orders under IBKR Pro fixed pricing (all USD).
+
+    Attributes:
+        stock_orders, shares_per_order, price: the stock orders planned
+            (``price`` None: the 1% cap is not applied).
+        stock_per_order: commission of one stock order.
+        option_orders, contracts_per_order, option_per_order: the same for options.
+        commissions: the orders' commissions together.
+        monthly_minimum: :data:`MONTHLY_MINIMUM_USD`.
+        top_up: charged on top when ``commissions`` is below the minimum.
+        total: what the month costs in commissions (``commissions + top_up``).
+    """
+
+    stock_orders: int
+    shares_per_order: float
+    price: float | None
+    stock_per_order: float
+    option_orders: int
+    contracts_per_order: int
+    option_per_order: float
+    commissions: float
+    monthly_minimum: float
+    top_up: float
+    total: float
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def plan_commissions(
+    stock_orders: int = 0,
+    shares: float = 0,
+    price: float | None = None,
+    option_orders: int = 0,
+    contracts: int = 1,
+) -> CommissionPlan:
+    """Commissions of a month of orders (fixed pricing), with the monthly minimum.
+
+    Stocks: USD 0.005/share, at least USD 1.00 per order, at most 1% of the
+    trade value (only applied when ``price`` is given). Options: USD 0.65 per
+    contract, at least USD 1.00 per order. A month under USD 10 is topped up
+    to USD 10.
+
+    Args:
+        stock_orders: Stock orders in the month.
+        shares: Shares per stock order.
+        price: Share price in USD, for the 1% cap; None leaves the cap out.
+        option_orders: Option orders in the month.
+        contracts: Contracts per option order.
+
+    Raises:
+        ValueError: negative or fractional counts, negative shares or price.
+        TypeError: non-numeric values.
+    """
+    n_stock = _count("stock_orders", stock_orders)
+    n_opt = _count("option_orders", option_orders)
+    n_contracts = _count("contracts", contracts)
+    qty = _number("shares", shares, allow_zero=True)
+    if price is None:
+        rate, minimum, _ = COMMISSION_SCHEDULE["STK"][1:]
+        per_stock = round(max(qty * rate, minimum), 4) if qty else 0.0
+        px = None
+    else:
+        px = _number("price", price, allow_zero=False)
+        per_stock = commission_usd("STK", qty, px)
+    per_option = commission_usd("OPT", n_contracts, 0.0)
+    commissions = round(n_stock * per_stock + n_opt * per_option, 2)
+    top_up = round(max(0.0, MONTHLY_MINIMUM_USD - commissions), 2)
+    return CommissionPlan(
+        n_stock, qty, px, per_stock, n_opt, n_contracts, per_option, commissions,
+        MONTHLY_MINIMUM_USD, top_up, round(commissions + top_up, 2),
+    )
+
+
+@dataclass(frozen=True)
+class DataLine:
+    """One market-data subscription of a plan: its key, what it covers, its monthly fee."""
+
+    key: str
+    description: str
+    symbols: tuple[str, ...]
+    monthly: float | None
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """The cheapest market-data subscriptions for some symbols and exchanges (USD/month).
+
+    Attributes:
+        professional: professional subscriber prices.
+        lines: the subscriptions chosen, with the symbols each one covers.
+        free: symbols whose quotes cost nothing here (FX on IDEALPRO, crypto on PAXOS).
+        assumed: stocks of unknown listing, counted as needing every US network.
+        singles_cost: the single-exchange subscriptions together (prices known).
+        bundle_cost: the US equity bundle (non-professional only), else None.
+        choice: ``"bundle"``, ``"single exchanges"`` or ``"none"``.
+        gross: the fee of the choice before any waiver.
+        unpriced: chosen subscriptions with no price in this table (not in ``gross``).
+        monthly_commissions: commissions counted for the waiver.
+        waived: non-professional fees waived (commissions >= USD 30).
+        total: what the month costs in market data.
+    """
+
+    professional: bool
+    lines: tuple[DataLine, ...]
+    free: tuple[str, ...]
+    assumed: tuple[str, ...]
+    singles_cost: float
+    bundle_cost: float | None
+    choice: str
+    gross: float
+    unpriced: tuple[str, ...]
+    monthly_commissions: float
+    waived: bool
+    total: float
+
+
+def _network_of_exchange(exchange: str) -> str:
+    key = str(exchange).strip().upper().replace("_", " ")
+    found = _EXCHANGE_NETWORK.get(key)
+    if found is None:
+        raise ValueError(
+            f"unknown exchange {exchange!r}; use one of {', '.join(sorted(_EXCHANGE_NETWORK))}"
+        )
+    return found
+
+
+def plan_market_data(
+    symbols: Iterable[str] = (),
+    exchanges: Iterable[str] = (),
+    professional: bool = False,
+    monthly_commissions: float = 0.0,
+    listings: Mapping[str, str] | None = None,
+) -> DataPlan:
+    """The market-data subscriptions ``symbols`` and ``exchanges`` need, cheapest first.
+
+    Each US stock needs its listing network (:data:`LISTING_NETWORKS`; an
+    unknown one counts as all three); FX and crypto quotes are free. A
+    non-professional takes the US equity bundle when it costs no more than the
+    single exchanges; professionals pay per exchange. Non-professional fees
+    are waived in a month with at least USD 30 of commissions.
+
+    Args:
+        symbols: Symbols as agents write them (``AAPL``, ``EURUSD``, ``BTC-USD``).
+        exchanges: Extra exchanges to subscribe (``NYSE``, ``NASDAQ``, ``ARCA``...).
+        professional: Professional subscriber.
+        monthly_commissions: Commissions in the month, USD (for the waiver).
+        listings: Listing exchange of symbols (``{"ZZZZ": "NYSE"}``), over
+            :data:`LISTING_NETWORKS`.
+
+    Raises:
+        ValueError: a malformed symbol, an unknown exchange, negative commissions.
+    """
+    from .symbols import parse_symbol
+
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    if isinstance(exchanges, str):
+        exchanges = [exchanges]
+    commissions = _number("monthly_commissions", monthly_commissions, allow_zero=True)
+    known = dict(LISTING_NETWORKS)
+    for sym, exchange in (listings or {}).items():
+        known[parse_symbol(sym).symbol] = _network_of_exchange(exchange)
+    needed: dict[str, list[str]] = {}
+    free: list[str] = []
+    assumed: list[str] = []
+    stocks: list[str] = []
+    for text in symbols:
+        instrument = parse_symbol(text)
+        if instrument.asset_class in ("fx", "crypto"):
+            free.append(instrument.symbol)
+            continue
+        stocks.append(instrument.symbol)
+        network = known.get(instrument.symbol)
+        if network is None:
+            assumed.append(instrument.symbol)
+            for net in _US_NETWORKS:
+                needed.setdefault(net, []).append(instrument.symbol)
+        else:
+            needed.setdefault(network, []).append(instrument.symbol)
+    for exchange in exchanges:
+        needed.setdefault(_network_of_exchange(exchange), [])
+    singles: list[DataLine] = []
+    unpriced: list[str] = []
+    for key in _US_NETWORKS:
+        if key not in needed:
+            continue
+        fee = MARKET_DATA_FEES[key]
+        monthly = fee.professional if professional else fee.non_professional
+        if monthly is None:
+            unpriced.append(key)
+        singles.append(DataLine(key, fee.description, tuple(dict.fromkeys(needed[key])), monthly))
+    singles_cost = round(sum(line.monthly or 0.0 for line in singles), 2)
+    bundle_fee = MARKET_DATA_FEES[_BUNDLE]
+    bundle_cost = None if professional else bundle_fee.non_professional
+    if not singles:
+        lines: tuple[DataLine, ...] = ()
+        choice, gross = "none", 0.0
+    elif bundle_cost is not None and bundle_cost <= singles_cost:
+        covered = tuple(dict.fromkeys(stocks))
+        lines = (DataLine(_BUNDLE, bundle_fee.description, covered, bundle_cost),)
+        choice, gross, unpriced = "bundle", bundle_cost, []
+    else:
+        lines, choice, gross = tuple(singles), "single exchanges", singles_cost
+    waived = not professional and gross > 0 and commissions >= DATA_FEE_WAIVER_COMMISSIONS_USD
+    return DataPlan(
+        professional, lines, tuple(dict.fromkeys(free)), tuple(dict.fromkeys(assumed)),
+        singles_cost, bundle_cost, choice, round(gross, 2), tuple(unpriced), commissions,
+        waived, 0.0 if waived else round(gross, 2),
+    )
+
+
+_SHORT_NAMES = {
+    _BUNDLE: "US equity + options bundle",
+    "nyse": "NYSE (Network A)",
+    "nasdaq": "NASDAQ (Network C)",
+    "amex": "NYSE American/Arca/BATS (Network B)",
+}
+
+
+def format_cost_report(commissions: CommissionPlan, data: DataPlan) -> str:
+    """A readable monthly breakdown of :func:`plan_commissions` and :func:`plan_market_data`."""
+    rows: list[tuple[str, str]] = []
+
+    def money(x: float) -> str:
+        return f"${x:,.2f}"
+
+    out = ["Commissions (IBKR Pro fixed pricing, per month)"]
+    c = commissions
+    if c.stock_orders:
+        rows.append((f"  {c.stock_orders} stock orders x {c.shares_per_order:g} shares at "
+                     f"{money(c.stock_per_order)} each", money(c.stock_orders * c.stock_per_order)))
+        cap = (f"1% of the trade value at {money(c.price)}/share" if c.price is not None
+               else "no 1% cap: give --price")
+        rows.append((f"    ($0.005/share, $1.00 minimum, {cap})", ""))
+    if c.option_orders:
+        rows.append((f"  {c.option_orders} option orders x {c.contracts_per_order} contract(s) at "
+                     f"{money(c.option_per_order)} each", money(c.option_orders * c.option_per_order)))
+        rows.append(("    ($0.65/contract, $1.00 minimum per order)", ""))
+    if not (c.stock_orders or c.option_orders):
+        rows.append(("  no orders planned (use --trades/--shares)", money(0.0)))
+    if c.top_up:
+        rows.append((f"  monthly minimum {money(c.monthly_minimum)}: top-up", money(c.top_up)))
+    else:
+        rows.append((f"  monthly minimum {money(c.monthly_minimum)}: met", money(0.0)))
+    rows.append(("  commissions", money(c.total)))
+    out += _aligned(rows)
+
+    kind = "professional" if data.professional else "non-professional"
+    out += ["", f"Market data ({kind}, per month)"]
+    rows = []
+    for line in data.lines:
+        who = ", ".join(line.symbols) or "(exchange asked for)"
+        fee = money(line.monthly) if line.monthly is not None else "price not in table"
+        rows.append((f"  {_SHORT_NAMES.get(line.key, line.key)}: {who}", fee))
+    if data.free:
+        rows.append((f"  free quotes (FX on IDEALPRO, crypto on PAXOS): {', '.join(data.free)}",
+                     money(0.0)))
+    if data.choice == "bundle":
+        rows.append((f"  the bundle is the cheapest (single exchanges: {money(data.singles_cost)})", ""))
+    elif data.choice == "single exchanges" and data.bundle_cost is not None:
+        rows.append((f"  single exchanges are the cheapest (bundle: {money(data.bundle_cost)})", ""))
+    if data.waived:
+        rows.append((f"  waived: commissions {money(data.monthly_commissions)} >= "
+                     f"{money(DATA_FEE_WAIVER_COMMISSIONS_USD)}", "-" + money(data.gross)))
+    elif data.gross and not data.professional:
+        short = DATA_FEE_WAIVER_COMMISSIONS_USD - data.monthly_commissions
+        rows.append((f"  not waived: {money(short)} more commissions would waive it", ""))
+    rows.append(("  market data", money(data.total)))
+    out += _aligned(rows)
+    notes = []
+    if data.assumed:
+        notes.append(f"listing exchange unknown for {', '.join(data.assumed)}: counted as all "
+                     "three US networks (pass --exchange SYMBOL=NYSE, say, to be exact)")
+    if data.unpriced:
+        notes.append(f"no professional price known here for {', '.join(data.unpriced)}: "
+                     "not in the total")
+    out += ["", f"Total per month: {money(c.total + data.total)}"]
+    out += [f"note: {n}" for n in notes]
+    out.append("Estimates from IBKR's published schedules; exchange, regulatory and clearing "
+               "fees are not included.")
+    return "\n".join(out)
+
+
+def _aligned(rows: list[tuple[str, str]]) -> list[str]:
+    width = max(len(label) for label, value in rows if value) + 2
+    return [f"{label.ljust(width)}{value:>12}".rstrip() if value else label for label, value in rows]

@@ -23,7 +23,11 @@ from .client import Client
 from .errors import IBNiceFuncsError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
+
     import pandas as pd
+
+    from .streaming import PriceStream, Subscription
 
 __all__ = [
     "configure",
@@ -34,6 +38,8 @@ __all__ = [
     "token_prices",
     "get_ohlcv_data",
     "get_data",
+    "subscribe",
+    "stream_prices",
 ]
 
 log = logging.getLogger("ib_nice_funcs")
@@ -193,3 +199,55 @@ def _frame_or_empty(what: str, call: Callable[[], pd.DataFrame], empty: Callable
         frame = empty()
         frame.attrs["source"] = None
         return frame
+
+
+# -- streams -------------------------------------------------------------------
+
+
+def subscribe(symbols: Any, callback: Callable[[str, float, datetime], Any]) -> Subscription:
+    """Call ``callback(symbol, price, time)`` with live prices of ``symbols`` until ``close()``.
+
+    ``symbols`` is one symbol or a list. The callback runs on a worker thread
+    of the subscription (never the package's event-loop thread), first with
+    each symbol's current price, then on every change; ``time`` is a tz-aware
+    UTC datetime. The streams are renewed by themselves after a dropped
+    connection. Use the handle as a context manager or call ``close()``.
+
+    Never raises for operational failures: symbols that cannot be streamed
+    (unknown, no market-data permission, gateway down) get one WARNING and
+    are listed in ``handle.errors``; when none can, the handle is closed.
+
+    Raises:
+        ValueError, TypeError: malformed symbols or a non-callable callback.
+    """
+    handle = default_client().subscribe(symbols, callback, strict=False)
+    _warn_stream_errors("subscribe", handle.errors)
+    return handle
+
+
+def stream_prices(
+    symbols: Any, timeout: float | None = None, duration: float | None = None
+) -> PriceStream:
+    """Iterate live ``(symbol, price, time)`` updates of ``symbols``.
+
+        for symbol, price, when in n.stream_prices(["AAPL", "BTC-USD"], timeout=60):
+            ...
+
+    The current price of each symbol comes first, then every change. The
+    iteration ends after ``duration`` seconds, on ``break`` or ``close()``,
+    or (with one WARNING) when no update came for ``timeout`` seconds. It
+    resumes by itself after a dropped connection. Symbols that cannot be
+    streamed get one WARNING; if none can, the iteration is empty.
+
+    Raises:
+        ValueError, TypeError: malformed symbols, timeout or duration.
+    """
+    stream = default_client().stream_prices(symbols, timeout=timeout, duration=duration, strict=False)
+    _warn_stream_errors("stream_prices", stream.errors)
+    return stream
+
+
+def _warn_stream_errors(what: str, errors: dict[str, BaseException]) -> None:
+    if errors:
+        log.warning("%s: no live prices for %s: %s", what, ", ".join(errors),
+                    "; ".join(dict.fromkeys(str(e) for e in errors.values())))

@@ -33,6 +33,8 @@ class SimulatorHandle:
         self.loop = loop
         self.port = sim.port
         self.host = sim.host
+        #: the Client Portal simulator's handle when started with ``portal=True``
+        self.portal: Any = None
 
     @property
     def market(self) -> PaperMarket:
@@ -95,12 +97,19 @@ class SimulatorHandle:
 
 
 @contextlib.contextmanager
-def run_simulator(startup_timeout: float = 10.0, **kwargs: Any) -> Iterator[SimulatorHandle]:
+def run_simulator(startup_timeout: float = 10.0, portal: bool = False,
+                  portal_kwargs: dict[str, Any] | None = None,
+                  **kwargs: Any) -> Iterator[SimulatorHandle]:
     """Run a :class:`TWSSimulator` on a daemon thread with its own event loop.
 
     Keyword arguments go to :class:`TWSSimulator` (``port=0`` picks a free
     port). Blocks until the simulator listens; on exit stops it and joins
     the thread (each step bounded by ``startup_timeout``).
+
+    With ``portal=True`` a Client Portal simulator (``portal_kwargs`` go to
+    :class:`~ib_nice_funcs.sim.portal.PortalSimulator`) also runs, sharing
+    this simulator's market and matching engine; its handle is
+    ``handle.portal`` (``.url``, ``.ca_path``, knobs).
 
     Raises:
         OSError: if the simulator cannot bind its port.
@@ -136,7 +145,15 @@ def run_simulator(startup_timeout: float = 10.0, **kwargs: Any) -> Iterator[Simu
     except concurrent.futures.TimeoutError:
         raise TimeoutError(f"simulator did not start within {startup_timeout} s") from None
     try:
-        yield SimulatorHandle(sim, loop)
+        handle = SimulatorHandle(sim, loop)
+        with contextlib.ExitStack() as stack:
+            if portal:
+                from ._portal_runner import run_portal_simulator
+
+                handle.portal = stack.enter_context(run_portal_simulator(
+                    startup_timeout=max(startup_timeout, 15.0), tws=sim,
+                    **(portal_kwargs or {})))
+            yield handle
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(startup_timeout)
@@ -145,21 +162,34 @@ def run_simulator(startup_timeout: float = 10.0, **kwargs: Any) -> Iterator[Simu
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 4002, seed: int = 0,
-                  account: str = "DU1234567", **kwargs: Any) -> None:
+                  account: str = "DU1234567", portal_port: int | None = None,
+                  portal_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """Run the simulator in the foreground until KeyboardInterrupt.
 
-    Blocks. Logs where it listens; returns after Ctrl-C.
+    Blocks. Logs where it listens; returns after Ctrl-C. With ``portal_port``
+    (0 picks a free port) a Client Portal simulator sharing the market and
+    the account also runs; its URL and CA file are logged.
 
     Raises:
-        OSError: if the port cannot be bound.
+        OSError: if a port cannot be bound.
     """
     async def main() -> None:
         sim = TWSSimulator(host=host, port=port, seed=seed, account=account, **kwargs)
         await sim.start()
         log.info("paper TWS on %s:%d, account %s; Ctrl-C stops it", host, sim.port, account)
+        cp = None
         try:
+            if portal_port is not None:
+                from .portal import PortalSimulator
+
+                cp = PortalSimulator(sim, host=host, port=portal_port, **(portal_kwargs or {}))
+                await cp.start()
+                log.info("paper Client Portal on %s (CA file %s)", cp.url,
+                         cp.ca_path or "none")
             await asyncio.Event().wait()
         finally:
+            if cp is not None:
+                await cp.stop()
             await sim.stop()
 
     try:

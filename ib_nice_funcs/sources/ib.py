@@ -5,6 +5,11 @@ the public methods are synchronous one-liners over their ``*_async`` twins.
 Long ranges are split by :func:`ib_nice_funcs.timeframes.plan_chunks` and
 sent concurrently, spaced by a :class:`~ib_nice_funcs.timeframes.PacingBudget`
 so IB's historical pacing rules are never broken.
+
+Hot data is streamed instead of asked for again (see
+:mod:`ib_nice_funcs.streaming`): symbols priced repeatedly get a live ticker
+(:attr:`IBSource.tickers`), and bars up to now come from ``keepUpToDate``
+subscriptions (:attr:`IBSource.barsubs`).
 """
 
 from __future__ import annotations
@@ -74,8 +79,14 @@ class IBSource:
     name = "ib"
 
     def __init__(self, gateway: IBGateway) -> None:
+        from ..streaming import BarSubscriptions, Tickers
+
         self.gateway = gateway
         self.pacing, self.recent = pacing_budget_for(gateway.settings.host, gateway.settings.port)
+        #: Live market-data lines (hot symbols, subscribe(), stream_prices()).
+        self.tickers = Tickers(gateway)
+        #: keepUpToDate bar subscriptions.
+        self.barsubs = BarSubscriptions(self)
 
     # -- prices ------------------------------------------------------------
 
@@ -95,18 +106,34 @@ class IBSource:
     ) -> dict[str, float | None]:
         contracts = await self.gateway.qualify(instruments, what)
         known = [(i, c) for i, c in zip(instruments, contracts) if c is not None]
-
-        async def snapshot(ib: IB) -> list[Ticker | BaseException]:
-            return await asyncio.gather(
-                *(ib.reqTickersAsync(c) for _, c in known), return_exceptions=True
-            )
-
         result: dict[str, float | None] = {i.symbol: None for i in instruments}
         if not known:
             return result
-        tickers = await self.gateway.request(snapshot, what)
-        errors = []
-        for (instrument, _), got in zip(known, tickers):
+        # Live ticks first (no message), then new streams for repeated symbols,
+        # then snapshots for the rest.
+        ib = await self.gateway.ib_async()
+        self.tickers.bind(ib)
+        values, promote, snap = self.tickers.plan(known)
+        result.update(values)
+        errors: list[BaseException] = []
+        if promote:
+            streamed = await self.tickers.promote(ib, promote)
+            for instrument, contract in promote:
+                got = streamed.get(instrument.symbol)
+                if isinstance(got, float):
+                    result[instrument.symbol] = got
+                elif isinstance(got, BaseException) and not isinstance(got, ConnectionError):
+                    errors.append(got)
+                else:
+                    snap.append((instrument, contract))
+
+        async def snapshot(ib: IB) -> list[Ticker | BaseException]:
+            return await asyncio.gather(
+                *(ib.reqTickersAsync(c) for _, c in snap), return_exceptions=True
+            )
+
+        tickers = await self.gateway.request(snapshot, what) if snap else []
+        for (instrument, _), got in zip(snap, tickers):
             if isinstance(got, BaseException):
                 errors.append(got)
                 continue
@@ -153,7 +180,7 @@ class IBSource:
         end: datetime,
         what: str = "bars",
     ) -> pd.DataFrame:
-        from ..frames import bars_to_frame, concat_ohlcv, trim
+        from ..frames import trim
 
         (contract,) = await self.gateway.qualify([instrument], what)
         if contract is None:
@@ -161,9 +188,38 @@ class IBSource:
                 f"{what}: IB has no instrument for {instrument.symbol!r}; check the "
                 "symbol, or pass an ib_async Contract"
             )
+        if self.barsubs.suitable(timeframe, end):
+            # Up to now: served from a keepUpToDate subscription (opened on first use).
+            frame = await self.barsubs.frame_async(instrument, contract, timeframe, start, end, what)
+        else:
+            frame, _ = await self.fetch_plain(instrument, contract, timeframe, start, end, what)
+        frame = trim(frame, start, end)
+        if frame.empty:
+            raise NoDataError(
+                f"{what}: IB returned no bars between {start:%Y-%m-%d %H:%M} and "
+                f"{end:%Y-%m-%d %H:%M} UTC (market closed, or no data for that range)"
+            )
+        return frame
+
+    async def fetch_plain(
+        self,
+        instrument: Instrument,
+        contract: Contract,
+        timeframe: Timeframe,
+        start: datetime,
+        end: datetime,
+        what: str = "bars",
+    ) -> tuple[pd.DataFrame, int]:
+        """Bars of ``[start, end)`` by plain chunked requests (untrimmed), and how many were sent.
+
+        Identical chunks in flight (or answered within 15 s) are shared, not re-sent.
+        """
+        from ..frames import bars_to_frame, concat_ohlcv
+
         chunks = plan_chunks(timeframe, start, end)
         contract_key = (contract.conId, contract.exchange, instrument.what_to_show)
         tasks: list[asyncio.Future[list]] = []
+        sent = 0
         for chunk in chunks:
             # IB sees the end time to the second; so must "identical".
             chunk_end = chunk.end.replace(microsecond=0)
@@ -176,6 +232,7 @@ class IBSource:
                 delay = self.pacing.reserve(key, contract_key)
                 if delay > 0:
                     await asyncio.sleep(delay)
+                sent += 1
                 shared = asyncio.ensure_future(
                     self.gateway.request(
                         lambda ib, e=chunk_end, d=chunk.duration: self._one_chunk(
@@ -189,14 +246,7 @@ class IBSource:
             # another caller is waiting on.
             tasks.append(asyncio.shield(shared))
         results = await asyncio.gather(*tasks)
-        frame = concat_ohlcv([bars_to_frame(bars) for bars in results if bars])
-        frame = trim(frame, start, end)
-        if frame.empty:
-            raise NoDataError(
-                f"{what}: IB returned no bars between {start:%Y-%m-%d %H:%M} and "
-                f"{end:%Y-%m-%d %H:%M} UTC (market closed, or no data for that range)"
-            )
-        return frame
+        return concat_ohlcv([bars_to_frame(bars) for bars in results if bars]), sent
 
     @staticmethod
     async def _one_chunk(
