@@ -71,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "RiskLimitError": "errors",
     "LiveTradingDisabledError": "errors",
     "NoPositionError": "errors",
+    "MarketDataLinesExhaustedError": "errors",
     "OrderSizeError": "errors",
 }
 
@@ -100,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ConnectionFailedError,
         IBNiceFuncsError,
         LiveTradingDisabledError,
+        MarketDataLinesExhaustedError,
         MarketDataNotSubscribedError,
         NoDataError,
         NoPositionError,

@@ -141,8 +141,10 @@ async def get_data(symbol: Any, days_back_4_data: float | None = None, timeframe
 class _AsyncMailbox:
     """Latest update per symbol; filled on the package's loop thread, awaited on the agent's."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_dead: Callable[[_AsyncMailbox], None] | None = None) -> None:
         self._loop = loop
+        self._on_dead = on_dead
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, PriceUpdate] = OrderedDict()
         self._wake = asyncio.Event()
@@ -174,6 +176,8 @@ class _AsyncMailbox:
         except RuntimeError:  # the agent's loop is closed: nobody is listening
             with self._lock:
                 self.closed = True
+            if self._on_dead is not None:
+                self._on_dead(self)
 
     async def take(self, timeout: float | None) -> PriceUpdate | None:
         """The next update; None when closed. Raises TimeoutError after ``timeout``."""
@@ -221,7 +225,7 @@ class AsyncPriceStream:
         self.symbols = self._names
 
     async def _open(self) -> None:
-        self._mailbox = box = _AsyncMailbox(asyncio.get_running_loop())
+        self._mailbox = box = _AsyncMailbox(asyncio.get_running_loop(), self._release)
         if self._duration is not None:
             self._end = time.monotonic() + self._duration
         tickers = self._client._source("ib").tickers
@@ -287,7 +291,20 @@ class AsyncPriceStream:
             box = self._mailbox = _AsyncMailbox(asyncio.get_running_loop())
         if not box.closed:
             box.close()
-            self._client._source("ib").tickers.release_soon(box)
+            self._release(box)
+
+    def _release(self, box: _AsyncMailbox) -> None:
+        self._client._source("ib").tickers.release_soon(box)
+
+    def __del__(self) -> None:
+        # ``break`` out of ``async for`` does not close an async iterator: do it here.
+        box = self._mailbox
+        if box is not None and not box.closed:
+            try:
+                box.close()
+                self._release(box)
+            except Exception:  # noqa: BLE001 - never raise from a finaliser
+                pass
 
     async def __aenter__(self) -> AsyncPriceStream:
         if self._mailbox is None:

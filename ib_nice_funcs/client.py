@@ -382,7 +382,8 @@ class Client:
         for the current price and then on every price change; a slow callback
         gets the latest price per symbol, never a backlog. After a dropped
         connection or IB's 1101 the streams are renewed by themselves. Each
-        symbol holds one market-data line until ``close()``.
+        symbol holds one market-data line until ``close()`` (or this client's
+        ``close()``). Live prices always come from IB, whatever ``sources`` says.
 
         Blocks up to ``timeout`` seconds while subscribing.
 

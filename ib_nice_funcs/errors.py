@@ -23,6 +23,7 @@ __all__ = [
     "NoDataError",
     "PacingViolationError",
     "MarketDataNotSubscribedError",
+    "MarketDataLinesExhaustedError",
     "SourceUnavailableError",
     "AllSourcesFailedError",
     "OrderRejectedError",
@@ -99,6 +100,10 @@ class RiskLimitError(IBNiceFuncsError):
 
 class LiveTradingDisabledError(IBNiceFuncsError):
     """An order was aimed at a live (non-paper) account without the explicit switch."""
+
+
+class MarketDataLinesExhaustedError(IBNiceFuncsError):
+    """Every market-data line of the budget (``max_market_data_lines``) is held by a subscription."""
 
 
 class NoPositionError(IBNiceFuncsError):

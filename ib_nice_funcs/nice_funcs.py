@@ -211,7 +211,8 @@ def subscribe(symbols: Any, callback: Callable[[str, float, datetime], Any]) -> 
     of the subscription (never the package's event-loop thread), first with
     each symbol's current price, then on every change; ``time`` is a tz-aware
     UTC datetime. The streams are renewed by themselves after a dropped
-    connection. Use the handle as a context manager or call ``close()``.
+    connection. Use the handle as a context manager or call ``close()``;
+    :func:`configure` and :func:`close` end it too (they replace the client).
 
     Never raises for operational failures: symbols that cannot be streamed
     (unknown, no market-data permission, gateway down) get one WARNING and

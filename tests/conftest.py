@@ -28,9 +28,14 @@ def _isolated_settings(monkeypatch):
     ib_config.reset_settings()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sim():
-    """One paper TWS simulator for the session (seeded, pacing enforced)."""
+    """One paper TWS simulator per test module (seeded, pacing enforced).
+
+    Per module, not per session: IB's pacing (60 historical requests in ten
+    minutes) is budgeted per gateway address, and the whole suite sends more
+    than that.
+    """
     from ib_nice_funcs.sim import run_simulator
 
     with run_simulator(seed=1) as handle:

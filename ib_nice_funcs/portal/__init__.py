@@ -4,7 +4,8 @@ Layers, each in its own module:
 
 * :mod:`.throttle`: token buckets, concurrency caps and the 429 penalty box
   (I/O-free, fake-clock testable);
-* :mod:`.mapping`: JSON <-> this package's shapes (I/O-free);
+* :mod:`.mapping` and :mod:`.order_mapping`: JSON <-> this package's shapes
+  (I/O-free);
 * :mod:`.http`: one ``requests`` Session with TLS, GET-only retries, timeouts;
 * :mod:`.session`: status, re-auth, pre-flights, the tickle keep-alive;
 * :mod:`.client`: contracts, snapshots, history, portfolio, live orders;

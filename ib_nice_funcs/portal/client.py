@@ -36,7 +36,6 @@ from .mapping import (
     as_conid,
     format_start_time,
     history_frame,
-    live_orders_rows,
     normalize_base_url,
     pick_fx_pair,
     pick_search_result,
@@ -47,6 +46,7 @@ from .mapping import (
     snapshot_price,
     summary_values,
 )
+from .order_mapping import live_orders_rows
 from .session import PortalSession
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -177,15 +177,26 @@ class PortalClient:
         return found
 
     def _get(self, path: str, params: dict[str, Any], deadline: float, what: str) -> Any:
-        """A lookup GET whose HTTP refusal means "not here" (None), not a failure."""
-        try:
-            return self.session.call("GET", path, params=params, deadline=deadline, what=what,
-                                     translate=False)
-        except PortalHTTPError as exc:
-            if exc.status in (401,) or exc.status >= 500:
-                raise self.session.translate(exc) from None
-            log.debug("%s: HTTP %d (%s)", what, exc.status, exc.error_text[:80])
-            return None
+        """A lookup GET whose HTTP refusal means "not here" (None), not a failure.
+
+        A 405 is asked again as a POST with the parameters as a JSON body
+        (older gateways take ``/iserver/secdef/search`` only that way).
+        """
+        for method in ("GET", "POST"):
+            try:
+                return self.session.call(
+                    method, path, params=params if method == "GET" else None,
+                    json=params if method == "POST" else None, deadline=deadline, what=what,
+                    translate=False)
+            except PortalHTTPError as exc:
+                # Down or logged out is a failure; anything else (some gateways answer 500
+                # to an unknown symbol) only means "not found here".
+                if exc.status in (401, 502, 503, 504):
+                    raise self.session.translate(exc) from None
+                log.debug("%s: HTTP %d (%s)", what, exc.status, exc.error_text[:80])
+                if exc.status != 405:
+                    return None
+        return None
 
     def _search(self, instrument: Instrument, deadline: float) -> int | None:
         what = f"contract search for {instrument.symbol}"

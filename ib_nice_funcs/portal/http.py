@@ -17,7 +17,8 @@ Rules that keep it safe:
 * A 429 is never retried: it starts the penalty box, shared by every client
   of the same gateway in this process (IB penalises the IP, not a session).
 * Logs carry the method, the path with account ids masked, the status and
-  the time; never headers, cookies, bodies or query strings.
+  the time; never headers, cookies, bodies or query strings. Account ids are
+  masked in urllib3's DEBUG lines as well (a filter on its logger).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..errors import ConnectionFailedError, RequestTimeoutError, SourceUnavailab
 from .mapping import mask_account
 from .throttle import PenaltyBox, Throttle, endpoint_key
 
-__all__ = ["Guards", "PortalHTTP", "PortalHTTPError", "gateway_guards"]
+__all__ = ["Guards", "PortalHTTP", "PortalHTTPError", "gateway_guards", "set_gateway_guards"]
 
 log = logging.getLogger("ib_nice_funcs.portal")
 
@@ -108,12 +109,52 @@ def gateway_guards(base_url: str, rate: float = 10.0) -> Guards:
         return found
 
 
+def set_gateway_guards(base_url: str, guards: Guards) -> None:
+    """Use ``guards`` for every client of the gateway at ``base_url`` in this process.
+
+    For a gateway with other limits than an individual account's (or a test
+    simulator running faster); call it before the first request.
+    """
+    parts = urlsplit(base_url)
+    with _guards_lock:
+        _guards[f"{parts.scheme}://{parts.netloc}".lower()] = guards
+
+
+class _RedactAccounts(logging.Filter):
+    """Masks our account ids in urllib3's DEBUG lines (they carry the URL path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            hits = [s for s in tuple(self.secrets) if s in message]
+            if hits:
+                for secret in hits:
+                    message = message.replace(secret, mask_account(secret))
+                record.msg, record.args = message, ()
+        return True
+
+
+_redactor = _RedactAccounts()
+_redactor_lock = threading.Lock()
+
+
+def _redact_in_urllib3(secrets: set[str]) -> None:
+    with _redactor_lock:
+        if not _redactor.secrets:
+            logging.getLogger("urllib3.connectionpool").addFilter(_redactor)
+        _redactor.secrets |= secrets
+
+
 _insecure_warned: set[str] = set()
 _insecure_lock = threading.Lock()
 
 
 def _warn_insecure_once(base_url: str) -> None:
-    """One WARNING per process for verification switched off, and silence urllib3's per-request one."""
+    """Log one WARNING per process for verification off; mute urllib3's per-request one."""
     host = urlsplit(base_url).hostname or ""
     with _insecure_lock:
         if base_url in _insecure_warned:
@@ -206,12 +247,18 @@ class PortalHTTP:
     # -- housekeeping ----------------------------------------------------------------
 
     def add_redaction(self, *secrets: str) -> None:
-        """Strings (account ids) to mask wherever this layer writes a log line or an error."""
-        self._redact.update(s for s in secrets if s and len(s) >= 3)
+        """Strings (account ids) to mask wherever this layer writes a log line or an error.
+
+        urllib3's own DEBUG lines (which show URL paths) are masked too.
+        """
+        fresh = {s for s in secrets if s and len(s) >= 3} - self._redact
+        if fresh:
+            self._redact |= fresh
+            _redact_in_urllib3(fresh)
 
     def redact(self, text: str) -> str:
         """``text`` with every registered account id masked."""
-        for secret in self._redact:
+        for secret in tuple(self._redact):  # a snapshot: another thread may add one
             text = text.replace(secret, mask_account(secret))
         return text
 
@@ -321,7 +368,9 @@ class PortalHTTP:
         status = response.status_code
         self._count("requests")
         self._count(f"http_{status}")
-        log.debug("portal %s %s -> %d in %.0f ms", method, self.redact(path), status, elapsed_ms)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("portal %s %s -> %d in %.0f ms", method, self.redact(path), status,
+                      elapsed_ms)
         if status == 429:
             self._count("429")
             reason = f"the gateway answered HTTP 429 (rate limit) to {method} {self.redact(path)}"

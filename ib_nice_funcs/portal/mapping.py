@@ -2,8 +2,8 @@
 
 Plain functions only: snapshot fields -> one price, timeframes -> CP bar and
 period strings, history chunk plans, history JSON -> OHLCV frame, contract
-search answers -> conid, portfolio rows -> position dicts, order arguments
--> the CP order body, and order answers -> "placed / question / error".
+search answers -> conid, portfolio rows -> position dicts. The order shapes
+live in :mod:`ib_nice_funcs.portal.order_mapping`.
 
 The Client Portal is loose with types (a conid may be ``"265598"`` or
 ``265598``, prices come as text such as ``"C150.25"`` or ``"1,234.5"``,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -29,21 +29,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BAR_BY_TIMEFRAME",
-    "DONE_STATES",
     "SNAPSHOT_FIELDS",
     "HistoryChunk",
-    "OrderAnswer",
     "accounts_info",
     "as_conid",
     "auth_healthy",
-    "classify_order_answer",
+    "canonical_symbol",
     "format_period",
     "format_start_time",
     "history_frame",
     "mask_account",
     "normalize_base_url",
-    "open_order_row",
-    "order_body",
     "parse_number",
     "parse_price",
     "pick_fx_pair",
@@ -51,6 +47,7 @@ __all__ = [
     "pick_trsrv_stock",
     "plan_history",
     "position_row",
+    "snapshot_availability",
     "snapshot_price",
     "summary_values",
 ]
@@ -59,7 +56,6 @@ __all__ = [
 #: close, volume, availability.
 SNAPSHOT_FIELDS: tuple[str, ...] = ("31", "84", "86", "7295", "70", "71", "7296", "7741", "87",
                                     "6509")
-_PRICE_FIELDS = ("31", "84", "86", "7296", "7741")
 
 #: Our timeframe names -> the Client Portal's ``bar`` values.
 BAR_BY_TIMEFRAME: Mapping[str, str] = {
@@ -67,9 +63,6 @@ BAR_BY_TIMEFRAME: Mapping[str, str] = {
     "1h": "1h", "2h": "2h", "4h": "4h", "1d": "1d", "1w": "1w",
 }  # fmt: skip
 
-#: Order statuses after which an order can no longer fill.
-DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive", "Rejected",
-                         "Expired"})
 
 # Period units the history endpoint accepts: (suffix, seconds, largest count).
 # Months and years are left out: their length in seconds is not fixed.
@@ -202,7 +195,7 @@ def snapshot_price(row: Mapping[str, Any]) -> float | None:
 
 
 def snapshot_availability(row: Mapping[str, Any]) -> str:
-    """Field 6509's primary code: ``R`` realtime, ``D`` delayed, ``Z`` frozen, ``N`` none, or ``""``."""
+    """Field 6509's primary code: ``R`` realtime, ``D`` delayed, ``Z`` frozen, ``N`` none."""
     value = _field(row, "6509")
     return str(value).strip()[:1].upper() if value else ""
 
@@ -470,23 +463,33 @@ def history_frame(payload: Any, daily: bool = False) -> pd.DataFrame:
 # --- portfolio ----------------------------------------------------------------------------
 
 
-def _position_symbol(row: Mapping[str, Any]) -> str:
+def canonical_symbol(ticker: Any, asset_class: Any = "", currency: Any = "USD") -> str:
+    """This package's symbol for a CP row: ``AAPL``, ``EURUSD`` (from ``EUR.USD``), ``BTC-USD``.
+
+    Falls back to the ticker as given when it does not parse.
+    """
     from ..symbols import parse_symbol
 
-    asset = str(row.get("assetClass") or "").upper()
-    ticker = str(row.get("ticker") or row.get("contractDesc") or "").strip()
-    currency = str(row.get("currency") or "USD").upper()
-    candidates = [ticker]
-    if asset == "CRYPTO":
-        candidates = [f"{ticker}-{currency}", ticker]
-    elif asset == "CASH" and "." not in ticker and currency:
-        candidates = [f"{ticker}.{currency}", ticker]
-    for text in candidates:
+    text = str(ticker or "").strip()
+    asset = str(asset_class or "").upper()
+    ccy = str(currency or "USD").upper()
+    candidates = [text]
+    if asset == "CRYPTO" and "-" not in text:
+        candidates = [f"{text}-{ccy}", text]
+    elif asset == "CASH" and "." not in text:
+        candidates = [f"{text}.{ccy}", text]
+    for candidate in candidates:
         try:
-            return parse_symbol(text).symbol
+            return parse_symbol(candidate).symbol
         except (ValueError, TypeError):
             continue
-    return ticker or str(row.get("conid") or "?")
+    return text
+
+
+def _position_symbol(row: Mapping[str, Any]) -> str:
+    ticker = row.get("ticker") or row.get("contractDesc")
+    return canonical_symbol(ticker, row.get("assetClass"), row.get("currency")) \
+        or str(row.get("conid") or "?")
 
 
 def position_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -547,184 +550,3 @@ def summary_values(payload: Any) -> dict[str, Any]:
             number = parse_number(entry)
             out[str(key).lower()] = number if number is not None else entry
     return out
-
-
-# --- orders ---------------------------------------------------------------------------------
-
-
-def order_body(
-    *,
-    conid: int,
-    account: str,
-    side: str,
-    quantity: float,
-    order_type: str,
-    tif: str,
-    client_order_id: str,
-    limit_price: float | None = None,
-    stop_price: float | None = None,
-    trail_percent: float | None = None,
-    trail_amount: float | None = None,
-    outside_rth: bool = False,
-) -> dict[str, Any]:
-    """The body of ``POST /iserver/account/{acct}/orders`` for one order.
-
-    MKT/MOC: no price. LMT/LOC: ``price``. STP: the stop in ``price`` (the
-    CP convention) and ``auxPrice``. TRAIL: ``trailingAmt`` with
-    ``trailingType`` ``"%"`` or ``"amt"``, an initial stop in ``price``.
-    MIDPRICE: an optional cap in ``price``.
-
-    Raises:
-        ValueError: a required price is missing for the order type.
-    """
-    kind = order_type.upper()
-    order: dict[str, Any] = {
-        "acctId": account,
-        "conid": int(conid),
-        "side": side.upper(),
-        "quantity": float(quantity),
-        "orderType": kind,
-        "tif": tif.upper(),
-        "cOID": client_order_id,
-        "outsideRTH": bool(outside_rth),
-    }
-    if kind in ("LMT", "LOC"):
-        if limit_price is None:
-            raise ValueError(f"{kind} needs limit_price")
-        order["price"] = float(limit_price)
-    elif kind == "STP":
-        if stop_price is None:
-            raise ValueError("STP needs stop_price")
-        order["price"] = float(stop_price)
-        order["auxPrice"] = float(stop_price)
-    elif kind == "TRAIL":
-        if trail_percent is not None:
-            order["trailingAmt"], order["trailingType"] = float(trail_percent), "%"
-        elif trail_amount is not None:
-            order["trailingAmt"], order["trailingType"] = float(trail_amount), "amt"
-        else:
-            raise ValueError("TRAIL needs trail_percent or trail_amount")
-        if stop_price is not None:
-            order["price"] = float(stop_price)
-    elif kind == "MIDPRICE" and limit_price is not None:
-        order["price"] = float(limit_price)
-    return {"orders": [order]}
-
-
-@dataclass(frozen=True)
-class OrderAnswer:
-    """What an order (or reply) POST answered.
-
-    Attributes:
-        kind: ``"placed"``, ``"question"`` or ``"error"``.
-        order_id: The new order's id (placed).
-        status: ``order_status`` (placed).
-        reply_id: The id to confirm (question).
-        messages: The question's text, or the error.
-        message_ids: The question's ids (``o163``...), if given.
-    """
-
-    kind: str
-    order_id: int | str | None = None
-    status: str = ""
-    reply_id: str | None = None
-    messages: tuple[str, ...] = ()
-    message_ids: tuple[str, ...] = ()
-
-
-def _texts(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value if v not in (None, ""))
-    return (str(value),)
-
-
-def _order_id(value: Any) -> int | str | None:
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
-def classify_order_answer(payload: Any) -> OrderAnswer:
-    """Classify the answer of an order POST or a ``/iserver/reply/{id}`` POST.
-
-    ``[{order_id, order_status}]`` is placed; ``[{id, message[], messageIds[]}]``
-    is a question to confirm; ``{"error": ...}`` (or anything else) an error.
-    """
-    first = payload[0] if isinstance(payload, list) and payload else payload
-    if isinstance(payload, Mapping) and payload.get("error") and not payload.get("order_id"):
-        return OrderAnswer("error", messages=_texts(payload.get("error")))
-    if not isinstance(first, Mapping):
-        return OrderAnswer("error", messages=(f"unexpected answer: {str(payload)[:200]}",))
-    if first.get("error") and not first.get("order_id"):
-        return OrderAnswer("error", messages=_texts(first.get("error")))
-    if first.get("order_id") not in (None, ""):
-        return OrderAnswer("placed", order_id=_order_id(first.get("order_id")),
-                           status=str(first.get("order_status") or "Submitted"))
-    if first.get("id") not in (None, "") and (first.get("message") or first.get("messageIds")):
-        return OrderAnswer("question", reply_id=str(first["id"]),
-                           messages=_texts(first.get("message")),
-                           message_ids=_texts(first.get("messageIds")))
-    return OrderAnswer("error", messages=(f"unexpected answer: {str(payload)[:200]}",))
-
-
-def _side(value: Any) -> str | None:
-    text = str(value or "").strip().upper()
-    return {"B": "BUY", "BOT": "BUY", "S": "SELL", "SLD": "SELL"}.get(text, text or None)
-
-
-def open_order_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One ``GET /iserver/account/orders`` row -> this package's open-order dict.
-
-    Keys as the TWS ``get_open_orders`` rows: ``order_id, perm_id, client_id,
-    client_order_id, symbol, side, quantity, order_type, limit_price,
-    stop_price, trail_percent, tif, status, filled_qty, remaining, account``,
-    plus ``avg_price``, ``con_id`` and ``source`` ("portal").
-    """
-    filled = parse_number(row.get("filledQuantity")) or 0.0
-    remaining = parse_number(row.get("remainingQuantity"))
-    total = parse_number(row.get("totalSize"))
-    if total is None:
-        total = filled + (remaining or 0.0)
-    if remaining is None:
-        remaining = max(0.0, total - filled)
-    kind = str(row.get("orderType") or row.get("origOrderType") or "").upper()
-    kind = {"MARKET": "MKT", "LIMIT": "LMT", "STOP": "STP", "TRAILING STOP": "TRAIL"}.get(kind, kind)
-    price = parse_number(row.get("price"))
-    aux = parse_number(row.get("auxPrice")) or parse_number(row.get("stop_price"))
-    ref = row.get("order_ref") or row.get("cOID") or row.get("orderRef")
-    return {
-        "order_id": _order_id(row.get("orderId") if "orderId" in row else row.get("order_id")),
-        "perm_id": None,
-        "client_id": None,
-        "client_order_id": str(ref) if ref else None,
-        "symbol": str(row.get("ticker") or row.get("symbol") or "") or None,
-        "side": _side(row.get("side")),
-        "quantity": float(total),
-        "order_type": kind or None,
-        "limit_price": price if kind in ("LMT", "LOC", "MIDPRICE") else None,
-        "stop_price": (aux or price) if kind == "STP" else None,
-        "trail_percent": None,
-        "tif": str(row.get("timeInForce") or row.get("tif") or "") or None,
-        "status": str(row.get("status") or row.get("order_status") or ""),
-        "filled_qty": float(filled),
-        "remaining": float(remaining),
-        "account": str(row.get("acct") or row.get("account") or "") or None,
-        "avg_price": parse_number(row.get("avgPrice")) or None,
-        "con_id": as_conid(row.get("conid")),
-        "source": "portal",
-    }
-
-
-def live_orders_rows(payload: Any) -> list[Mapping[str, Any]]:
-    """The order rows of ``GET /iserver/account/orders`` (``{"orders": [...]}`` or a list)."""
-    rows = payload.get("orders") if isinstance(payload, Mapping) else payload
-    return [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
-
-
-def rows_for(rows: Iterable[Mapping[str, Any]], client_order_id: str) -> list[dict[str, Any]]:
-    """Open-order dicts of the rows carrying ``client_order_id``."""
-    out = [open_order_row(r) for r in rows]
-    return [r for r in out if r["client_order_id"] == client_order_id]

@@ -26,14 +26,16 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cachetools import TTLCache
+
 from ..errors import RequestTimeoutError, UnknownSymbolError
 from .http import PortalHTTPError
-from .mapping import (
+from .mapping import parse_number
+from .order_mapping import (
     DONE_STATES,
     classify_order_answer,
     open_order_row,
     order_body,
-    parse_number,
     rows_for,
 )
 
@@ -124,7 +126,8 @@ class OrderDesk:
         self.max_confirmations = int(max_confirmations)
         self.confirm = confirm
         self._lock = threading.Lock()
-        self._placed: dict[str, dict[str, Any]] = {}
+        # Orders this desk placed, by cOID (a day: IB's live orders are today's).
+        self._placed: TTLCache[str, dict[str, Any]] = TTLCache(10_000, 86_400.0)
         self._live: tuple[float, list[Mapping[str, Any]]] | None = None
 
     # -- look-ups ----------------------------------------------------------------------
@@ -139,7 +142,9 @@ class OrderDesk:
             self._live = (time.monotonic(), rows)
         return rows
 
-    def find(self, client_order_id: str, deadline: float, *, fresh: bool = False) -> dict[str, Any] | None:
+    def find(
+        self, client_order_id: str, deadline: float, *, fresh: bool = False
+    ) -> dict[str, Any] | None:
         """The order placed with ``client_order_id`` (from any client), or None.
 
         An order this desk placed is known locally and only its status is
@@ -385,7 +390,9 @@ class OrderDesk:
         coid = None
         if isinstance(order_id, str) and not order_id.strip().isdigit():
             coid = order_id.strip()
-            found = self.find(coid, deadline, fresh=True)
+            # A stale miss only means "not found" (nothing is placed), so a live-orders
+            # answer younger than 5 s will do.
+            found = self.find(coid, deadline)
             if found is None or found.get("order_id") is None:
                 return result_dict(success=False, client_order_id=coid, status="NotFound",
                                    error=f"no order with client order id {coid!r} today")

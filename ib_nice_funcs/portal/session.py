@@ -172,11 +172,18 @@ class PortalSession:
             ConnectionFailedError: not logged in (401) or unreachable.
             RequestTimeoutError, SourceUnavailableError: see :meth:`PortalHTTP.request`.
         """
+        what = "Client Portal session status"
         try:
-            body = self.http.request("POST", "/iserver/auth/status", deadline=deadline,
-                                     what="Client Portal session status")
+            body = self.http.request("POST", "/iserver/auth/status", deadline=deadline, what=what)
         except PortalHTTPError as exc:
-            raise self.translate(exc) from None
+            if exc.status not in (404, 405):
+                raise self.translate(exc) from None
+            # Some gateways (and fakes) serve the status on GET only.
+            try:
+                body = self.http.request("GET", "/iserver/auth/status", deadline=deadline,
+                                         what=what)
+            except PortalHTTPError as again:
+                raise self.translate(again) from None
         return body if isinstance(body, dict) else {}
 
     def tickle(self) -> None:

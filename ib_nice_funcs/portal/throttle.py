@@ -216,9 +216,9 @@ class Throttle:
             delay = at - now
             if delay > max(0.0, max_wait):
                 raise RequestTimeoutError(
-                    f"{what}: the Client Portal rate limit ({_describe(key, self.rate)}) allows the "
-                    f"next request in {delay:.1f} s, beyond the {max(0.0, max_wait):.1f} s left in "
-                    "this call; retry later or raise the timeout"
+                    f"{what}: the Client Portal rate limit ({_describe(key, self.rate)}) allows "
+                    f"the next request in {delay:.1f} s, beyond the {max(0.0, max_wait):.1f} s "
+                    "left in this call; retry later or raise the timeout"
                 )
             for bucket in buckets:
                 bucket.commit(at)

@@ -91,9 +91,12 @@ class IBSource:
     # -- prices ------------------------------------------------------------
 
     def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
-        """Snapshot prices, many symbols concurrently on one connection.
+        """Current prices, many symbols concurrently on one connection.
 
-        Blocks up to ``timeout`` seconds. Symbols IB does not know map to None.
+        From a live ticker when its last tick is fresh (no message); a symbol
+        asked for again within :attr:`Tickers.repeat_window` gets a ticker and
+        is answered from its first tick; the rest are snapshots. Blocks up to
+        ``timeout`` seconds. Symbols IB does not know map to None.
 
         Raises:
             ConnectionFailedError, RequestTimeoutError: the gateway failed.

@@ -101,7 +101,9 @@ class PortalSource:
 
     # -- data ---------------------------------------------------------------------------
 
-    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+    def prices(
+        self, instruments: Sequence[Instrument], *, timeout: float
+    ) -> dict[str, float | None]:
         """Snapshot prices keyed by ``Instrument.symbol``; blocks up to ``timeout`` seconds.
 
         Raises:
@@ -141,7 +143,8 @@ class PortalSource:
         return self.client.positions(self._deadline(timeout))
 
     def account_summary(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """``account, net_liquidation, available_funds, buying_power, total_cash, currency, values``."""
+        """``account, net_liquidation, available_funds, buying_power, total_cash, currency,
+        values`` (every summary key) and ``source``."""
         return self.client.account_summary(self._deadline(timeout))
 
     # -- orders ------------------------------------------------------------------------------
@@ -196,7 +199,9 @@ class PortalSource:
             stop_price=stop_price, trail_percent=trail_percent, trail_amount=trail_amount,
             tif=tif, client_order_id=client_order_id)
 
-    def find_order(self, client_order_id: str, *, timeout: float | None = None) -> dict[str, Any] | None:
+    def find_order(
+        self, client_order_id: str, *, timeout: float | None = None
+    ) -> dict[str, Any] | None:
         """The order IB holds under ``client_order_id`` today (any client), or None.
 
         Blocks up to ``timeout`` (the live-orders endpoint allows 1 request per 5 s).

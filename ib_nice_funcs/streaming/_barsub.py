@@ -8,6 +8,12 @@ fetched once as plain requests and kept); IB then streams the forming bar and
 each new one, and later calls are answered from that list with no message.
 A later call reaching further back fetches only the missing older part.
 
+IB counts the same ``keepUpToDate`` request within 15 s as "identical"; a
+subscription is opened with a slightly longer duration to dodge that, and
+when every spelling would still have to wait (say, many clients opening the
+same one), that call is answered with plain requests and the subscription is
+opened by a later call.
+
 A subscription is reopened when the connection dropped, IB reported 1101
 ("data lost") or an error on it, or it got no update for
 ``max(3 bars, 15 minutes)``. At most :attr:`BarSubscriptions.max_subs` (50)
@@ -47,6 +53,14 @@ _MIN_STALE_S = 900.0
 _CREATE_TIMEOUT_S = 60.0
 _SWEEP_S = 60.0
 _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
+#: A subscription that could only be opened after this long a pacing wait
+#: (an identical one was opened within 15 s, e.g. by another client) is not
+#: opened now: that call is answered by plain requests instead.
+_MAX_SUB_WAIT_S = 1.0
+
+
+class _NotNow(Exception):
+    """Opening the subscription now would wait for IB's pacing: use plain requests."""
 
 
 class _BarSub:
@@ -133,7 +147,13 @@ class BarSubscriptions:
                 self._creating[key] = creating
                 creating.add_done_callback(lambda f, k=key: self._done_creating(k, f))
             # Shielded: a caller that times out must not cancel what others wait for.
-            sub = await asyncio.shield(creating)
+            try:
+                sub = await asyncio.shield(creating)
+            except _NotNow:
+                frame, sent = await self.source.fetch_plain(instrument, contract, timeframe,
+                                                            start, end, what)
+                self.requests_sent += sent
+                return frame
         if start < sub.covers_from:
             await self._extend(sub, start, what)
         sub.last_used = self.clock()
@@ -166,6 +186,8 @@ class BarSubscriptions:
         keys = [(contract_key, "", d, timeframe.ib_bar_size, "keepUpToDate") for d in options]
         waits = [pacing.delay_for(k, contract_key) for k in keys]
         pick = min(range(len(options)), key=lambda k: (waits[k] > 0, waits[k], k))
+        if waits[pick] > _MAX_SUB_WAIT_S:
+            raise _NotNow
         duration = options[pick]
         delay = pacing.reserve(keys[pick], contract_key)
         if delay > 0:

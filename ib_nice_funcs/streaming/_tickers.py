@@ -37,7 +37,7 @@ from ..errors import (
     CONNECTIVITY_LOST,
     CONNECTIVITY_RESTORED_DATA_LOST,
     ConnectionFailedError,
-    IBNiceFuncsError,
+    MarketDataLinesExhaustedError,
     UnknownSymbolError,
     classify_ib_error,
 )
@@ -61,10 +61,6 @@ _ERROR_PENALTY_S = 60.0
 _SWEEP_S = 30.0
 #: "Displaying delayed market data": data flows, nothing failed.
 _HARMLESS = frozenset({10167, 10090})
-
-
-class MarketDataLinesExhaustedError(IBNiceFuncsError):
-    """Every market-data line of the budget is held by a subscription."""
 
 
 class LiveQuote(NamedTuple):
@@ -184,9 +180,14 @@ class Tickers:
 
     def release_soon(self, sink: Any) -> None:
         """Detach ``sink`` on the loop thread (returns at once; any thread)."""
-        loop = self.gateway.loop.loop
-        if self.gateway.loop.in_loop_thread():
+        thread = self.gateway.loop
+        if thread.in_loop_thread():
             self.release(sink)
+            return
+        # Not ``thread.loop``: that would start a new loop thread (say, from a
+        # finaliser at interpreter exit) just to release nothing.
+        loop = getattr(thread, "_loop", None)
+        if loop is None or loop.is_closed():
             return
         try:
             loop.call_soon_threadsafe(self.release, sink)
@@ -423,7 +424,7 @@ class Tickers:
             if entry.listeners and (entry.first or price != entry.emitted):
                 entry.first, entry.emitted = False, price
                 when = _utc(wall)
-                for sink, name in entry.listeners:
+                for sink, name in list(entry.listeners):  # a dead sink may detach itself
                     sink.deliver(name, price, when)
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
@@ -455,8 +456,9 @@ class Tickers:
         self._penalty[entry.key] = time.monotonic() + _ERROR_PENALTY_S
         entry.req_id = 0  # IB ended it: nothing to cancel
         _fail(entry.ready, error)
-        for sink, name in list(entry.listeners):
-            self._sinks[sink] = [(e, n) for e, n in self._sinks.get(sink, []) if e is not entry]
+        for sink, _ in list(entry.listeners):
+            if sink in self._sinks:
+                self._sinks[sink] = [(e, n) for e, n in self._sinks[sink] if e is not entry]
         entry.listeners.clear()
         entry.quote = None
         if self._live.get(entry.key) is entry:

@@ -10,27 +10,58 @@ from typing import Any
 import pytest
 
 from ib_nice_funcs.config import Settings
-from ib_nice_funcs.portal.http import gateway_guards
+from ib_nice_funcs.portal.http import Guards, gateway_guards, set_gateway_guards
+from ib_nice_funcs.portal.throttle import EndpointLimit, PenaltyBox, Throttle
 from ib_nice_funcs.sources.portal import PortalSource
 
 _seeds = itertools.count(40)
 
 
-@pytest.fixture(scope="module")
-def cp():
-    """One Client Portal simulator per test module (real limits, 600 s penalty)."""
+#: Most tests run gateway and client FAST times faster than IB's limits (same rules,
+#: shorter waits); the burst and bench run at the real ones.
+FAST = 5.0
+
+
+def speed_up(handle: Any, factor: float = FAST) -> None:
+    """Scale the simulator's rate limits and this process's throttle for it by ``factor``."""
+    handle.set_rate_limits({
+        "global": (10 * factor, 1.0), "/iserver/marketdata/snapshot": (10 * factor, 1.0),
+        "/tickle": (factor, 1.0), "/iserver/account/orders": (factor, 5.0),
+        "/portfolio/accounts": (factor, 5.0)})
+    fast_client(handle.url, factor)
+
+
+def fast_client(url: str, factor: float = FAST) -> None:
+    """This process's throttle for the gateway at ``url``, ``factor`` times IB's limits."""
+    limits = {"snapshot": EndpointLimit(10 * factor, 1.0), "history": EndpointLimit(concurrent=5),
+              "tickle": EndpointLimit(factor, 1.0), "live_orders": EndpointLimit(factor, 5.0),
+              "portfolio_accounts": EndpointLimit(factor, 5.0)}
+    set_gateway_guards(url, Guards(Throttle(10 * factor, limits), PenaltyBox()))
+
+
+@contextlib.contextmanager
+def portal_sim(fast: bool = True, **kwargs: Any) -> Iterator[Any]:
+    """A Client Portal simulator (HTTPS, real 600 s penalty box)."""
     from ib_nice_funcs.sim import run_portal_simulator
 
-    with run_portal_simulator(seed=7) as handle:
+    kwargs.setdefault("seed", next(_seeds))
+    with run_portal_simulator(**kwargs) as handle:
+        if fast:
+            speed_up(handle)
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def cp():
+    """One Client Portal simulator per test module."""
+    with portal_sim(seed=7) as handle:
         yield handle
 
 
 @pytest.fixture
 def fresh_cp():
     """A simulator of the test's own, for knobs and counters other tests must not see."""
-    from ib_nice_funcs.sim import run_portal_simulator
-
-    with run_portal_simulator(seed=next(_seeds)) as handle:
+    with portal_sim() as handle:
         yield handle
 
 

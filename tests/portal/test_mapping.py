@@ -19,15 +19,11 @@ from ib_nice_funcs.portal.mapping import (
     accounts_info,
     as_conid,
     auth_healthy,
-    classify_order_answer,
     format_period,
     format_start_time,
     history_frame,
-    live_orders_rows,
     mask_account,
     normalize_base_url,
-    open_order_row,
-    order_body,
     parse_number,
     parse_price,
     pick_fx_pair,
@@ -35,10 +31,16 @@ from ib_nice_funcs.portal.mapping import (
     pick_trsrv_stock,
     plan_history,
     position_row,
-    rows_for,
     snapshot_availability,
     snapshot_price,
     summary_values,
+)
+from ib_nice_funcs.portal.order_mapping import (
+    classify_order_answer,
+    live_orders_rows,
+    open_order_row,
+    order_body,
+    rows_for,
 )
 from ib_nice_funcs.sim._portal_data import HISTORY_BARS, HISTORY_PERIOD_MAX
 from ib_nice_funcs.symbols import parse_symbol
@@ -234,7 +236,7 @@ def test_history_plan_covers_the_range_in_valid_capped_chunks(tf, span, end_s, m
     start = end - timedelta(seconds=span)
     chunks = plan_history(timeframe, start, end, max_points)
     assert chunks and chunks[0].end == end
-    for newer, older in zip(chunks, chunks[1:]):
+    for newer, older in zip(chunks, chunks[1:], strict=False):
         assert older.end == newer.start  # back to back, newest first
     assert chunks[-1].start <= start
     for chunk in chunks:
@@ -398,6 +400,9 @@ def test_open_order_rows_and_lookup_by_cOID():
     assert first["order_id"] == 1000001 and first["client_order_id"] == "c1"
     assert first["order_type"] == "LMT" and first["limit_price"] == 150.0
     assert (first["filled_qty"], first["remaining"], first["quantity"]) == (6.0, 4.0, 10.0)
+    assert open_order_row({"ticker": "BTC", "secType": "CRYPTO", "cashCcy": "USD"})["symbol"] \
+        == "BTC-USD"
+    assert open_order_row({"ticker": "EUR.USD", "secType": "CASH"})["symbol"] == "EURUSD"
     second = open_order_row(rows[1])
     assert second["side"] == "SELL" and second["stop_price"] == 90.0 and second["order_id"] == 7
     assert second["quantity"] == 2.0 and second["remaining"] == 0.0

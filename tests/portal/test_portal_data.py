@@ -50,8 +50,9 @@ def test_the_first_snapshot_only_subscribes_and_the_poll_waits_for_fields(fresh_
 
 
 def test_snapshot_poll_gives_up_after_its_deadline(fresh_cp):
-    from .conftest import settings_for
     from ib_nice_funcs.sources.portal import PortalSource
+
+    from .conftest import settings_for
 
     fresh_cp.set(snapshot_warmup_s=60.0)  # fields never arrive within the test
     source = PortalSource(settings_for(fresh_cp))
@@ -82,6 +83,7 @@ def test_no_market_data_is_its_own_error(fresh_cp, fresh_source):
 def test_unknown_symbols(cp, source):
     got = source.prices([AAPL, parse_symbol("ZZZQX")], timeout=10)
     assert got["AAPL"] > 0 and got["ZZZQX"] is None
+    assert cp.request_counts()["GET /trsrv/stocks"] >= 1  # the second look-up was tried
     with pytest.raises(UnknownSymbolError, match="ZZZQX"):
         source.prices([parse_symbol("ZZZQX")], timeout=10)
 

@@ -22,7 +22,7 @@ AAPL = parse_symbol("AAPL")
 
 def test_tls_verification_is_on_by_default_and_fails_without_the_ca(cp):
     with open_source(cp, portal_ca=None) as src:
-        with pytest.raises(ConnectionFailedError, match=r"TLS verification .* failed.*IB_PORTAL_CA"):
+        with pytest.raises(ConnectionFailedError, match=r"TLS verification .* failed.*PORTAL_CA"):
             src.prices([AAPL], timeout=5)
     assert cp.request_counts().get("POST /iserver/auth/status", 0) >= 0  # nothing else to check
     no_429(cp)

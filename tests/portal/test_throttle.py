@@ -185,7 +185,7 @@ def test_any_window_holds_at_most_rate_times_length_plus_one(rate, n):
     # Requests k apart are at least k intervals apart.
     interval = 1.0 / (rate * throttle.headroom)
     for k in (1, max(1, int(rate))):
-        for a, b in zip(times, times[k:]):
+        for a, b in zip(times, times[k:], strict=False):
             assert b - a >= k * interval - 1e-9
 
 

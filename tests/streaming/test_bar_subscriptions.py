@@ -1,4 +1,8 @@
-"""Kept-up-to-date bars: polling agents send one historical request per symbol."""
+"""Kept-up-to-date bars: polling agents send one historical request per symbol.
+
+Each test has a simulator of its own: historical requests count against IB's
+60-per-10-minutes budget, which the session simulator shares with every test.
+"""
 
 from __future__ import annotations
 
@@ -54,8 +58,8 @@ def test_polling_20_symbols_for_30_minutes_sends_one_request_each(fresh_sim, mak
     assert len(client._source("ib").barsubs) == 20
 
 
-def test_bars_from_a_subscription_match_a_plain_request(sim, make_client):
-    client = make_client(sim)
+def test_bars_from_a_subscription_match_a_plain_request(fresh_sim, make_client):
+    client = make_client(fresh_sim)
     live = client.ohlcv("BTC-USD", "1h", 2)
     source = client._source("ib")
     instrument = parse_symbol("BTC-USD")
@@ -75,8 +79,8 @@ def test_bars_from_a_subscription_match_a_plain_request(sim, make_client):
         assert (done[col] == done[f"{col}_ref"]).all(), col
 
 
-def test_a_longer_range_fetches_only_the_older_part(sim, make_client):
-    client = make_client(sim)
+def test_a_longer_range_fetches_only_the_older_part(fresh_sim, make_client):
+    client = make_client(fresh_sim)
     barsubs = client._source("ib").barsubs
     client.ohlcv("LTC-USD", "15m", 1)
     assert barsubs.requests_sent == 1
@@ -93,7 +97,8 @@ def test_a_longer_range_fetches_only_the_older_part(sim, make_client):
     assert barsubs.requests_sent == 1 + older
 
 
-def test_get_data_is_served_from_the_same_subscription(use_sim):
+def test_get_data_is_served_from_the_same_subscription(fresh_sim, new_client_id):
+    n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib")
     barsubs = n.default_client()._source("ib").barsubs
     first = n.get_data("ETH-USD", 2, "1h")
     second = n.get_ohlcv_data("ETH-USD", "1h", 1)
@@ -119,24 +124,24 @@ def test_a_subscription_is_reopened_after_a_reconnect(fresh_sim, make_client):
     assert barsubs.requests_sent == 2
 
 
-def test_idle_subscriptions_are_cancelled(sim, make_client):
-    client = make_client(sim)
+def test_idle_subscriptions_are_cancelled(fresh_sim, make_client):
+    client = make_client(fresh_sim)
     barsubs = client._source("ib").barsubs
     clock = _Clock()
     barsubs.clock = clock
     client.ohlcv("BCH-USD", "30m", 1)
     assert len(barsubs) == 1
-    cancels = sim.request_counts().get("cancelHistoricalData", 0)
+    cancels = fresh_sim.request_counts().get("cancelHistoricalData", 0)
     clock.now += barsubs.idle_after + 1
     client._bars.clear()
     client.ohlcv("ETH-USD", "30m", 1)  # any call sweeps the idle ones
     assert len(barsubs) == 1
     client.server_time()
-    assert sim.request_counts().get("cancelHistoricalData", 0) == cancels + 1
+    assert fresh_sim.request_counts().get("cancelHistoricalData", 0) == cancels + 1
 
 
-def test_a_range_in_the_past_uses_plain_requests(sim, make_client):
-    client = make_client(sim)
+def test_a_range_in_the_past_uses_plain_requests(fresh_sim, make_client):
+    client = make_client(fresh_sim)
     source = client._source("ib")
     start, end = days_back_range(1)
     frame = source.bars(parse_symbol("BTC-USD"), parse_timeframe("1h"),

@@ -122,7 +122,7 @@ def test_a_failing_callback_does_not_end_the_stream(sim, make_client, warnings_l
         calls.put(price)
         raise RuntimeError("agent bug")
 
-    with client.subscribe("ETH-USD", callback):
+    with client.subscribe(["ETH-USD", "BTC-USD"], callback):
         calls.get(timeout=10)
         calls.get(timeout=10)  # called again after raising
     assert "agent bug" in warnings_log.text
