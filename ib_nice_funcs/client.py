@@ -117,6 +117,15 @@ class Client:
         with self._lock:
             gateway, self._gateway = self._gateway, None
             ib_source = self._builtin.get("ib")
+            closable = [src for name, src in self._builtin.items() if name != "ib"]
+            self._builtin = {"ib": ib_source} if ib_source is not None else {}
+        for src in closable:
+            close = getattr(src, "close", None)
+            if close is not None:  # e.g. the portal's keep-alive thread
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing must not raise
+                    log.debug("closing source %r failed", src, exc_info=True)
         if gateway is not None and ib_source is not None:
 
             async def stop_streams() -> None:

@@ -59,6 +59,14 @@ class Settings:
     portal_ca: str | None = None
     portal_verify: bool = True
     portal_penalty_s: float = 600.0
+    #: Client-side request rate towards the Client Portal gateway (its limit is ~10/s).
+    portal_rate_per_s: float = 10.0
+    #: How long a snapshot pre-flight may poll for fields to arrive.
+    portal_snapshot_wait_s: float = 5.0
+    #: Keep-alive (``/tickle``) interval while the portal is in use.
+    portal_tickle_s: float = 60.0
+    #: Order questions confirmed at most, before giving up on an order.
+    portal_max_confirmations: int = 5
     order_failover: bool = False
     timeout: float = 10.0
     connect_timeout: float = 4.0
@@ -82,7 +90,10 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
                 raise ConfigurationError(f"{name}={value!r} must be a positive number")
-        for name in ("timeout", "connect_timeout", "portal_penalty_s"):
+        for name in (
+            "timeout", "connect_timeout", "portal_penalty_s", "portal_rate_per_s",
+            "portal_snapshot_wait_s", "portal_tickle_s",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
                 raise ConfigurationError(f"{name}={value!r} must be a positive number of seconds")
@@ -96,6 +107,10 @@ class Settings:
             raise ConfigurationError(
                 f"market_data_type={self.market_data_type!r}: use 1 live, 2 frozen, "
                 "3 delayed or 4 delayed-frozen"
+            )
+        if not (isinstance(self.portal_max_confirmations, int) and self.portal_max_confirmations >= 1):
+            raise ConfigurationError(
+                f"portal_max_confirmations={self.portal_max_confirmations!r} must be a whole number >= 1"
             )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
@@ -140,6 +155,10 @@ class Settings:
         text("IB_PORTAL_CA", "portal_ca")
         flag("IB_PORTAL_VERIFY", "portal_verify")
         number("IB_PORTAL_PENALTY_S", "portal_penalty_s")
+        number("IB_PORTAL_RATE_PER_S", "portal_rate_per_s")
+        number("IB_PORTAL_SNAPSHOT_WAIT_S", "portal_snapshot_wait_s")
+        number("IB_PORTAL_TICKLE_S", "portal_tickle_s")
+        number("IB_PORTAL_MAX_CONFIRMATIONS", "portal_max_confirmations", int)
         flag("IB_NICE_FUNCS_ORDER_FAILOVER", "order_failover")
         number("IB_NICE_FUNCS_TIMEOUT", "timeout")
         number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")

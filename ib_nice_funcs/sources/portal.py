@@ -36,12 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["PortalSource"]
 
 
-def _setting(settings: Any, name: str, default: Any) -> Any:
-    # Settings the lead may add later (portal_rate_per_s...); until then, the defaults.
-    value = getattr(settings, name, None)
-    return default if value is None else value
-
-
 class PortalSource:
     """Prices, bars and (failover) orders through one Client Portal gateway.
 
@@ -51,9 +45,9 @@ class PortalSource:
     Args:
         settings: Uses ``portal_url``, ``portal_ca``, ``portal_verify``,
             ``portal_penalty_s``, ``account``, ``allow_live``, ``timeout``,
-            ``connect_timeout`` (and, when present, ``portal_rate_per_s``,
-            ``portal_snapshot_wait_s``, ``portal_tickle_s``,
-            ``portal_max_confirmations``).
+            ``connect_timeout``, ``portal_rate_per_s``,
+            ``portal_snapshot_wait_s``, ``portal_tickle_s`` and
+            ``portal_max_confirmations``.
         client: A ready :class:`PortalClient` (tests); made from ``settings`` otherwise.
 
     Raises:
@@ -75,16 +69,16 @@ class PortalSource:
                 ca_path=settings.portal_ca,
                 account=settings.account,
                 penalty_s=settings.portal_penalty_s,
-                rate=float(_setting(settings, "portal_rate_per_s", 10.0)),
+                rate=float(settings.portal_rate_per_s),
                 connect_timeout=settings.connect_timeout,
-                snapshot_wait=float(_setting(settings, "portal_snapshot_wait_s", 5.0)),
-                tickle_interval=float(_setting(settings, "portal_tickle_s", 60.0)),
+                snapshot_wait=float(settings.portal_snapshot_wait_s),
+                tickle_interval=float(settings.portal_tickle_s),
             )
         except ValueError as exc:
             raise SourceUnavailableError(str(exc)) from None
         self.orders = OrderDesk(
             self.client,
-            max_confirmations=int(_setting(settings, "portal_max_confirmations", 5)))
+            max_confirmations=int(settings.portal_max_confirmations))
 
     def __repr__(self) -> str:
         return f"PortalSource({self.client.base_url!r})"
