@@ -379,7 +379,7 @@ async def req_completed_orders(sim: TWSSimulator, conn: Conn, f: w.Fields) -> No
 async def req_executions(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
     f.skip()
     req_id = f.int()
-    client_id, acct, _time, symbol, sec_type, exchange, side = (
+    client_id, acct, _time, symbol, sec_type, _exchange, side = (
         f.int(), f.str(), f.str(), f.str().upper(), f.str().upper(), f.str().upper(),
         f.str().upper())
     for fill in sim.engine.fills:

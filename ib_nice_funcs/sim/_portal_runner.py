@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from ._threaded import serve_in_thread
 from .market import PaperMarket
 from .portal import PortalSimulator
 
@@ -185,39 +184,5 @@ def run_portal_simulator(startup_timeout: float = 15.0, **kwargs: Any) -> Iterat
         TlsUnavailableError: TLS asked for and no way to make a certificate.
         TimeoutError: if it does not start within ``startup_timeout`` seconds.
     """
-    loop = asyncio.new_event_loop()
-    ready: concurrent.futures.Future[PortalSimulator] = concurrent.futures.Future()
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            sim = PortalSimulator(**kwargs)
-            loop.run_until_complete(sim.start())
-        except BaseException as exc:  # hand start-up failures to the caller
-            ready.set_exception(exc)
-            loop.close()
-            return
-        ready.set_result(sim)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(sim.stop())
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-    thread = threading.Thread(target=main, name="portal-simulator", daemon=True)
-    thread.start()
-    try:
-        sim = ready.result(startup_timeout)
-    except concurrent.futures.TimeoutError:
-        raise TimeoutError(f"portal simulator did not start within {startup_timeout} s") from None
-    try:
+    with serve_in_thread(lambda: PortalSimulator(**kwargs), "portal-simulator", startup_timeout) as (sim, loop):
         yield PortalHandle(sim, loop)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(startup_timeout)
-        if thread.is_alive():
-            log.warning("portal simulator thread did not stop within %s s", startup_timeout)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ._threaded import serve_in_thread
 from .market import PaperMarket
 from .tws import TWSSimulator
 
@@ -115,36 +114,7 @@ def run_simulator(startup_timeout: float = 10.0, portal: bool = False,
         OSError: if the simulator cannot bind its port.
         TimeoutError: if it does not start within ``startup_timeout`` seconds.
     """
-    loop = asyncio.new_event_loop()
-    ready: concurrent.futures.Future[TWSSimulator] = concurrent.futures.Future()
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            sim = TWSSimulator(**kwargs)
-            loop.run_until_complete(sim.start())
-        except BaseException as exc:  # hand start-up failures to the caller
-            ready.set_exception(exc)
-            loop.close()
-            return
-        ready.set_result(sim)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(sim.stop())
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-    thread = threading.Thread(target=main, name="tws-simulator", daemon=True)
-    thread.start()
-    try:
-        sim = ready.result(startup_timeout)
-    except concurrent.futures.TimeoutError:
-        raise TimeoutError(f"simulator did not start within {startup_timeout} s") from None
-    try:
+    with serve_in_thread(lambda: TWSSimulator(**kwargs), "tws-simulator", startup_timeout) as (sim, loop):
         handle = SimulatorHandle(sim, loop)
         with contextlib.ExitStack() as stack:
             if portal:
@@ -154,11 +124,6 @@ def run_simulator(startup_timeout: float = 10.0, portal: bool = False,
                     startup_timeout=max(startup_timeout, 15.0), tws=sim,
                     **(portal_kwargs or {})))
             yield handle
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(startup_timeout)
-        if thread.is_alive():
-            log.warning("simulator thread did not stop within %s s", startup_timeout)
 
 
 def serve_forever(host: str = "127.0.0.1", port: int = 4002, seed: int = 0,
