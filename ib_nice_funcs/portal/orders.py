@@ -58,39 +58,12 @@ _FILL_WAIT_S = 3.0
 Confirm = Callable[[Sequence[str], Sequence[str]], bool]
 
 
-def result_dict(
-    *,
-    success: bool,
-    order_id: int | str | None = None,
-    client_order_id: str | None = None,
-    status: str = "",
-    filled_qty: float = 0.0,
-    avg_price: float | None = None,
-    error: str | None = None,
-    symbol: str | None = None,
-    side: str | None = None,
-    quantity: float | None = None,
-    order_type: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The order result dict, with the keys of the TWS trading helpers plus ``source``."""
-    out: dict[str, Any] = {
-        "success": bool(success),
-        "order_id": order_id,
-        "client_order_id": client_order_id,
-        "status": status,
-        "filled_qty": float(filled_qty or 0.0),
-        "avg_price": avg_price,
-        "error": error,
-        "code": None,
-        "symbol": symbol,
-        "side": side,
-        "quantity": quantity,
-        "order_type": order_type,
-        "source": "portal",
-    }
-    out.update(extra)
-    return out
+def result_dict(*, success: bool, **fields: Any) -> dict[str, Any]:
+    """The order result dict of the TWS trading helpers, with ``source="portal"``."""
+    from ..trading.results import order_result
+
+    fields.setdefault("source", "portal")
+    return order_result(success=success, **fields)
 
 
 def _success(status: str, filled: float) -> bool:
