@@ -32,7 +32,12 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CONNECTIVITY_RESTORED_DATA_LOST, NoDataError, classify_ib_error
+from ..errors import (
+    CONNECTIVITY_RESTORED_DATA_LOST,
+    NoDataError,
+    PacingViolationError,
+    classify_ib_error,
+)
 from ..timeframes import plan_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,7 +55,7 @@ log = logging.getLogger("ib_nice_funcs")
 _MAX_SUBS = 50
 _IDLE_S = 1800.0
 _MIN_STALE_S = 900.0
-_CREATE_TIMEOUT_S = 60.0
+_CREATE_TIMEOUT_S = 20.0
 _SWEEP_S = 60.0
 _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
 #: A subscription that could only be opened after this long a pacing wait
@@ -149,7 +154,12 @@ class BarSubscriptions:
             # Shielded: a caller that times out must not cancel what others wait for.
             try:
                 sub = await asyncio.shield(creating)
-            except _NotNow:
+            except (_NotNow, NoDataError, PacingViolationError, asyncio.TimeoutError) as exc:
+                # A gateway that will not stream this series (or not now) still
+                # answers plain requests: the caller gets bars either way.
+                if not isinstance(exc, _NotNow):
+                    log.debug("no %s bar subscription for %s (%s); plain requests instead",
+                              timeframe.name, instrument.symbol, exc)
                 frame, sent = await self.source.fetch_plain(instrument, contract, timeframe,
                                                             start, end, what)
                 self.requests_sent += sent
