@@ -211,8 +211,11 @@ class Client:
             return [key]
         raise ValueError(self._unknown_source_message(key))
 
-    def clear_caches(self) -> None:
-        """Forget cached prices, bars and qualified contracts (the next calls go to the sources)."""
+    def clear_caches(self, timeout: float | None = None) -> None:
+        """Start cold: forget cached prices, bars and qualified contracts, stop the
+        live tickers and bar subscriptions no stream holds. The next calls go to
+        the sources. Blocks up to ``timeout`` seconds.
+        """
         with self._lock:
             self._prices.clear()
             self._bars.clear()
@@ -222,6 +225,12 @@ class Client:
             gateway.clear_contracts()
         if ib_source is not None:
             ib_source.recent.clear()
+
+            async def stop_live() -> None:
+                ib_source.tickers.forget()
+                ib_source.barsubs.drop_all()
+
+            self._loop.run(stop_live, self.resolve_timeout(timeout), "stop live data")
 
     def server_time(self, timeout: float | None = None) -> datetime:
         """The gateway's clock (one round trip); blocks up to ``timeout`` seconds.

@@ -327,6 +327,16 @@ class Tickers:
                 log.debug("closing a price sink failed", exc_info=True)
             self.release(sink)
 
+    def forget(self) -> None:
+        """Stop every line no subscription holds and forget who asked (loop thread).
+
+        The next price calls start cold: snapshots first, streams only on repeats.
+        """
+        for entry in list(self._live.values()):
+            if entry.pins <= 0:
+                self._stop(entry)
+        self._asked.clear()
+
     # -- loop thread: lines -------------------------------------------------------
 
     def _free_lines(self) -> int:
