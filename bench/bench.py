@@ -181,7 +181,7 @@ def run(rounds: int) -> dict[str, dict[str, float]]:
         # -- 10,000 one-minute bars ----------------------------------------
         days = 10_000 / 1440
         btc = parse_symbol("BTC-USD")
-        source = client._source("ib")  # reset its pacing budget: we measure requests, not waits
+        source = client.source("ib")  # reset its pacing budget: we measure requests, not waits
 
         def ours_ohlcv() -> None:
             client.clear_caches()

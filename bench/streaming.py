@@ -92,7 +92,7 @@ def bench_polling(port: int, handle: Any, polls: int) -> dict[str, float]:
     poll_times = []
     before = handle.request_counts().get("reqHistoricalData", 0)
     with Client(host="127.0.0.1", port=port, client_id=902, sources="ib", timeout=30) as client:
-        client._source("ib").barsubs.clock = lambda: fake_now[0]
+        client.source("ib").barsubs.clock = lambda: fake_now[0]
         for _ in range(polls):
             t0 = time.perf_counter()
             for symbol in SYMBOLS:

@@ -228,7 +228,7 @@ class AsyncPriceStream:
         self._mailbox = box = _AsyncMailbox(asyncio.get_running_loop(), self._release)
         if self._duration is not None:
             self._end = time.monotonic() + self._duration
-        tickers = self._client._source("ib").tickers
+        tickers = self._client.source("ib").tickers
         timeout = self._client.settings.timeout
         wait = min(tickers.first_tick_wait, timeout / 2)
         what = "live prices of " + ", ".join(self._names)
@@ -294,7 +294,7 @@ class AsyncPriceStream:
             self._release(box)
 
     def _release(self, box: _AsyncMailbox) -> None:
-        self._client._source("ib").tickers.release_soon(box)
+        self._client.source("ib").tickers.release_soon(box)
 
     def __del__(self) -> None:
         # ``break`` out of ``async for`` does not close an async iterator: do it here.

@@ -155,6 +155,16 @@ class Client:
             raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
         return float(timeout)
 
+    def source(self, name: str) -> Any:
+        """The source object called ``name`` (``"ib"``, ``"portal"``, ``"yfinance"`` or a
+        registered one), built on first use.
+
+        Raises:
+            ValueError: no such source.
+            SourceUnavailableError: the source cannot be built (e.g. no ``portal_url``).
+        """
+        return self._source(name.strip().lower())
+
     def _source(self, name: str) -> Any:
         with self._lock:
             if name in self._builtin:

@@ -35,6 +35,7 @@ from .account import (
     trading_day,
 )
 from .contracts import ContractRules, ContractSpec, finite, multiplier_of, position_symbol
+from .failover import PortalFailover
 from .ledger import OrderLedger
 from .results import (
     DONE_STATES,
@@ -96,6 +97,8 @@ class TraderCore:
         # (signed quantity, contract, price). See _follow().
         self._unconfirmed: dict[int, tuple[float, Any, float]] = {}
         self._followed: Any = None
+        # The Client Portal side (order_failover); thread-side, owns its own locks.
+        self._failover = PortalFailover(self)
         self.gateway.on_connected.append(self._on_connected)
 
     # -- thread side ---------------------------------------------------------
@@ -122,6 +125,21 @@ class TraderCore:
             # Refuse before even connecting when the setting already says "live".
             check_live_allowed(configured, self.settings.allow_live)
         return self._run(self._trading_account_async, deadline, "trading permission check")
+
+    def _require_route(self, deadline: float) -> str | ConnectionFailedError:
+        """Like :meth:`_require_trading`, but an unreachable TWS is returned, not raised,
+        when orders may fail over to the Client Portal (``order_failover``).
+
+        Raises:
+            ConnectionFailedError: TWS is unreachable and failover is off.
+            Otherwise like :meth:`_require_trading`.
+        """
+        try:
+            return self._require_trading(deadline)
+        except ConnectionFailedError as exc:
+            if not self._failover.active:
+                raise
+            return exc
 
     def _usd_per_unit(self, instrument: Instrument, price: float, deadline: float) -> float:
         """USD value of one unit of ``instrument`` at ``price`` (quote currency converted)."""
@@ -356,8 +374,17 @@ class TraderCore:
         wait: bool,
         deadline: float,
         what: str,
+        ack_deadline: float | None = None,
+        placed_elsewhere: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The order pipeline on the loop: guard, idempotency, size, risk, send, wait.
+
+        With ``ack_deadline`` (order failover on) everything up to IB's
+        acknowledgement must happen by then, so the Client Portal keeps the
+        rest of the time; the wait for a fill may still run to ``deadline``.
+        ``placed_elsewhere`` is the Client Portal's result for this id: when
+        the gateway knows no order with it, that result is returned and
+        nothing is sent.
 
         Raises:
             LiveTradingDisabledError, RiskLimitError, NoPositionError,
@@ -365,30 +392,47 @@ class TraderCore:
             ConnectionFailedError: the connection dropped (maybe after sending).
         """
 
+        async def prepare(ib: IB, account: str, coid: str) -> tuple[Trade, bool] | dict[str, Any]:
+            existing = await self._ledger.existing(
+                ib, coid, thorough or placed_elsewhere is not None,
+                lambda: self._open_trades_async(ib))
+            if isinstance(existing, dict):
+                return {**existing, "existing": True}
+            if existing is not None:
+                return existing, False
+            if placed_elsewhere is not None:
+                return {**placed_elsewhere, "existing": True}
+            spec = await self._contracts.for_instrument(ib, instrument, what)
+            quantity = await sizing(ib, spec)
+            await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd)
+            # Synchronous from here to the return: a cancellation at the ack deadline
+            # lands before the send or not at all, so the ledger tells which.
+            return self._send(ib, spec, request, quantity, account), True
+
         async def pipeline(ib: IB) -> dict[str, Any]:
             account = await self._trading_account_async()
             self._follow(ib)
             coid = request.client_order_id
             async with self._ledger.lock(coid):
-                existing = await self._ledger.existing(
-                    ib, coid, thorough, lambda: self._open_trades_async(ib))
-                if isinstance(existing, dict):
-                    return {**existing, "existing": True}
-                if existing is not None:
-                    trade = existing
-                    fresh = False
+                if ack_deadline is None:
+                    got = await prepare(ib, account, coid)
                 else:
-                    spec = await self._contracts.for_instrument(ib, instrument, what)
-                    quantity = await sizing(ib, spec)
-                    await self._check_risk_async(
-                        ib, account, spec, request.side, quantity, unit_usd)
-                    trade = self._send(ib, spec, request, quantity, account)
-                    fresh = True
+                    got = await asyncio.wait_for(
+                        prepare(ib, account, coid), max(0.05, ack_deadline - time.monotonic()))
+                if isinstance(got, dict):
+                    return got
+                trade, fresh = got
             for_fill = waits_for_fill(request.order_type, request.tif)
-            if wait:
-                settled = await self._wait_async(trade, for_fill, deadline)
-            else:
+            if not wait:
                 settled = True
+            elif ack_deadline is not None and fresh:
+                # Acknowledged by the ack deadline, or the caller fails over (after
+                # asking the portal whether the order arrived anyway).
+                settled = await self._wait_async(trade, False, ack_deadline)
+                if settled and for_fill:
+                    settled = await self._wait_async(trade, True, deadline)
+            else:
+                settled = await self._wait_async(trade, for_fill, deadline)
             result = trade_result(trade, instrument.symbol)
             if not fresh:
                 result["existing"] = True

@@ -80,6 +80,10 @@ class ContractRules:
         """The spec of a conId already looked up, else None."""
         return self._by_key.get(("conId", con_id))
 
+    def known(self, instrument: Instrument) -> ContractSpec | None:
+        """The spec of an instrument already looked up, else None (never asks IB)."""
+        return self._by_key.get(instrument.key)
+
     async def for_instrument(self, ib: IB, instrument: Instrument, what: str) -> ContractSpec:
         """Qualify ``instrument`` and fetch its rules (cached).
 

@@ -14,6 +14,10 @@ sent unless all of it passes:
    a snapshot of IB's positions and account values;
 5. send, then (``wait=True``) wait on ib_async's trade events until the order
    fills (MKT, IOC, FOK) or IB accepts it (resting orders), or the timeout.
+
+With ``order_failover`` on, an order TWS / IB Gateway cannot take goes
+through the same steps against the Client Portal instead (see
+:mod:`ib_nice_funcs.trading.failover`), with the same client order id.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionFailedError, NoPositionError, OrderSizeError, RequestTimeoutError
 from ..symbols import Instrument, parse_symbol
-from .contracts import ContractSpec, position_symbol
 from .closing import ClosingMixin
+from .contracts import ContractSpec, position_symbol
+from .failover import Sizer
 from .positions import PositionsMixin
 from .results import (
     DONE_STATES,
@@ -58,8 +63,11 @@ log = logging.getLogger("ib_nice_funcs")
 class Trader(ClosingMixin, PositionsMixin):
     """Orders, positions, account values and kill switches for one :class:`Client`.
 
-    Get it as ``client.trading`` (one per Client). Orders go only through the
-    IB gateway (never yfinance).
+    Get it as ``client.trading`` (one per Client). Orders go through the IB
+    gateway (never yfinance); with ``order_failover`` on, through the Client
+    Portal while TWS / IB Gateway is down, with the same client order id (see
+    :mod:`ib_nice_funcs.trading.failover`). Results from the portal carry
+    ``"source": "portal"``.
 
     Threading contract: every public method may be called from any thread
     (a script, a Jupyter cell, a web handler), concurrently, but not from the
@@ -85,11 +93,81 @@ class Trader(ClosingMixin, PositionsMixin):
 
     # -- the shared path ---------------------------------------------------------------
 
+    def _tws_sizing(
+        self, instrument: Instrument, sizer: Sizer
+    ) -> Callable[[IB, ContractSpec], Awaitable[float]]:
+        """The TWS pipeline's sizing step for ``sizer`` (asks IB for the position if needed)."""
+
+        async def sizing(ib: IB, spec: ContractSpec) -> float:
+            held = 0.0
+            if sizer.needs_held:
+                held = sum(
+                    float(p.position) for p in await self._positions_async(ib)
+                    if p.contract.conId == spec.contract.conId
+                )
+            return sizer.size(spec, held)
+
+        return sizing
+
     def _submit(
         self,
         instrument: Instrument,
         request: OrderRequest,
-        sizing: Callable[[IB, ContractSpec], Awaitable[float]],
+        sizer: Sizer,
+        unit_usd: float | None,
+        *,
+        explicit_id: bool,
+        wait: bool,
+        deadline: float,
+        what: str,
+        tws_down: ConnectionFailedError | None = None,
+    ) -> dict[str, Any]:
+        """Run the order pipeline and turn its outcome into a result or error.
+
+        ``tws_down``: TWS was found unreachable before the pipeline (order
+        failover on): the order goes to the Client Portal at once.
+        """
+        if not self._failover.active:
+            return self._submit_tws(instrument, request, sizer, unit_usd, explicit_id=explicit_id,
+                                    wait=wait, deadline=deadline, what=what)
+        failover = self._failover
+        coid = request.client_order_id
+
+        def portal(cause: BaseException) -> dict[str, Any]:
+            return failover.place(instrument, request, sizer, unit_usd, explicit_id=explicit_id,
+                                  deadline=deadline, what=what, cause=cause)
+
+        with failover.hold(coid, deadline):
+            if tws_down is not None:
+                return self._raise_for(portal(tws_down), what)
+            elsewhere = failover.resolve(coid, deadline)
+            try:
+                result = self._run(
+                    lambda: self._place_async(
+                        instrument, request, self._tws_sizing(instrument, sizer), unit_usd,
+                        thorough=explicit_id, wait=wait, deadline=deadline, what=what,
+                        ack_deadline=failover.ack_deadline(deadline), placed_elsewhere=elsewhere,
+                    ),
+                    deadline,
+                    what,
+                )
+            except (RequestTimeoutError, ConnectionFailedError) as exc:
+                # Before the send the order fails over; after it, the portal is only
+                # asked whether the order arrived (the failover reads the ledger).
+                result = portal(exc)
+            else:
+                if result.get("status") == "PendingSubmit" and not result.get("success"):
+                    result = portal(RequestTimeoutError(
+                        f"{what}: IB did not acknowledge the order in time"))
+                elif result.get("source") != "portal":
+                    failover.note_up()
+        return self._raise_for(result, what)
+
+    def _submit_tws(
+        self,
+        instrument: Instrument,
+        request: OrderRequest,
+        sizer: Sizer,
         unit_usd: float | None,
         *,
         explicit_id: bool,
@@ -97,11 +175,11 @@ class Trader(ClosingMixin, PositionsMixin):
         deadline: float,
         what: str,
     ) -> dict[str, Any]:
-        """Run the order pipeline on the loop and turn its outcome into a result or error."""
+        """The TWS-only path (order failover off): run the pipeline on the loop."""
         try:
             result = self._run(
                 lambda: self._place_async(
-                    instrument, request, sizing, unit_usd,
+                    instrument, request, self._tws_sizing(instrument, sizer), unit_usd,
                     thorough=explicit_id, wait=wait, deadline=deadline, what=what,
                 ),
                 deadline,
@@ -142,12 +220,12 @@ class Trader(ClosingMixin, PositionsMixin):
         )
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
-        self._require_trading(deadline)
+        route = self._require_route(deadline)
         price = request.limit_price if request.limit_price is not None else self._price(
             instrument, symbol, deadline)
         unit_usd = self._usd_per_unit(instrument, price, deadline)
 
-        async def sizing(ib: IB, spec: ContractSpec) -> float:
+        def size(spec: ContractSpec, held: float) -> float:
             qty = quantity_for_usd(
                 usd, unit_usd * spec.multiplier, spec.size_increment, spec.min_size)
             if qty <= 0:
@@ -157,9 +235,9 @@ class Trader(ClosingMixin, PositionsMixin):
                 )
             return qty
 
-        return self._submit(instrument, request, sizing, unit_usd,
+        return self._submit(instrument, request, Sizer(size), unit_usd,
                             explicit_id=client_order_id is not None, wait=wait,
-                            deadline=deadline, what=what)
+                            deadline=deadline, what=what, tws_down=_down(route))
 
     def _sell_pct(
         self,
@@ -181,13 +259,9 @@ class Trader(ClosingMixin, PositionsMixin):
         )
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
-        self._require_trading(deadline)
+        route = self._require_route(deadline)
 
-        async def sizing(ib: IB, spec: ContractSpec) -> float:
-            held = sum(
-                float(p.position) for p in await self._positions_async(ib)
-                if p.contract.conId == spec.contract.conId
-            )
+        def size(spec: ContractSpec, held: float) -> float:
             if held <= 0:
                 raise NoPositionError(
                     f"{what}: the account holds no long position in {spec.symbol}; nothing was sent"
@@ -202,9 +276,9 @@ class Trader(ClosingMixin, PositionsMixin):
 
         # A sell of a held position only reduces it, which the risk check always
         # allows; the limit price (or IB's mark) is enough to value it.
-        return self._submit(instrument, request, sizing, request.limit_price,
-                            explicit_id=client_order_id is not None, wait=wait,
-                            deadline=deadline, what=what)
+        return self._submit(instrument, request, Sizer(size, needs_held=True),
+                            request.limit_price, explicit_id=client_order_id is not None,
+                            wait=wait, deadline=deadline, what=what, tws_down=_down(route))
 
     # -- nice_funcs order helpers ------------------------------------------------------
 
@@ -350,14 +424,14 @@ class Trader(ClosingMixin, PositionsMixin):
         )
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
-        self._require_trading(deadline)
+        route = self._require_route(deadline)
         reference = request.limit_price or request.stop_price
         if reference is None or request.order_type == "TRAIL":
             reference = self._price(instrument, symbol, deadline)
         unit_usd = self._usd_per_unit(instrument, reference, deadline)
         what = f"place_order({_label(symbol)}, {request.side}, {quantity!r}, {request.order_type})"
 
-        async def sizing(ib: IB, spec: ContractSpec) -> float:
+        def size(spec: ContractSpec, held: float) -> float:
             qty = request.quantity
             if not is_multiple(qty, spec.size_increment) or qty < spec.min_size:
                 raise ValueError(
@@ -366,9 +440,9 @@ class Trader(ClosingMixin, PositionsMixin):
                 )
             return qty
 
-        return self._submit(instrument, request, sizing, unit_usd,
+        return self._submit(instrument, request, Sizer(size), unit_usd,
                             explicit_id=client_order_id is not None, wait=wait,
-                            deadline=deadline, what=what)
+                            deadline=deadline, what=what, tws_down=_down(route))
 
     # -- order management --------------------------------------------------------------
 
@@ -377,7 +451,10 @@ class Trader(ClosingMixin, PositionsMixin):
 
         Only this API client's orders can be cancelled one by one (IB's
         rule); use :meth:`cancel_all` for the others. Blocks up to ``timeout``
-        seconds until IB confirms.
+        seconds until IB confirms. With ``order_failover`` on and TWS down,
+        the Client Portal cancels it: by client order id, or by an order id
+        the portal gave (a TWS order id is mapped through this Trader's
+        records when it can be).
 
         Returns:
             A result dict: ``success`` True when the order ended cancelled;
@@ -397,7 +474,9 @@ class Trader(ClosingMixin, PositionsMixin):
         if not isinstance(order_id, str) and int(order_id) <= 0:
             raise ValueError(f"order_id must be a positive int, got {order_id!r}")
         deadline = self._deadline(timeout)
-        self._require_trading(deadline)
+        route = self._require_route(deadline)
+        if isinstance(route, ConnectionFailedError):
+            return self._failover.cancel(order_id, route, deadline)
         what = f"cancel_order({order_id!r})"
 
         def match(trade: Trade) -> bool:
@@ -440,12 +519,18 @@ class Trader(ClosingMixin, PositionsMixin):
                 f"IB has not confirmed the cancel yet (status {status})")
             return {**result, "success": False, "error": result["error"] or note}
 
-        return self._run(lambda: self.gateway.request(run, what), deadline, what)
+        try:
+            return self._run(lambda: self.gateway.request(run, what), deadline, what)
+        except ConnectionFailedError as exc:
+            # A cancel is safe to repeat: one the gateway got first is reported as done.
+            return self._failover.cancel(order_id, exc, deadline)
 
     def get_open_orders(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every open order on the account, whichever client placed it.
 
         Blocks up to ``timeout`` seconds. Never blocked by the live guard.
+        With ``order_failover`` on and TWS down, the Client Portal's working
+        orders (``source`` "portal"; ``perm_id`` and ``client_id`` None).
 
         Returns:
             Dicts with ``order_id``, ``perm_id``, ``client_id``,
@@ -463,7 +548,16 @@ class Trader(ClosingMixin, PositionsMixin):
             rows = [order_summary(t, position_symbol(t.contract)) for t in trades]
             return sorted(rows, key=lambda r: (r["order_id"] or 0, r["perm_id"] or 0))
 
-        return self._run(lambda: self.gateway.request(run, "open orders"), deadline, "open orders")
+        try:
+            return self._run(
+                lambda: self.gateway.request(run, "open orders"), deadline, "open orders")
+        except ConnectionFailedError as exc:
+            return self._failover.open_orders(exc, deadline)
+
+
+def _down(route: str | ConnectionFailedError) -> ConnectionFailedError | None:
+    """The TWS failure :meth:`TraderCore._require_route` returned, or None when TWS is up."""
+    return route if isinstance(route, ConnectionFailedError) else None
 
 
 def _check_wait(wait: object) -> None:

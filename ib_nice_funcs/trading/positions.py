@@ -3,7 +3,9 @@
 Pure helpers (:func:`position_dict`, :func:`no_position`,
 :func:`diff_positions`) shape the nice_funcs dicts; :class:`PositionsMixin`
 adds the blocking ``get_position`` family to the Trader. Data calls are never
-blocked by the live-account guard.
+blocked by the live-account guard. With ``order_failover`` on, positions and
+account values come from the Client Portal while TWS is unreachable (rows
+then carry ``source`` "portal").
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IBNiceFuncsError
+from ..errors import ConnectionFailedError, IBNiceFuncsError
 from ..symbols import Instrument, parse_symbol
 from ._core import TraderCore
-from .contracts import finite, multiplier_of, position_symbol
 from .account import account_number
+from .contracts import finite, multiplier_of, position_symbol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract
@@ -152,7 +154,9 @@ class PositionsMixin(TraderCore):
     # -- thread side -----------------------------------------------------------------
 
     def _holdings(self, deadline: float) -> list[tuple[Any, float | None]]:
-        return self._run(self._holdings_async, deadline, "positions")
+        holdings = self._run(self._holdings_async, deadline, "positions")
+        self._failover.note_up()
+        return holdings
 
     def _as_dict(self, pos: Any, mark: float | None, deadline: float) -> dict[str, Any]:
         contract = pos.contract
@@ -189,7 +193,12 @@ class PositionsMixin(TraderCore):
         """
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
-        for pos, mark in self._holdings(deadline):
+        try:
+            holdings = self._holdings(deadline)
+        except ConnectionFailedError as exc:
+            found = self._failover.position(instrument, exc, deadline)
+            return found if found is not None else no_position(instrument.symbol)
+        for pos, mark in holdings:
             if _matches(instrument, pos.contract):
                 return self._as_dict(pos, mark, deadline)
         return no_position(instrument.symbol)
@@ -200,7 +209,11 @@ class PositionsMixin(TraderCore):
         Blocks up to ``timeout`` seconds. Raises like :meth:`get_position`.
         """
         deadline = self._deadline(timeout)
-        return [self._as_dict(pos, mark, deadline) for pos, mark in self._holdings(deadline)]
+        try:
+            holdings = self._holdings(deadline)
+        except ConnectionFailedError as exc:
+            return [r for r in self._failover.positions(exc, deadline) if r["quantity"]]
+        return [self._as_dict(pos, mark, deadline) for pos, mark in holdings]
 
     def get_token_balance_usd(self, symbol: Any, *, timeout: float | None = None) -> float:
         """USD value of the position in ``symbol`` (negative for a short; 0.0 when flat).
@@ -228,7 +241,10 @@ class PositionsMixin(TraderCore):
                     return value
             return None
 
-        value = self._run(lambda: self.gateway.request(ask, tags[0]), deadline, tags[0])
+        try:
+            value = self._run(lambda: self.gateway.request(ask, tags[0]), deadline, tags[0])
+        except ConnectionFailedError as exc:
+            value = self._failover.account_number(tags, exc, deadline)
         if value is None:
             raise IBNiceFuncsError(
                 f"IB reported no {tags[0]} for the account; check that TWS / IB Gateway is "

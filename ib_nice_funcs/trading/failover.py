@@ -1,0 +1,579 @@
+"""Order failover to the Client Portal while TWS / IB Gateway is unreachable.
+
+Only with ``configure(order_failover=True)`` (``IB_NICE_FUNCS_ORDER_FAILOVER=1``)
+and a Client Portal URL. A portal order passes the same pipeline as a TWS
+order, in the same order, and nothing is sent unless all of it passes:
+
+1. argument validation (done by the order helpers before either path);
+2. the live-account guard: the portal account's ``isPaper`` flag (a ``D``
+   account id when the gateway sends no flag) must say paper, unless
+   ``allow_live``;
+3. idempotency: the client order id is the same id the TWS path sends as
+   ``orderRef`` and the portal sends as ``cOID``. This Trader's own records
+   (both paths) and the portal's live orders are asked before anything is
+   sent, and an order found is returned (``"existing": True``);
+4. the risk check, on a snapshot built from the portal's positions and
+   account summary (plus portal fills the positions do not show yet);
+5. send through :meth:`~ib_nice_funcs.sources.portal.PortalSource.place_order`.
+
+Never twice: when the TWS gateway may already hold the order (it was sent
+over TWS and not acknowledged), the portal is asked for the id and the order
+is returned if found; if it is not found the order is NOT placed again (TWS
+may still deliver it) and the result says ``status="Unknown"``. Only an id
+TWS never received is placed through the portal.
+
+Threading: every blocking call here runs on the caller's thread (the portal
+client is synchronous and thread-safe); Trader state that belongs to the
+loop thread (the TWS ledger, contract rules, the daily P&L baseline) is read
+and written through short hops onto the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ConnectionFailedError,
+    IBNiceFuncsError,
+    LiveTradingDisabledError,
+    RequestTimeoutError,
+    RiskLimitError,
+    SourceUnavailableError,
+    UnknownSymbolError,
+)
+from .account import day_trades_used, signed_values_usd, trading_day
+from .contracts import ContractSpec
+from .results import effective_status, order_result, round_price, trade_result
+from .risk import PortfolioSnapshot, check_order
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sources.portal import PortalSource
+    from ..symbols import Instrument
+    from ._core import TraderCore
+    from .validation import OrderRequest
+
+__all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec"]
+
+log = logging.getLogger("ib_nice_funcs")
+
+#: Share of an order's time budget the TWS attempt may spend before the order is
+#: acknowledged; the rest is kept for the portal (its live-orders look-up alone
+#: may wait up to 5 s for its rate-limit slot at IB's 1 request per 5 s).
+FAILOVER_SHARE = 0.5
+#: A portal fill the positions endpoint does not show yet is counted this long at most.
+_PENDING_TTL_S = 300.0
+#: Size steps when the Trader has no contract details for the instrument yet.
+_DEFAULT_INCREMENT = {"stock": 1.0, "fx": 1.0, "crypto": 1e-8}
+_SEC_TYPE = {"stock": "STK", "fx": "CASH", "crypto": "CRYPTO"}
+#: Security types the pattern-day-trader rule applies to (as in the TWS path).
+_PDT_SEC_TYPES = frozenset({"STK", "OPT", "WAR"})
+
+
+@dataclass(frozen=True)
+class Sizer:
+    """How an order helper sizes its order, on either path.
+
+    Attributes:
+        size: ``(spec, held) -> quantity``; ``held`` is the account's long
+            quantity of the instrument (0.0 unless ``needs_held``). Raises
+            OrderSizeError / NoPositionError / ValueError (nothing is sent).
+        needs_held: The size depends on the position held (percentage sells).
+    """
+
+    size: Callable[[ContractSpec, float], float]
+    needs_held: bool = False
+
+
+@dataclass(frozen=True)
+class TwsFacts:
+    """What the TWS side of this Trader knows about one client order id.
+
+    Attributes:
+        state: ``"none"`` (never sent over TWS by this Trader), ``"acked"``
+            (IB acknowledged it) or ``"unacked"`` (sent, never acknowledged:
+            the TWS gateway may still hold it).
+        last: The last result seen for it over TWS.
+        spec: Contract rules of the instrument when TWS already gave them.
+    """
+
+    state: str
+    last: dict[str, Any] | None
+    spec: ContractSpec | None
+
+
+def default_spec(instrument: Instrument, known: ContractSpec | None = None) -> ContractSpec:
+    """Contract rules for a portal order: TWS's when known, else the asset class defaults."""
+    if known is not None:
+        return known
+    increment = _DEFAULT_INCREMENT.get(instrument.asset_class, 1.0)
+    return ContractSpec(contract=None, symbol=instrument.symbol, min_tick=0.0,
+                        size_increment=increment, min_size=increment)
+
+
+def _left(deadline: float) -> float:
+    return max(0.05, deadline - time.monotonic())
+
+
+def _matches(instrument: Instrument, row: dict[str, Any]) -> bool:
+    con_id = getattr(instrument.contract, "conId", 0) if instrument.contract is not None else 0
+    if con_id and row.get("con_id"):
+        return int(row["con_id"]) == int(con_id)
+    return row.get("symbol") == instrument.symbol
+
+
+class PortalFailover:
+    """The portal side of one Trader: orders, positions, open orders and cancels.
+
+    Threading contract: any thread except the loop thread; each method blocks
+    at most until its ``deadline``.
+    """
+
+    def __init__(self, core: TraderCore) -> None:
+        self.core = core
+        self.settings = core.settings
+        self._lock = threading.Lock()
+        # Client order id -> the portal's last result (None: sent, outcome unknown).
+        self._placed: dict[str, dict[str, Any] | None] = {}
+        # One lock per client order id in use, so both paths check-then-send atomically.
+        self._held: dict[str, list[Any]] = {}
+        # Symbol -> (quantity the positions showed before, signed filled delta, when).
+        self._pending: dict[str, tuple[float, float, float]] = {}
+        self._down = False
+
+    # -- switches ----------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """Whether orders may fail over (``order_failover`` on and a portal URL set)."""
+        return bool(self.settings.order_failover and self.settings.portal_url)
+
+    def ack_deadline(self, deadline: float) -> float | None:
+        """When the TWS attempt must have its acknowledgement (None: failover is off)."""
+        if not self.active:
+            return None
+        now = time.monotonic()
+        return now + max(0.0, deadline - now) * FAILOVER_SHARE
+
+    def _portal(self, cause: BaseException) -> PortalSource:
+        """The portal source; re-raises ``cause`` when failover cannot run."""
+        if not self.active:
+            raise cause
+        try:
+            return self.core.client.source("portal")
+        except (SourceUnavailableError, ValueError) as exc:
+            raise ConnectionFailedError(
+                f"{cause}; order_failover is on but the Client Portal is unavailable ({exc})"
+            ) from cause
+
+    def note_down(self, cause: BaseException) -> None:
+        """Log once per outage that calls now go to the Client Portal."""
+        with self._lock:
+            first, self._down = not self._down, True
+        if first:
+            log.warning(
+                "TWS / IB Gateway is down or not answering (%s); orders and account calls fail "
+                "over to the Client Portal at %s until it is back (order_failover is on)",
+                cause, self.settings.portal_url,
+            )
+
+    def note_up(self) -> None:
+        """TWS answered again (logged once)."""
+        with self._lock:
+            was, self._down = self._down, False
+        if was:
+            log.info("TWS / IB Gateway answers again; orders go through it")
+
+    @contextlib.contextmanager
+    def hold(self, client_order_id: str, deadline: float) -> Iterator[None]:
+        """Serialise every submit of one client order id across both paths.
+
+        Raises:
+            RequestTimeoutError: another call with the same id held it until the deadline.
+        """
+        with self._lock:
+            entry = self._held.setdefault(client_order_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            if not entry[0].acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise RequestTimeoutError(
+                    f"order {client_order_id}: another call with this client order id was "
+                    "still running at the timeout; nothing was sent by this one")
+            try:
+                yield
+            finally:
+                entry[0].release()
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    self._held.pop(client_order_id, None)
+
+    def placed(self, client_order_id: str) -> dict[str, Any] | None:
+        """This Trader's last portal result for the id (None: never placed through the portal)."""
+        with self._lock:
+            last = self._placed.get(client_order_id)
+        return dict(last) if last is not None else None
+
+    def resolve(self, client_order_id: str, deadline: float) -> dict[str, Any] | None:
+        """Before a TWS attempt: what the portal side holds under the id, if anything.
+
+        An id whose portal placement had no answer is looked up on the portal
+        first; when the portal cannot tell, an ``Unknown`` result is returned
+        so the TWS path does not send it (it returns that result instead).
+        """
+        with self._lock:
+            if client_order_id not in self._placed:
+                return None
+            last = self._placed[client_order_id]
+        if last is not None:
+            return dict(last)
+        try:
+            portal = self._portal(ConnectionFailedError("the Client Portal is not configured"))
+            found = portal.find_order(client_order_id, timeout=_left(deadline))
+        except (IBNiceFuncsError, OSError) as exc:
+            return self._unknown(client_order_id, f"the Client Portal cannot tell ({exc})")
+        with self._lock:
+            if found is None:
+                self._placed.pop(client_order_id, None)  # definitive: IB never got it
+            else:
+                self._placed[client_order_id] = dict(found)
+        return found
+
+    # -- loop hops -----------------------------------------------------------------------
+
+    def _tws_facts(self, client_order_id: str, instrument: Instrument, deadline: float) -> TwsFacts:
+        core = self.core
+
+        async def read() -> TwsFacts:
+            spec = core._contracts.known(instrument)
+            if client_order_id not in core._ledger:
+                return TwsFacts("none", None, spec)
+            record = core._ledger[client_order_id]
+            if record.trade is None:
+                return TwsFacts("acked" if record.last else "none", record.last, spec)
+            last = record.last or trade_result(record.trade, record.symbol)
+            acked = effective_status(record.trade) != "PendingSubmit"
+            return TwsFacts("acked" if acked else "unacked", dict(last), spec)
+
+        return core._run(read, deadline, f"order {client_order_id} state")
+
+    def _daily_pnl(self, net_liquidation: float, deadline: float) -> float:
+        baseline = self.core._baseline
+
+        async def read() -> float:
+            return baseline.pnl(net_liquidation, trading_day(), None)
+
+        return self.core._run(read, deadline, "daily P&L")
+
+    # -- orders --------------------------------------------------------------------------
+
+    def place(
+        self,
+        instrument: Instrument,
+        request: OrderRequest,
+        sizer: Sizer,
+        unit_usd: float | None,
+        *,
+        explicit_id: bool,
+        deadline: float,
+        what: str,
+        cause: BaseException,
+    ) -> dict[str, Any]:
+        """Place (or find) the order through the Client Portal after TWS failed with ``cause``.
+
+        Returns:
+            The result dict (``source`` "portal" when the portal answered;
+            ``existing`` True when the order was already there). A failure
+            the caller turns into an error has ``success`` False.
+
+        Raises:
+            ``cause``: failover is off or has no portal.
+            LiveTradingDisabledError, RiskLimitError, OrderSizeError,
+            NoPositionError, UnknownSymbolError, ValueError: nothing was sent.
+            RequestTimeoutError: the portal did not answer the placement in time
+                (``exc.result``; calling again with the id never sends it twice).
+            ConnectionFailedError: the portal failed too.
+        """
+        portal = self._portal(cause)
+        if time.monotonic() >= deadline:
+            raise cause  # the TWS attempt used the whole budget: no time left to fail over
+        self.note_down(cause)
+        coid = request.client_order_id
+        try:
+            self._guard(portal, deadline, what)
+            facts = self._tws_facts(coid, instrument, deadline)
+            with self._lock:
+                known = coid in self._placed
+            if known or explicit_id or facts.state != "none":
+                found = portal.find_order(coid, timeout=_left(deadline))
+                if found is not None:
+                    log.info("%s: order %s already exists at IB (status %s); not sending it "
+                             "again", what, coid, found.get("status"))
+                    return self._remember(coid, {**found, "existing": True})
+                placed = self.placed(coid)
+                if placed is not None:  # ours, though the portal no longer lists it
+                    return {**placed, "existing": True}
+                if facts.state == "acked" and facts.last is not None:
+                    return {**facts.last, "existing": True}
+                if facts.state == "unacked":
+                    return self._unknown(coid, (
+                        "TWS / IB Gateway took the order without acknowledging it and the "
+                        "Client Portal does not list it; it was not sent through the portal, "
+                        "because the TWS gateway may still deliver it"), instrument, request)
+            return self._send(portal, instrument, request, sizer, unit_usd, facts,
+                              deadline=deadline, what=what)
+        except (LiveTradingDisabledError, RiskLimitError, ValueError, TypeError):
+            raise
+        except RequestTimeoutError:
+            raise
+        except (SourceUnavailableError, ConnectionFailedError, OSError) as exc:
+            raise ConnectionFailedError(
+                f"{what}: TWS / IB Gateway failed ({cause}) and the Client Portal failed too "
+                f"({exc}); nothing was sent through the portal") from exc
+
+    def _guard(self, portal: PortalSource, deadline: float, what: str) -> str:
+        """The portal account, after the live-account guard (nothing is sent before it)."""
+        account = portal.account(timeout=_left(deadline))
+        if not self.settings.allow_live and not portal.is_paper(timeout=_left(deadline)):
+            raise LiveTradingDisabledError(
+                f"{what}: the Client Portal account {account} is a live account (isPaper is "
+                "false); orders are refused and nothing was sent. To trade live on purpose set "
+                "IB_NICE_FUNCS_ALLOW_LIVE=1 or call configure(allow_live=True)")
+        return account
+
+    def _send(
+        self,
+        portal: PortalSource,
+        instrument: Instrument,
+        request: OrderRequest,
+        sizer: Sizer,
+        unit_usd: float | None,
+        facts: TwsFacts,
+        *,
+        deadline: float,
+        what: str,
+    ) -> dict[str, Any]:
+        coid = request.client_order_id
+        spec = default_spec(instrument, facts.spec)
+        snapshot, held = self._snapshot(portal, deadline)
+        mine = [row for row in held if _matches(instrument, row)]
+        long_qty = sum(max(0.0, row["quantity"]) for row in mine)
+        quantity = sizer.size(spec, long_qty if sizer.needs_held else 0.0)
+        price = unit_usd
+        if price is None or price <= 0:
+            price = next((row["price_usd"] for row in mine if row["price_usd"] > 0), 0.0)
+        sec_type = getattr(spec.contract, "secType", None) or instrument.sec_type or \
+            _SEC_TYPE.get(instrument.asset_class, "")
+        day_trade = self.core.limits.pdt_guard and sec_type in _PDT_SEC_TYPES
+        breach = check_order(self.core.limits, snapshot, instrument.symbol, request.side,
+                             abs(quantity) * price * spec.multiplier, opens_day_trade=day_trade)
+        if breach is not None:
+            raise RiskLimitError(breach.message, breach)
+        before = sum(row["quantity"] for row in mine)
+        limit_dir = "down" if request.side == "BUY" else "up"
+        limit = request.limit_price
+        stop = request.stop_price
+        trail_amount = request.trail_amount
+        tick = spec.min_tick
+        with self._lock:
+            self._placed[coid] = None  # sent, outcome unknown until the portal answers
+        try:
+            result = portal.place_order(
+                instrument, request.side, quantity, request.order_type,
+                limit_price=None if limit is None else round_price(limit, tick, limit_dir),
+                stop_price=None if stop is None else round_price(stop, tick),
+                trail_percent=request.trail_percent,
+                trail_amount=None if trail_amount is None else round_price(trail_amount, tick),
+                tif=request.tif, client_order_id=coid, timeout=_left(deadline))
+        except RequestTimeoutError as exc:
+            exc.result = self._unknown(  # type: ignore[attr-defined]
+                coid, str(exc), instrument, request, source="portal")
+            raise
+        except (ValueError, TypeError, UnknownSymbolError, LiveTradingDisabledError,
+                SourceUnavailableError):
+            with self._lock:
+                self._placed.pop(coid, None)  # refused before anything went out
+            raise
+        # Any other failure (a connection lost mid-request) leaves the mark: the next
+        # call with this id asks the portal before sending.
+        result = {**result, "source": "portal", "client_order_id": coid}
+        filled = float(result.get("filled_qty") or 0.0)
+        if filled and not result.get("existing"):
+            self._note_fill(instrument.symbol, before, filled if request.side == "BUY" else -filled)
+        log.info("%s: sent through the Client Portal (client order id %s, order id %s, "
+                 "status %s)", what, coid, result.get("order_id"), result.get("status"))
+        return self._remember(coid, result)
+
+    def _remember(self, client_order_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._placed[client_order_id] = dict(result)
+        return result
+
+    def _unknown(
+        self, client_order_id: str, error: str, instrument: Instrument | None = None,
+        request: OrderRequest | None = None, **extra: Any,
+    ) -> dict[str, Any]:
+        return order_result(
+            success=False, client_order_id=client_order_id, status="Unknown",
+            error=(f"{error}. Call again with client_order_id={client_order_id!r} to get its "
+                   "state (it will not be sent twice)"),
+            symbol=instrument.symbol if instrument is not None else None,
+            side=request.side if request is not None else None,
+            order_type=request.order_type if request is not None else None, **extra)
+
+    # -- risk snapshot -------------------------------------------------------------------
+
+    def _note_fill(self, symbol: str, before: float, delta: float) -> None:
+        with self._lock:
+            base, moved, _ = self._pending.get(symbol, (before, 0.0, 0.0))
+            self._pending[symbol] = (base, moved + delta, time.monotonic())
+
+    def _rows(self, positions: list[dict[str, Any]], deadline: float) -> list[dict[str, Any]]:
+        """Positions with USD prices, plus portal fills the positions endpoint lags behind.
+
+        The Client Portal serves positions from a cache that trails fills by
+        seconds; until a symbol's quantity moves off what it was before our
+        fill, the fill is added, so two quick orders cannot both pass a limit.
+        """
+        rates: dict[str, float] = {"USD": 1.0}
+
+        def rate(currency: str | None) -> float:
+            cur = (currency or "USD").upper()
+            if cur not in rates:
+                rates[cur] = self.core._usd_rate(cur, deadline)
+            return rates[cur]
+
+        rows: dict[str, dict[str, Any]] = {}
+        for p in positions:
+            price = float(p.get("current_price") or 0.0) or float(p.get("avg_cost") or 0.0)
+            row = rows.setdefault(p["symbol"], {"symbol": p["symbol"], "con_id": p.get("con_id"),
+                                                "quantity": 0.0, "price_usd": 0.0})
+            row["quantity"] += float(p.get("quantity") or 0.0)
+            if price > 0:
+                row["price_usd"] = price * rate(p.get("currency"))
+        now = time.monotonic()
+        with self._lock:
+            for symbol, (before, delta, when) in list(self._pending.items()):
+                current = rows.get(symbol, {}).get("quantity", 0.0)
+                if now - when > _PENDING_TTL_S or not math.isclose(current, before, abs_tol=1e-9):
+                    del self._pending[symbol]  # the positions caught up (or it is too old)
+                    continue
+                row = rows.setdefault(symbol, {"symbol": symbol, "con_id": None,
+                                               "quantity": 0.0, "price_usd": 0.0})
+                row["quantity"] += delta
+        return list(rows.values())
+
+    def _snapshot(
+        self, portal: PortalSource, deadline: float
+    ) -> tuple[PortfolioSnapshot, list[dict[str, Any]]]:
+        """The risk snapshot from the portal's positions and account summary.
+
+        Raises:
+            IBNiceFuncsError: the portal reports no net liquidation (nothing is sent).
+        """
+        positions = portal.positions(timeout=_left(deadline))
+        summary = portal.account_summary(timeout=_left(deadline))
+        net_liq = summary.get("net_liquidation")
+        if net_liq is None:
+            raise IBNiceFuncsError(
+                "the Client Portal reported no net liquidation, so the risk check cannot run; "
+                "nothing was sent. Check the account in the Client Portal gateway")
+        rows = self._rows(positions, deadline)
+        values = summary.get("values") or {}
+        daily = self._daily_pnl(float(net_liq), deadline)
+        prev = values.get("previousdayequitywithloanvalue")
+        ewl = values.get("equitywithloanvalue", values.get("equitywithloanvalue-s"))
+        if isinstance(prev, (int, float)) and prev and isinstance(ewl, (int, float)):
+            daily = min(daily, float(ewl) - float(prev))
+        left = values.get("daytradesremaining")
+        used = day_trades_used([], trading_day(), {
+            "DayTradesRemaining": float(left) if isinstance(left, (int, float)) else None})
+        snapshot = PortfolioSnapshot(
+            positions_usd=signed_values_usd(
+                (r["symbol"], r["quantity"], r["price_usd"], 1.0) for r in rows),
+            net_liquidation=float(net_liq),
+            daily_pnl=daily,
+            is_margin=True,
+            day_trades_last_5_days=used,
+        )
+        return snapshot, rows
+
+    # -- positions, account, open orders, cancels ----------------------------------------
+
+    def positions(self, cause: BaseException, deadline: float) -> list[dict[str, Any]]:
+        """Every position from the portal (``source`` "portal"); re-raises ``cause`` when off."""
+        portal = self._portal(cause)
+        self.note_down(cause)
+        rows = portal.positions(timeout=_left(deadline))
+        # get_token_balance_usd reads sec_type, as the TWS rows carry it.
+        return [{**row, "sec_type": row.get("sec_type") or row.get("asset_class")}
+                for row in rows]
+
+    def position(self, instrument: Instrument, cause: BaseException,
+                 deadline: float) -> dict[str, Any] | None:
+        """The position in ``instrument`` from the portal, or None when flat."""
+        return next((r for r in self.positions(cause, deadline)
+                     if _matches(instrument, r) and r["quantity"]), None)
+
+    def account_number(self, tags: tuple[str, ...], cause: BaseException,
+                       deadline: float) -> float | None:
+        """An account value (IB tag names) from the portal's account summary."""
+        portal = self._portal(cause)
+        self.note_down(cause)
+        summary = portal.account_summary(timeout=_left(deadline))
+        keys = {"NetLiquidation": "net_liquidation", "AvailableFunds": "available_funds",
+                "TotalCashValue": "total_cash"}
+        for tag in tags:
+            value = summary.get(keys.get(tag, tag.lower()))
+            if isinstance(value, (int, float)):
+                return float(value)
+        return None
+
+    def open_orders(self, cause: BaseException, deadline: float) -> list[dict[str, Any]]:
+        """Working orders on the account from the portal (``source`` "portal")."""
+        portal = self._portal(cause)
+        self.note_down(cause)
+        rows = portal.open_orders(timeout=_left(deadline))
+        return sorted(rows, key=lambda r: str(r.get("order_id") or ""))
+
+    def cancel(self, order_id: int | str, cause: BaseException, deadline: float) -> dict[str, Any]:
+        """Cancel through the portal by client order id (or an order id the portal knows).
+
+        A TWS order id (per API client) is not a portal order id, so an int is
+        cancelled only when this Trader can name the order's client order id.
+        """
+        portal = self._portal(cause)
+        self.note_down(cause)
+        self._guard(portal, deadline, f"cancel_order({order_id!r})")
+        target: int | str | None = order_id.strip() if isinstance(order_id, str) else None
+        if target is None:
+            with self._lock:
+                target = next((c for c, r in self._placed.items()
+                               if r is not None and r.get("order_id") == int(order_id)), None)
+        if target is None:
+            target = self._tws_ref(int(order_id), deadline)
+        if target is None:
+            return order_result(
+                success=False, order_id=int(order_id), status="NotFound",
+                error=(f"{cause}; order id {order_id} is a TWS order id the Client Portal does "
+                       "not know: cancel by client order id (a str) while TWS is down"))
+        return {**portal.cancel_order(target, timeout=_left(deadline)), "source": "portal"}
+
+    def _tws_ref(self, order_id: int, deadline: float) -> str | None:
+        ledger = self.core._ledger
+
+        async def read() -> str | None:
+            for record in ledger:
+                trade = record.trade
+                if trade is not None and trade.order.orderId == order_id:
+                    return record.client_order_id
+            return None
+
+        return self.core._run(read, deadline, f"order {order_id} client order id")
