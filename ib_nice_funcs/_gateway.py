@@ -128,7 +128,9 @@ class IBGateway:
         self._contracts: TTLCache[Any, Contract] = TTLCache(maxsize=4096, ttl=_CONTRACT_TTL_S)
         self.account: str | None = settings.account
         self.managed_accounts: list[str] = []
-        #: Callbacks run on the loop after every successful (re)connect.
+        #: Callbacks run on the loop after every successful (re)connect. They run
+        #: while the connect lock is held: a hook must use the ``ib`` it is
+        #: given, never await :meth:`ib_async` (that would deadlock).
         self.on_connected: list[Callable[[IB], Awaitable[None]]] = []
 
     # -- thread-safe entry -------------------------------------------------
