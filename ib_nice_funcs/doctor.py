@@ -258,20 +258,26 @@ def _check_market_data(s: Settings, symbol: str, timeout: float) -> Check:
     from .errors import IBNiceFuncsError, MarketDataNotSubscribedError, UnknownSymbolError
 
     kind = {1: "live", 2: "frozen", 3: "delayed", 4: "delayed-frozen"}[s.market_data_type]
+    remedy = ("subscribe to the exchange's data in Client Portal (Settings > Market Data "
+              "Subscriptions), or use free delayed data: configure(market_data_type=3) "
+              "or IB_NICE_FUNCS_MARKET_DATA_TYPE=3")
     try:
         with Client(s, sources="ib", timeout=max(timeout, 1.0)) as client:
             price = client.price(symbol, source="ib")
+            delayed = client.source("ib").delayed
     except MarketDataNotSubscribedError as exc:
-        return Check("market data", "fail", f"{symbol}: no market-data permission ({exc})",
-                     "subscribe to the exchange's data in Client Portal (Settings > Market Data "
-                     "Subscriptions), or use free delayed data: configure(market_data_type=3) "
-                     "or IB_NICE_FUNCS_MARKET_DATA_TYPE=3")
+        return Check("market data", "fail", f"{symbol}: no market-data permission ({exc})", remedy)
     except UnknownSymbolError:
         return Check("market data", "warn", f"IB does not know {symbol}; nothing learnt",
                      "try --symbol with a symbol your account trades")
     except IBNiceFuncsError as exc:
         return Check("market data", "fail", f"{symbol}: {exc}",
                      "run the doctor again; if it persists, restart TWS / IB Gateway")
+    if delayed:
+        # The library falls back to delayed data by itself, but live data was
+        # refused: say so, because an agent may depend on fresh prices.
+        return Check("market data", "fail", f"{symbol}: live data not subscribed (IB error 354); "
+                     f"prices fall back to 15-minute delayed data ({symbol} {price:g})", remedy)
     return Check("market data", "ok", f"{symbol} {price:g} ({kind} data, market_data_type="
                  f"{s.market_data_type})")
 

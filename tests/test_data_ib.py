@@ -217,3 +217,12 @@ def test_every_timeframe_reaches_ib(client, timeframe):
     step = frame["timestamp"].diff().dropna().min()
     assert step.total_seconds() >= {
         "1m": 60, "2m": 120, "3m": 180, "30m": 1800, "2h": 7200, "1W": 7 * 86400}[timeframe]
+
+
+def test_unsubscribed_market_data_falls_back_to_delayed(fresh_sim, new_client_id, warnings_log):
+    fresh_sim.set_market_data_subscribed(False)  # live requests now get error 354
+    with Client(port=fresh_sim.port, client_id=new_client_id(), sources="ib", timeout=15) as c:
+        assert c.price("AAPL") > 0
+        assert c.prices(["MSFT", "EURUSD"], strict=True)["EURUSD"] > 0
+    delayed = [r for r in warnings_log.records if "delayed" in r.getMessage()]
+    assert len(delayed) == 1 and "354" in delayed[0].getMessage()

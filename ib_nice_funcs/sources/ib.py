@@ -15,6 +15,7 @@ subscriptions (:attr:`IBSource.barsubs`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
-from ..errors import NoDataError, UnknownSymbolError
+from ..errors import NOT_SUBSCRIBED, NoDataError, UnknownSymbolError
 from ..timeframes import PacingBudget, plan_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._gateway import IBGateway
     from ..symbols import Instrument
     from ..timeframes import Timeframe
+
+log = logging.getLogger("ib_nice_funcs")
 
 __all__ = ["IBSource", "ticker_price", "pacing_budget_for"]
 
@@ -87,6 +90,9 @@ class IBSource:
         self.tickers = Tickers(gateway)
         #: keepUpToDate bar subscriptions.
         self.barsubs = BarSubscriptions(self)
+        #: The connection switched to delayed data (IB market data type 4)
+        #: after the account turned out to have no live subscription.
+        self._delayed_on: IB | None = None
 
     # -- prices ------------------------------------------------------------
 
@@ -115,6 +121,9 @@ class IBSource:
         # Live ticks first (no message), then new streams for repeated symbols,
         # then snapshots for the rest.
         ib = await self.gateway.ib_async()
+        if self._delayed_on is not None and self._delayed_on is not ib:
+            ib.reqMarketDataType(4)  # a new connection: keep to delayed data
+            self._delayed_on = ib
         self.tickers.bind(ib)
         values, promote, snap = self.tickers.plan(known)
         result.update(values)
@@ -136,6 +145,8 @@ class IBSource:
             )
 
         tickers = await self.gateway.request(snapshot, what) if snap else []
+        if snap and self._switch_to_delayed(ib, tickers, what):
+            tickers = await self.gateway.request(snapshot, what)
         for (instrument, _), got in zip(snap, tickers):
             if isinstance(got, BaseException):
                 errors.append(got)
@@ -151,6 +162,33 @@ class IBSource:
                 raise error_from_ib(code, getattr(first, "message", str(first)), what)
             raise first
         return result
+
+    @property
+    def delayed(self) -> bool:
+        """True once live data was refused (354) and the connection uses delayed data."""
+        return self._delayed_on is not None
+
+    def _switch_to_delayed(self, ib: IB, tickers: Sequence[object], what: str) -> bool:
+        """Ask for delayed data when live data is not subscribed; True if switched now.
+
+        Paper accounts often have no live market-data subscription: IB then
+        refuses snapshots with 354 / 10089... but serves 15-minute delayed data.
+        A price a quarter of an hour old beats no price for most agents, and the
+        WARNING says how to get live data (or keep delayed data without it).
+        """
+        if self.gateway.settings.market_data_type != 1 or self._delayed_on is ib:
+            return False
+        if not any(getattr(t, "code", None) in NOT_SUBSCRIBED for t in tickers):
+            return False
+        ib.reqMarketDataType(4)  # delayed, or the last delayed value when closed
+        self._delayed_on = ib
+        log.warning(
+            "%s: live market data is not subscribed on this account (IB error 354); "
+            "using 15-minute delayed data from now on. Subscribe in Client Portal for "
+            "live prices, or configure(market_data_type=3) to ask for delayed data "
+            "from the start", what,
+        )
+        return True
 
     # -- bars --------------------------------------------------------------
 
