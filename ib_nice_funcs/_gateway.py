@@ -229,6 +229,11 @@ class IBGateway:
                 f"IB gateway at {self._where()} closed the API session: {exc}. "
                 "Another program may use the same client id: set IB_CLIENT_ID"
             ) from exc
+        if self._closed:
+            # close() ran while this connect was in flight: do not leave a live
+            # session behind (it would also hold the client id).
+            ib.disconnect()
+            raise ConnectionFailedError("this Client is closed; create a new one")
         if not ib.isConnected():
             raise ConnectionFailedError(f"IB gateway at {self._where()} dropped the connection")
         self.managed_accounts = list(ib.wrapper.accounts)
@@ -309,6 +314,10 @@ class IBGateway:
                 uncancel = getattr(current, "uncancel", None)  # 3.11+: keep counts right
                 if uncancel is not None:
                     uncancel()
+                if self._closed:
+                    raise ConnectionFailedError(
+                        f"{what}: this Client was closed during the request; create a new one"
+                    ) from None
                 raise ConnectionFailedError(
                     f"{what}: the connection to IB gateway {self._where()} dropped during "
                     "the request; it is being re-established in the background, call again"
@@ -377,6 +386,11 @@ class IBGateway:
         self._closed = True
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
+        lost = self._lost
+        if lost is not None and not lost.done():
+            # Fail the requests in flight now; the disconnect below does not.
+            lost.set_exception(ConnectionFailedError("this Client is closed; create a new one"))
+            lost.exception()
         ib, self._ib = self._ib, None
         if ib is not None:
             ib.disconnectedEvent -= self._on_disconnected

@@ -69,6 +69,7 @@ class Client:
         self._loop = loop or shared_loop()
         self._lock = threading.RLock()
         self._gateway: IBGateway | None = None
+        self._closed = False
         self._builtin: dict[str, Any] = {}
         self._trader: Trader | None = None
         self._prices: TTLCache[tuple[str, str], float] = TTLCache(maxsize=4096, ttl=self.settings.price_ttl)
@@ -91,6 +92,12 @@ class Client:
         """The IB connection manager (created on first use; connects lazily)."""
         with self._lock:
             if self._gateway is None:
+                if self._closed:
+                    # A fresh gateway here would quietly reconnect a closed
+                    # Client (and hold its client id) with nobody to close it.
+                    from .errors import ConnectionFailedError
+
+                    raise ConnectionFailedError("this Client is closed; create a new one")
                 from ._gateway import IBGateway
 
                 self._gateway = IBGateway(self.settings, self._loop)
@@ -115,6 +122,7 @@ class Client:
         Open subscriptions and price streams of this client end.
         """
         with self._lock:
+            self._closed = True
             gateway, self._gateway = self._gateway, None
             ib_source = self._builtin.get("ib")
             closable = [src for name, src in self._builtin.items() if name != "ib"]

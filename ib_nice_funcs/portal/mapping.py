@@ -412,9 +412,24 @@ def plan_history(
         # Never ask for less than one bar (a 1d bar in an 8h period is no bar).
         needed = max((cursor - begin).total_seconds(), float(timeframe.seconds))
         period, seconds = format_period(needed, cap)
-        chunks.append(HistoryChunk(cursor, period, seconds))
+        chunks.append(HistoryChunk(cursor, _with_spare_day(period, cap), seconds))
         cursor -= timedelta(seconds=seconds)
     return chunks
+
+
+def _with_spare_day(period: str, cap_s: float) -> str:
+    """One day more for a ``d`` period, when the point cap allows it.
+
+    IB counts ``Nd`` in trading sessions, the one in progress included, so
+    ``3d`` just after a session opens covers little more than two days; the
+    surplus is trimmed away. The chunk still advances by the days asked for.
+    """
+    if not period.endswith("d"):
+        return period
+    days = int(period[:-1]) + 1
+    if days > 1000 or days * 86_400 > cap_s:
+        return period
+    return f"{days}d"
 
 
 def format_start_time(when: datetime) -> str:

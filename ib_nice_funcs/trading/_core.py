@@ -92,6 +92,9 @@ class TraderCore:
         self._ledger = OrderLedger()
         self._contracts = ContractRules(self.gateway)
         self._keyed_lock: asyncio.Lock | None = None
+        #: Serialises the flattening helpers (read position, then close it): two at
+        #: once would both close the same position and reverse it (loop side).
+        self._flatten_lock: asyncio.Lock | None = None
         self._baseline = DailyBaseline()
         # Our fills IB has not yet confirmed with a position update, by conId:
         # (signed quantity, contract, price). See _follow().

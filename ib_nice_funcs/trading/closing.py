@@ -80,6 +80,12 @@ class ClosingMixin(TraderCore):
             ),
         }
 
+    def _flattening(self) -> asyncio.Lock:
+        """The lock a read-position-then-close sequence holds (loop side)."""
+        if self._flatten_lock is None:
+            self._flatten_lock = asyncio.Lock()
+        return self._flatten_lock
+
     @staticmethod
     async def _next_order_event(ib: IB, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -174,10 +180,11 @@ class ClosingMixin(TraderCore):
         what = f"close_position({instrument.symbol})"
 
         async def run(ib: IB) -> dict[str, Any]:
-            pos = await self._symbol_position_async(ib, instrument)
-            if pos is None:
-                return _no_position_result(instrument.symbol)
-            return await self._close_async(ib, account, pos, abs(pos.position), deadline, "close")
+            async with self._flattening():
+                pos = await self._symbol_position_async(ib, instrument)
+                if pos is None:
+                    return _no_position_result(instrument.symbol)
+                return await self._close_async(ib, account, pos, abs(pos.position), deadline, "close")
 
         result = self._run(lambda: self.gateway.request(run, what), deadline, what)
         return self._raise_for(result, what)
@@ -208,10 +215,11 @@ class ClosingMixin(TraderCore):
                 "cancelled_orders": len(orders) - len(left),
                 "uncancelled": [order_summary(t, instrument.symbol) for t in left],
             }
-            pos = await self._symbol_position_async(ib, instrument)
-            if pos is None:
-                return _no_position_result(instrument.symbol, **extra)
-            result = await self._close_async(ib, account, pos, abs(pos.position), deadline, "kill")
+            async with self._flattening():
+                pos = await self._symbol_position_async(ib, instrument)
+                if pos is None:
+                    return _no_position_result(instrument.symbol, **extra)
+                result = await self._close_async(ib, account, pos, abs(pos.position), deadline, "kill")
             result.update(extra)
             return result
 
@@ -333,6 +341,10 @@ class ClosingMixin(TraderCore):
         account = self._require_trading(deadline)
 
         async def run(ib: IB) -> dict[str, Any]:
+            async with self._flattening():
+                return await flatten(ib)
+
+        async def flatten(ib: IB) -> dict[str, Any]:
             cancel = await self._cancel_everything_async(ib, deadline)
             positions = await self._positions_async(ib)
             closes = await asyncio.gather(

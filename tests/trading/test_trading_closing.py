@@ -116,3 +116,30 @@ def test_fx_positions_close(tsim, make_client, book, symbol):
     assert trader.get_token_balance_usd(symbol) == pytest.approx(3_000, rel=0.02)
     assert trader.close_position(symbol)["status"] == "Filled"
     assert book(tsim) == {}
+
+
+@pytest.mark.parametrize("how", ["emergency_stop", "kill_switch"])
+def test_concurrent_flattening_closes_a_position_once(tsim, make_client, book, how):
+    # Review regression: two threads flattening at once both read the position
+    # and both sent a closing order, reversing it (AAPL 6 -> -6).
+    import threading
+
+    trader = make_client(tsim).trading
+    trader.market_buy("AAPL", 1_500)
+    assert book(tsim).get("AAPL", 0) > 0
+    go = threading.Barrier(2, timeout=10)
+    results: list = []
+
+    def flatten() -> None:
+        go.wait()
+        results.append(trader.emergency_stop() if how == "emergency_stop"
+                       else trader.kill_switch("AAPL"))
+
+    threads = [threading.Thread(target=flatten, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 2
+    assert book(tsim) == {}, "the position was closed twice (reversed)"
+    assert all(r["success"] for r in results), results
