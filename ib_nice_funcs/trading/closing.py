@@ -295,16 +295,30 @@ class ClosingMixin(TraderCore):
             spec = self._contracts.cached(pos.contract.conId)
             increment = spec.size_increment if spec else 1.0
             step = max(round_quantity(limit_usd / unit_usd, increment), increment)
+        side = 1.0 if float(pos.position) > 0 else -1.0
+
+        async def child(ib: IB, d: float) -> dict[str, Any] | None:
+            # Sized from the position as it is now, under the flatten lock: a
+            # kill_switch or another chunk_kill running at the same time must
+            # not make this one close (and so reverse) the same shares again.
+            async with self._flattening():
+                now = await self._symbol_position_async(ib, instrument)
+                if now is None or float(now.position) * side <= 0:
+                    return None
+                qty = min(step, abs(float(now.position)))
+                return await self._close_async(ib, account, now, qty, d, "chunk")
+
         for _ in range(MAX_CHUNKS):
             if remaining <= 0:
                 break
-            qty = min(step, remaining)
             child_deadline = self._deadline(per_child)
             result = self._run(
-                lambda q=qty, d=child_deadline: self.gateway.request(
-                    lambda ib: self._close_async(ib, account, pos, q, d, "chunk"), what),
+                lambda d=child_deadline: self.gateway.request(lambda ib: child(ib, d), what),
                 child_deadline, what,
             )
+            if result is None:  # flat already (closed elsewhere meanwhile)
+                remaining = 0.0
+                break
             outcome["chunks"].append(result)
             filled = float(result.get("filled_qty") or 0.0)
             outcome["filled_qty"] += filled

@@ -118,7 +118,7 @@ def test_fx_positions_close(tsim, make_client, book, symbol):
     assert book(tsim) == {}
 
 
-@pytest.mark.parametrize("how", ["emergency_stop", "kill_switch"])
+@pytest.mark.parametrize("how", ["emergency_stop", "kill_switch", "chunk_kill"])
 def test_concurrent_flattening_closes_a_position_once(tsim, make_client, book, how):
     # Review regression: two threads flattening at once both read the position
     # and both sent a closing order, reversing it (AAPL 6 -> -6).
@@ -132,8 +132,12 @@ def test_concurrent_flattening_closes_a_position_once(tsim, make_client, book, h
 
     def flatten() -> None:
         go.wait()
-        results.append(trader.emergency_stop() if how == "emergency_stop"
-                       else trader.kill_switch("AAPL"))
+        if how == "emergency_stop":
+            results.append(trader.emergency_stop())
+        elif how == "kill_switch":
+            results.append(trader.kill_switch("AAPL"))
+        else:
+            results.append(trader.chunk_kill("AAPL", max_order_size=500))
 
     threads = [threading.Thread(target=flatten, daemon=True) for _ in range(2)]
     for t in threads:
