@@ -91,7 +91,7 @@ def _soft(what: str, fallback: T, call: Callable[[], T]) -> T:
     """Run ``call``; on an operational failure log one WARNING and return ``fallback``."""
     try:
         return call()
-    except IBNiceFuncsError as exc:
+    except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
         log.warning("%s failed: %s", what, exc)
         return fallback
 
@@ -194,7 +194,7 @@ def get_data(
 def _frame_or_empty(what: str, call: Callable[[], pd.DataFrame], empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     try:
         return call()
-    except IBNiceFuncsError as exc:
+    except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
         log.warning("%s failed: %s", what, exc)
         frame = empty()
         frame.attrs["source"] = None
