@@ -36,6 +36,7 @@ from .account import (
 )
 from .contracts import ContractRules, ContractSpec, finite, multiplier_of, position_symbol
 from .failover import PortalFailover
+from .failover_closing import PortalClosing
 from .ledger import OrderLedger
 from .results import (
     DONE_STATES,
@@ -102,6 +103,7 @@ class TraderCore:
         self._followed: Any = None
         # The Client Portal side (order_failover); thread-side, owns its own locks.
         self._failover = PortalFailover(self)
+        self._portal_closing = PortalClosing(self._failover)
         self.gateway.on_connected.append(self._on_connected)
 
     # -- thread side ---------------------------------------------------------

@@ -4,6 +4,11 @@ Closing orders only ever reduce a position, which the risk limits always
 allow (a limit must never trap an agent in a position), so they skip the
 risk snapshot: a kill switch keeps working when IB's account values are
 missing. They still pass the live-account guard.
+
+With ``order_failover`` on and TWS / IB Gateway refused before anything was
+sent over it, cancel_all, kill_switch, close_position and emergency_stop run
+through the Client Portal instead (:mod:`.failover_closing`; results carry
+``source`` "portal"). chunk_kill stays TWS-only.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConnectionFailedError
 from ..symbols import Instrument, parse_symbol
 from ._core import _ROUND_TRIP_S, TraderCore
 from .contracts import position_symbol
@@ -151,12 +157,18 @@ class ClosingMixin(TraderCore):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
         deadline = self._deadline(timeout)
-        self._require_trading(deadline)
-        return self._run(
-            lambda: self.gateway.request(
-                lambda ib: self._cancel_everything_async(ib, deadline), "cancel_all"),
-            deadline, "cancel_all",
-        )
+        route = self._require_route(deadline)
+        if isinstance(route, ConnectionFailedError):
+            return self._portal_closing.cancel_all(route, deadline)
+        try:
+            return self._run(
+                lambda: self.gateway.request(
+                    lambda ib: self._cancel_everything_async(ib, deadline), "cancel_all"),
+                deadline, "cancel_all",
+            )
+        except ConnectionFailedError as exc:
+            # A cancel is safe to repeat: one the gateway got first is simply gone.
+            return self._portal_closing.cancel_all(exc, deadline)
 
     def close_position(self, symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
         """Flatten the position in ``symbol`` with one market order; wait for the fill.
@@ -176,8 +188,11 @@ class ClosingMixin(TraderCore):
         """
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
-        account = self._require_trading(deadline)
         what = f"close_position({instrument.symbol})"
+        account = self._require_route(deadline)
+        if isinstance(account, ConnectionFailedError):
+            return self._raise_for(self._portal_closing.close(
+                instrument, account, deadline, cancel=False, what=what), what)
 
         async def run(ib: IB) -> dict[str, Any]:
             async with self._flattening():
@@ -205,8 +220,11 @@ class ClosingMixin(TraderCore):
         """
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
-        account = self._require_trading(deadline)
         what = f"kill_switch({instrument.symbol})"
+        account = self._require_route(deadline)
+        if isinstance(account, ConnectionFailedError):
+            return self._raise_for(self._portal_closing.close(
+                instrument, account, deadline, cancel=True, what=what), what)
 
         async def run(ib: IB) -> dict[str, Any]:
             orders = await self._symbol_orders_async(ib, instrument)
@@ -352,7 +370,13 @@ class ClosingMixin(TraderCore):
         """
         budget = self.client.resolve_timeout(timeout) if timeout is not None else 3 * self.settings.timeout
         deadline = time.monotonic() + budget
-        account = self._require_trading(deadline)
+        account = self._require_route(deadline)
+        if isinstance(account, ConnectionFailedError):
+            result = self._portal_closing.emergency_stop(account, deadline)
+            log.info("emergency_stop through the Client Portal: %d order(s) cancelled, %d "
+                     "position(s) closed%s", result["cancelled_orders"], len(result["closed"]),
+                     "" if result["success"] else f"; incomplete: {result['error']}")
+            return result
 
         async def run(ib: IB) -> dict[str, Any]:
             async with self._flattening():

@@ -435,17 +435,21 @@ class PortalFailover:
             base, moved, _ = self._pending.get(symbol, (before, 0.0, 0.0))
             self._pending[symbol] = (base, moved + delta, time.monotonic())
 
-    def _rows(self, positions: list[dict[str, Any]], deadline: float) -> list[dict[str, Any]]:
+    def _rows(self, positions: list[dict[str, Any]], deadline: float,
+              priced: bool = True) -> list[dict[str, Any]]:
         """Positions with USD prices, plus portal fills the positions endpoint lags behind.
 
         The Client Portal serves positions from a cache that trails fills by
         seconds; until a symbol's quantity moves off what it was before our
         fill, the fill is added, so two quick orders cannot both pass a limit.
+        ``priced=False`` skips the currency conversion (quantities only).
         """
         rates: dict[str, float] = {"USD": 1.0}
 
         def rate(currency: str | None) -> float:
             cur = (currency or "USD").upper()
+            if not priced:
+                return 1.0
             if cur not in rates:
                 rates[cur] = self.core._usd_rate(cur, deadline)
             return rates[cur]

@@ -296,3 +296,80 @@ def test_tws_timeout_with_the_order_nowhere_is_not_placed_blindly(both, make, mo
     assert "fo-lost" in unknown.value.result["error"]
     # The TWS gateway may still deliver it, so the portal did not place it.
     assert both.sim.order_count == 0 and placed_over_rest(both) == 0
+
+
+# -- getting out: cancel_all, kill_switch, close_position, emergency_stop ---------------------
+
+
+def _deletes(handle: Any) -> int:
+    return sum(n for key, n in handle.portal.request_counts().items() if key.startswith("DELETE"))
+
+
+def test_emergency_stop_fails_over_cancels_and_flattens_twice_safely(both, make):
+    # A resting order another client placed over TWS before the outage.
+    other = make(both, order_failover=False).trading
+    assert other.place_order("BTC-USD", "BUY", 0.01, "LMT", limit_price=39_000.0,
+                             client_order_id="es-tws")["success"]
+    client = make(both)
+    trader = client.trading
+    both.set_refuse_new(True)
+    both.drop_connections()
+    assert trader.market_buy("BTC-USD", 500, client_order_id="es-buy")["source"] == "portal"
+    assert trader.place_order("BTC-USD", "BUY", 0.01, "LMT", limit_price=40_000.0,
+                              client_order_id="es-rest")["source"] == "portal"
+    assert both.sim.order_count == 3
+
+    stop = trader.emergency_stop()
+    assert stop["success"] is True and stop["source"] == "portal", stop["error"]
+    assert stop["cancelled_orders"] == 2
+    [closed] = stop["closed"]
+    assert closed["success"] and closed["status"] == "Filled" and closed["side"] == "SELL"
+    assert closed["filled_qty"] == pytest.approx(0.01) and closed["source"] == "portal"
+    assert closed["client_order_id"] not in ("es-buy", "es-rest")
+    assert stop["remaining_orders"] == [] and stop["remaining_positions"] == {}
+    portal = client.source("portal")
+    assert portal.open_orders() == []
+    assert [p for p in portal.positions() if p["symbol"] == "BTC-USD"] == []
+    assert both.sim.order_count == 4
+
+    again = trader.emergency_stop()  # nothing open, nothing held: nothing sent
+    assert again["success"] is True and again["closed"] == [] and again["cancelled_orders"] == 0
+    assert both.sim.order_count == 4
+
+    both.set_refuse_new(False)  # TWS is back: a fresh client sees the same
+    fresh = make(both, order_failover=False).trading
+    assert fresh.get_open_orders() == [] and fresh.get_all_positions() == []
+
+
+def test_kill_switch_close_position_and_cancel_all_fail_over(both, make):
+    trader = make(both).trading
+    both.set_refuse_new(True)
+    assert trader.market_buy("BTC-USD", 500)["source"] == "portal"
+    assert trader.limit_buy("BTC-USD", 400, 40_000.0)["source"] == "portal"
+    killed = trader.kill_switch("BTC-USD")
+    assert killed["success"] and killed["source"] == "portal" and killed["status"] == "Filled"
+    assert killed["cancelled_orders"] == 1 and killed["uncancelled"] == []
+    assert trader.get_open_orders() == []
+    assert trader.close_position("BTC-USD")["status"] == "NoPosition"
+
+    assert trader.market_buy("BTC-USD", 500)["source"] == "portal"
+    closed = trader.close_position("BTC-USD")
+    assert closed["status"] == "Filled" and closed["filled_qty"] == pytest.approx(0.01)
+    assert not trader.get_position("BTC-USD")["has_position"]
+
+    assert trader.limit_buy("BTC-USD", 400, 40_000.0)["source"] == "portal"
+    cancelled = trader.cancel_all()
+    assert cancelled["success"] and cancelled["cancelled"] == 1 and cancelled["remaining"] == []
+    assert cancelled["source"] == "portal" and trader.get_open_orders() == []
+    assert both.sim.order_count == 6 and _deletes(both) == 2
+
+
+def test_getting_out_with_failover_off_fails_and_sends_nothing(both, make):
+    trader = make(both, order_failover=False).trading
+    both.set_refuse_new(True)
+    for call in (trader.emergency_stop, trader.cancel_all,
+                 lambda: trader.kill_switch("BTC-USD"),
+                 lambda: trader.close_position("BTC-USD")):
+        with pytest.raises(ConnectionFailedError):
+            call()
+    assert both.sim.order_count == 0 and placed_over_rest(both) == 0 and _deletes(both) == 0
