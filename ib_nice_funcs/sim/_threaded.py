@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["serve_in_thread"]
+__all__ = ["serve_in_thread", "call_in_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +77,17 @@ def serve_in_thread(
         thread.join(startup_timeout)
         if thread.is_alive():
             log.warning("%s thread did not stop within %s s", name, startup_timeout)
+
+
+def call_in_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], Any]) -> None:
+    """Run ``fn`` on ``loop``: now when already on it, else scheduled thread-safely."""
+    if loop is None:
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn()
+    else:
+        loop.call_soon_threadsafe(fn)

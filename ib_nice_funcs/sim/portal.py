@@ -58,6 +58,7 @@ from . import _portal_account, _portal_data, _portal_orders
 from ._portal_http import HttpError, Reply, Request, Route, encode_reply, read_request
 from ._portal_limits import RateLimiter
 from ._portal_tls import TlsMaterial, make_tls_material, server_context
+from ._threaded import call_in_loop
 from .catalog import Instrument
 from .market import PaperMarket
 from .matching import MatchingEngine
@@ -330,17 +331,7 @@ class PortalSimulator:
 
     def drop_connections(self) -> None:
         """Close every client connection now (callable from any thread)."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._drop_all()
-        else:
-            loop.call_soon_threadsafe(self._drop_all)
+        call_in_loop(self._loop, self._drop_all)
 
     def _drop_all(self) -> None:
         for writer in list(self._conns.values()):

@@ -30,6 +30,7 @@ from . import _wire as w
 from ._conn import Conn
 from ._data import DataRequests
 from ._history import PacingRules, PacingTracker
+from ._threaded import call_in_loop
 from .catalog import STOCK, Instrument
 from .market import PaperMarket
 from .matching import MatchingEngine
@@ -206,17 +207,7 @@ class TWSSimulator(DataRequests):
 
     def drop_connections(self) -> None:
         """Close every client socket now (callable from any thread)."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._drop_all()
-        else:
-            loop.call_soon_threadsafe(self._drop_all)
+        call_in_loop(self._loop, self._drop_all)
 
     def _drop_all(self) -> None:
         for conn in list(self._conns):
