@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from cachetools import TTLCache
 
 from ..errors import RequestTimeoutError, UnknownSymbolError
+from ..trading.validation import ORDER_TYPES as _VALID_ORDER_TYPES
 from .http import PortalHTTPError
 from .mapping import parse_number
 from .order_mapping import (
@@ -47,7 +48,8 @@ __all__ = ["OrderDesk", "ORDER_TYPES", "result_dict"]
 
 log = logging.getLogger("ib_nice_funcs.portal")
 
-ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE"})
+#: The same seven order types as the TWS path (one list, in trading.validation).
+ORDER_TYPES = frozenset(_VALID_ORDER_TYPES)
 #: Statuses of an order the broker accepted and is working.
 _ACCEPTED = frozenset({"Submitted", "PreSubmitted", "PendingSubmit", "PendingCancel"})
 #: A live-orders answer is reused this long by find(): the endpoint allows 1 per 5 s.
