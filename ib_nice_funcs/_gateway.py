@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetools import TTLCache
 
+from ._loop import LoopThread
 from .config import Settings
 from .errors import (
     ConnectionFailedError,
@@ -28,7 +29,6 @@ from .errors import (
     UnknownSymbolError,
     classify_ib_error,
 )
-from ._loop import LoopThread
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract

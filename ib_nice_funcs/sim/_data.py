@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING
 
 from . import _wire as w
 from ._conn import Conn
-from ._history import (HMDS, NO_TZ_WARNING, HistError, format_bar_dates, format_stamp,
-                       no_data_error, plan_request)
+from ._history import (
+    HMDS,
+    NO_TZ_WARNING,
+    HistError,
+    format_bar_dates,
+    format_stamp,
+    no_data_error,
+    plan_request,
+)
 from .catalog import CRYPTO, FX, STOCK, Instrument
 
 if TYPE_CHECKING:

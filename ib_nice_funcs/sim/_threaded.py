@@ -11,10 +11,10 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["serve_in_thread", "call_in_loop"]
+__all__ = ["serve_in_thread", "call_in_loop", "apply_in_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +91,27 @@ def call_in_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], Any]) 
         fn()
     else:
         loop.call_soon_threadsafe(fn)
+
+
+def apply_in_loop(
+    loop: asyncio.AbstractEventLoop | None,
+    factory: Callable[[], Awaitable[Any]],
+    timeout: float = 5.0,
+) -> None:
+    """Run ``factory()`` on ``loop``; from another thread, block until it is done.
+
+    On the loop itself it is only scheduled (waiting there would deadlock).
+
+    Raises:
+        concurrent.futures.TimeoutError: not done within ``timeout`` seconds.
+    """
+    if loop is None:
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(factory())  # type: ignore[arg-type]
+    else:
+        asyncio.run_coroutine_threadsafe(factory(), loop).result(timeout)  # type: ignore[arg-type]

@@ -58,7 +58,7 @@ from . import _portal_account, _portal_data, _portal_orders
 from ._portal_http import HttpError, Reply, Request, Route, encode_reply, read_request
 from ._portal_limits import RateLimiter
 from ._portal_tls import TlsMaterial, make_tls_material, server_context
-from ._threaded import call_in_loop
+from ._threaded import apply_in_loop, call_in_loop
 from .catalog import Instrument
 from .market import PaperMarket
 from .matching import MatchingEngine
@@ -242,17 +242,8 @@ class PortalSimulator:
     @refuse_new.setter
     def refuse_new(self, value: bool) -> None:
         self._refuse_new = bool(value)
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(self._apply_refuse())
-        else:
-            asyncio.run_coroutine_threadsafe(self._apply_refuse(), loop).result(5)
+        # Not started yet (no loop): start() applies the flag.
+        apply_in_loop(self._loop, self._apply_refuse)
 
     def reset_session(self) -> None:
         """Forget the pre-flights, snapshot subscriptions and pending order questions."""

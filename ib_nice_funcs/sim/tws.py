@@ -30,7 +30,7 @@ from . import _wire as w
 from ._conn import Conn
 from ._data import DataRequests
 from ._history import PacingRules, PacingTracker
-from ._threaded import call_in_loop
+from ._threaded import apply_in_loop, call_in_loop
 from .catalog import STOCK, Instrument
 from .market import PaperMarket
 from .matching import MatchingEngine
@@ -133,17 +133,8 @@ class TWSSimulator(DataRequests):
     @refuse_new.setter
     def refuse_new(self, value: bool) -> None:
         self._refuse_new = bool(value)
-        loop = self._loop
-        if loop is None:  # not started: start() applies the flag
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(self._apply_refuse())
-        else:
-            asyncio.run_coroutine_threadsafe(self._apply_refuse(), loop).result(5)
+        # Not started yet (no loop): start() applies the flag.
+        apply_in_loop(self._loop, self._apply_refuse)
 
     async def _apply_refuse(self) -> None:
         if self._refuse_new and self._server is not None:

@@ -23,7 +23,14 @@ from ..symbols import Instrument, parse_symbol
 from ._core import _ROUND_TRIP_S, TraderCore
 from .contracts import position_symbol
 from .positions import _matches
-from .results import DONE_STATES, order_result, order_summary, round_quantity, trade_result
+from .results import (
+    DONE_STATES,
+    flatten_report,
+    order_result,
+    order_summary,
+    round_quantity,
+    trade_result,
+)
 from .validation import new_client_order_id, validate_order, validate_usd_amount
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -400,21 +407,11 @@ class ClosingMixin(TraderCore):
             after = await self._positions_async(ib, left)
             still_open = await self._open_trades_async(ib)
             remaining_positions = {position_symbol(p.contract): float(p.position) for p in after}
-            problems = []
-            if still_open:
-                problems.append(f"{len(still_open)} order(s) still open")
-            if remaining_positions:
-                problems.append("positions remain: " + ", ".join(
-                    f"{s} {q:g}" for s, q in remaining_positions.items()))
-            return {
-                "success": not problems,
-                "cancelled_orders": cancel["cancelled"],
-                "closed": closed,
-                "remaining_orders": [
-                    order_summary(t, position_symbol(t.contract)) for t in still_open],
-                "remaining_positions": remaining_positions,
-                "error": "; ".join(problems) or None,
-            }
+            return flatten_report(
+                cancel["cancelled"], closed,
+                [order_summary(t, position_symbol(t.contract)) for t in still_open],
+                remaining_positions,
+            )
 
         result = self._run(
             lambda: self.gateway.request(run, "emergency_stop"), deadline, "emergency_stop")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import IBNiceFuncsError, RequestTimeoutError
 from ..symbols import parse_symbol
 from .failover import _left, _matches
-from .results import order_result
+from .results import flatten_report, order_result
 from .validation import new_client_order_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,18 +189,4 @@ class PortalClosing:
                                    for r in self._held(portal, deadline)}
         finally:
             self._flatten.release()
-        problems = []
-        if still_open:
-            problems.append(f"{len(still_open)} order(s) still open")
-        if remaining_positions:
-            problems.append("positions remain: " + ", ".join(
-                f"{s} {q:g}" for s, q in remaining_positions.items()))
-        return {
-            "success": not problems,
-            "cancelled_orders": cancelled,
-            "closed": closed,
-            "remaining_orders": still_open,
-            "remaining_positions": remaining_positions,
-            "error": "; ".join(problems) or None,
-            "source": "portal",
-        }
+        return flatten_report(cancelled, closed, still_open, remaining_positions, source="portal")

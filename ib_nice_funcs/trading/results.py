@@ -32,6 +32,7 @@ __all__ = [
     "ACCEPTED_STATES",
     "DONE_STATES",
     "build_ib_order",
+    "flatten_report",
     "effective_status",
     "empty_result",
     "fills_result",
@@ -349,4 +350,29 @@ def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
         "filled_qty": float(st.filled or 0.0),
         "remaining": float(st.remaining) if st.remaining else float(order.totalQuantity),
         "account": order.account or None,
+    }
+
+
+def flatten_report(
+    cancelled: int,
+    closed: list[dict[str, Any]],
+    remaining_orders: list[Any],
+    remaining_positions: dict[str, float],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``emergency_stop`` result: success only when nothing is left open or held."""
+    problems = []
+    if remaining_orders:
+        problems.append(f"{len(remaining_orders)} order(s) still open")
+    if remaining_positions:
+        problems.append("positions remain: " + ", ".join(
+            f"{s} {q:g}" for s, q in remaining_positions.items()))
+    return {
+        "success": not problems,
+        "cancelled_orders": cancelled,
+        "closed": closed,
+        "remaining_orders": remaining_orders,
+        "remaining_positions": remaining_positions,
+        "error": "; ".join(problems) or None,
+        **extra,
     }
