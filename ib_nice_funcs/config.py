@@ -11,7 +11,8 @@ import dataclasses
 import math
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,10 @@ class Settings:
     #: Streaming market-data lines this client may hold (live tickers kept for
     #: hot symbols and subscribe()/stream_prices()); least recently used first out.
     max_market_data_lines: int = 100
+    #: Wall clock (UTC epoch seconds) the trading layer dates things by: the
+    #: trading day of the daily-loss baseline and the day-trade count. Not an
+    #: environment setting; tests give the simulator and the client one clock.
+    clock: Callable[[], float] = field(default=time.time, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -114,6 +119,10 @@ class Settings:
             )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
+        if not callable(self.clock):
+            raise ConfigurationError(
+                f"clock={self.clock!r} must be a callable returning UTC epoch seconds"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -319,7 +319,7 @@ class TraderCore:
         ib_daily = None
         for pnl in ib.pnl(account):
             ib_daily = finite(pnl.dailyPnL)
-        today = trading_day()
+        today = trading_day(self.settings.clock())
         daily = self._baseline.pnl(net_liq, today, ib_daily)
         # IB's own start-of-day reference survives an agent restart mid-day; take
         # whichever estimate shows the larger loss.

@@ -34,8 +34,11 @@ _TRADING_TZ = ZoneInfo("America/New_York")
 _TOTAL_CURRENCIES = ("USD", "BASE", "")
 
 
-def trading_day(now: datetime | None = None) -> date:
-    """The New York calendar date of ``now`` (default: the current time)."""
+def trading_day(now: datetime | float | None = None) -> date:
+    """The New York calendar date of ``now``: a datetime, UTC epoch seconds, or
+    None for the current time."""
+    if isinstance(now, (int, float)):
+        now = datetime.fromtimestamp(float(now), timezone.utc)
     moment = now or datetime.now(timezone.utc)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)

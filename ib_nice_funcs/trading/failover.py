@@ -266,9 +266,10 @@ class PortalFailover:
 
     def _daily_pnl(self, net_liquidation: float, deadline: float) -> float:
         baseline = self.core._baseline
+        today = trading_day(self.settings.clock())
 
         async def read() -> float:
-            return baseline.pnl(net_liquidation, trading_day(), None)
+            return baseline.pnl(net_liquidation, today, None)
 
         return self.core._run(read, deadline, "daily P&L")
 
@@ -497,7 +498,7 @@ class PortalFailover:
         if isinstance(prev, (int, float)) and prev and isinstance(ewl, (int, float)):
             daily = min(daily, float(ewl) - float(prev))
         left = values.get("daytradesremaining")
-        used = day_trades_used([], trading_day(), {
+        used = day_trades_used([], trading_day(self.settings.clock()), {
             "DayTradesRemaining": float(left) if isinstance(left, (int, float)) else None})
         snapshot = PortfolioSnapshot(
             positions_usd=signed_values_usd(

@@ -204,6 +204,11 @@ def test_trading_day_is_new_york():
     assert trading_day(datetime(2026, 11, 19, 3, 0, tzinfo=timezone.utc)) == date(2026, 11, 18)
 
 
+def test_trading_day_takes_the_injected_clock_epoch():
+    moment = datetime(2026, 11, 19, 3, 0, tzinfo=timezone.utc)
+    assert trading_day(moment.timestamp()) == date(2026, 11, 18)
+
+
 def test_signed_values_and_day_trades():
     assert signed_values_usd([("AAPL", 10, 190, 1.0), ("EURUSD", -1000, 1.1, 1.0)]) == {
         "AAPL": 1900.0, "EURUSD": pytest.approx(-1100.0)}
