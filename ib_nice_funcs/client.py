@@ -28,7 +28,7 @@ from .errors import (
     UnknownSymbolError,
 )
 from .symbols import Instrument, parse_symbol
-from .timeframes import days_back_range, parse_timeframe
+from .timeframes import check_days_back, days_back_range, parse_timeframe
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ._gateway import IBGateway
     from .streaming import PriceStream, Subscription
+    from .timeframes import Timeframe
     from .trading import Trader
 
 __all__ = ["Client"]
@@ -514,19 +515,23 @@ class Client:
         Returns a frame with a RangeIndex and columns ``timestamp`` (tz-aware
         UTC), ``open``, ``high``, ``low``, ``close``, ``volume``;
         ``df.attrs["source"]`` names the source that answered. Blocks up to
-        ``timeout`` seconds.
+        ``timeout`` seconds; without one, up to the ``timeout`` setting or,
+        for a long download, the time IB's pacing needs for its requests
+        plus the setting (see :meth:`bars_budget`), whichever is longer.
 
         Raises:
-            ValueError, TypeError: bad symbol, timeframe, days_back or source
-                (raised before anything is sent).
+            ValueError, TypeError: bad symbol, timeframe, days_back (above
+                :attr:`Timeframe.max_days_back`, e.g. 420 days of 1m-15m
+                bars) or source (raised before anything is sent).
             UnknownSymbolError, NoDataError, AllSourcesFailedError: no source
                 could answer.
         """
         instrument = parse_symbol(symbol)
         tf = parse_timeframe(timeframe)
+        check_days_back(tf, days_back)
         start, end = days_back_range(days_back)
         order = self.source_order(source)
-        budget = self.resolve_timeout(timeout)
+        budget = self.bars_budget(order, tf, start, end, timeout)
         deadline = time.monotonic() + budget
         errors: dict[str, BaseException] = {}
         window = (int(start.timestamp()) // tf.seconds, int(end.timestamp()) // tf.seconds)
@@ -556,6 +561,40 @@ class Client:
                 self._bars[key] = frame
             return frame.copy()
         raise _combine(f"{tf.name} bars of {instrument.symbol}", errors, order)
+
+    def bars_budget(
+        self, order: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime,
+        timeout: float | None,
+    ) -> float:
+        """Seconds a bar call may take: ``timeout`` when given, else the longer of
+        the ``timeout`` setting and the plan's pacing wait plus the setting.
+
+        A source that paces its requests says how long (``plan_seconds``,
+        the IB source: a year of 5m bars is 53 requests, ~21 s at IB's 5 per
+        2 s); the last request then gets the setting to answer. When another
+        source follows, the paced one still gets its whole estimate.
+
+        Raises:
+            ValueError: ``timeout`` is not a positive number.
+        """
+        if timeout is not None:
+            return self.resolve_timeout(timeout)
+        setting = self.settings.timeout
+        budget = setting
+        for position, name in enumerate(order):
+            if name not in ("ib", *self._builtin):
+                continue  # only built-in sources pace; do not build the others here
+            plan_seconds = getattr(self._source(name), "plan_seconds", None)
+            if plan_seconds is None:
+                continue
+            wait = plan_seconds(timeframe, start, end)
+            if wait <= 0:
+                continue
+            need = wait + setting
+            if position < len(order) - 1:
+                need /= _PRIMARY_SHARE
+            budget = max(budget, need)
+        return budget
 
     def classic_data(
         self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",

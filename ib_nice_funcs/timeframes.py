@@ -19,14 +19,17 @@ import numbers
 import re
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
     "VALID_TIMEFRAMES",
+    "MAX_REQUESTS_PER_PLAN",
+    "Booking",
     "Chunk",
     "PacingBudget",
+    "check_days_back",
     "Timeframe",
     "days_back_range",
     "ib_duration",
@@ -74,6 +77,19 @@ class Timeframe:
     yahoo_request_days: float | None
     max_chunk_seconds: int
 
+    @property
+    def max_days_back(self) -> float:
+        """The longest ``days_back`` accepted: :data:`MAX_REQUESTS_PER_PLAN` chunks.
+
+        1m-15m: 420 days; 30m-4h: 1,800 days; 1d and 1w: 21,900 days (60 years).
+        """
+        return MAX_REQUESTS_PER_PLAN * self.max_chunk_seconds / _DAY
+
+
+#: The most historical requests one download may plan: IB's allowance for ten
+#: minutes (60). A longer range could only be served by waiting out whole
+#: pacing windows, so it is refused up front (see :func:`check_days_back`).
+MAX_REQUESTS_PER_PLAN = 60
 
 _TABLE: tuple[Timeframe, ...] = (
     # IB serves a week of 1-minute bars in one request; the strict 15 s / 6-in-2 s
@@ -275,6 +291,32 @@ def plan_chunks(timeframe: str | Timeframe, start: datetime, end: datetime) -> l
     return chunks
 
 
+def check_days_back(timeframe: str | Timeframe, days_back: float) -> float:
+    """Validate ``days_back`` for a timeframe; return it as a float.
+
+    The bound is :attr:`Timeframe.max_days_back` (at most
+    :data:`MAX_REQUESTS_PER_PLAN` historical requests): 420 days of 1m-15m
+    bars, 1,800 days of 30m-4h bars, 21,900 days of daily or weekly bars.
+
+    Raises:
+        ValueError: ``days_back`` is not positive and finite, is a bool, or is
+            above the bound (the message names the bound and a timeframe that
+            reaches further).
+        TypeError: ``days_back`` is not a number.
+    """
+    tf = parse_timeframe(timeframe)
+    days = _check_positive_number("days_back", days_back)
+    if days > tf.max_days_back + _EPS:
+        longer = next((t.name for t in _TABLE if t.max_days_back >= days), None)
+        hint = f"; use a longer timeframe such as {longer!r}" if longer else ""
+        raise ValueError(
+            f"days_back={days_back!r} is above the maximum of {tf.max_days_back:g} days for "
+            f"{tf.name} bars (at most {MAX_REQUESTS_PER_PLAN} requests, IB's allowance for "
+            f"ten minutes){hint}"
+        )
+    return days
+
+
 def days_back_range(days_back: float, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The UTC range ``[now - days_back, now)``.
 
@@ -298,6 +340,23 @@ def days_back_range(days_back: float, now: datetime | None = None) -> tuple[date
         raise ValueError(f"days_back={days_back!r} reaches before year 1") from None
 
 
+@dataclass(frozen=True)
+class Booking:
+    """A slot booked in a :class:`PacingBudget`.
+
+    Attributes:
+        key: The request's exact key.
+        contract_key: Its contract + exchange + tick type.
+        at: Budget-clock time the slot starts.
+        delay: Seconds from booking until ``at``.
+    """
+
+    key: Hashable
+    contract_key: Hashable
+    at: float
+    delay: float
+
+
 class PacingBudget:
     """Tracks historical requests so none breaks IB's pacing rules.
 
@@ -307,9 +366,14 @@ class PacingBudget:
     here sleeps or does I/O: callers ask how long to wait and wait themselves,
     which keeps it testable with a fake clock. Thread-safe.
 
-    Use :meth:`reserve` when several callers share the budget: it finds the
-    delay and books the slot in one step, so two concurrent callers never get
-    the same slot. :meth:`delay_for` + :meth:`record` is the two-step form.
+    Use :meth:`book` (or :meth:`reserve`) when several callers share the
+    budget: it finds the delay and books the slot in one step, so two
+    concurrent callers never get the same slot. A caller that gives up before
+    its slot comes hands it back with :meth:`release`, so waiting callers
+    that time out never push the schedule out for everyone else.
+    :meth:`projected_delay` answers "when could the last of these requests
+    go?" without booking anything. :meth:`delay_for` + :meth:`record` is the
+    two-step form.
 
     Args:
         clock: Monotonic seconds.
@@ -396,12 +460,53 @@ class PacingBudget:
         Returns:
             Seconds to wait before sending; the slot is already recorded.
         """
+        return self.book(key, contract_key).delay
+
+    def book(self, key: Hashable, contract_key: Hashable) -> Booking:
+        """Book the earliest safe slot; :meth:`release` it if it goes unused.
+
+        Args:
+            key: As for :meth:`delay_for`.
+            contract_key: As for :meth:`delay_for`.
+
+        Returns:
+            The :class:`Booking`; ``booking.delay`` is the wait before sending.
+        """
         with self._lock:
             now = self._clock()
             self._prune(now)
             t = self._earliest(key, contract_key, now)
             self._insert(key, contract_key, t)
-            return t - now
+            return Booking(key, contract_key, t, t - now)
+
+    def release(self, booking: Booking) -> None:
+        """Give back a booked slot whose request was never sent (no error if already gone)."""
+        with self._lock:
+            self._remove(booking.key, booking.contract_key, booking.at)
+
+    def projected_delay(self, requests: Sequence[tuple[Hashable, Hashable]]) -> float:
+        """Seconds from now until the last of ``requests`` could be sent; books nothing.
+
+        Args:
+            requests: ``(key, contract_key)`` pairs, sent in this order.
+
+        Returns:
+            The wait before the last one (0.0 for none), given what is booked now.
+        """
+        with self._lock:
+            now = self._clock()
+            self._prune(now)
+            placed: list[tuple[Hashable, Hashable, float]] = []
+            try:
+                last = now
+                for key, contract_key in requests:
+                    last = self._earliest(key, contract_key, now)
+                    self._insert(key, contract_key, last)
+                    placed.append((key, contract_key, last))
+                return last - now
+            finally:
+                for key, contract_key, t in placed:
+                    self._remove(key, contract_key, t)
 
     def __len__(self) -> int:
         """Requests still inside the longest window."""
@@ -412,6 +517,20 @@ class PacingBudget:
         bisect.insort(self._all, t)
         bisect.insort(self._by_key.setdefault(key, []), t)
         bisect.insort(self._by_contract.setdefault(contract_key, []), t)
+
+    def _remove(self, key: Hashable, contract_key: Hashable, t: float) -> None:
+        for times, table, k in (
+            (self._all, None, None),
+            (self._by_key.get(key), self._by_key, key),
+            (self._by_contract.get(contract_key), self._by_contract, contract_key),
+        ):
+            if not times:
+                continue
+            i = bisect.bisect_left(times, t)
+            if i < len(times) and times[i] == t:
+                del times[i]
+            if table is not None and not times:
+                del table[k]
 
     def _prune(self, now: float) -> None:
         cutoff = now - self._horizon

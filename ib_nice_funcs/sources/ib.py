@@ -18,13 +18,15 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
-from ..errors import NOT_SUBSCRIBED, NoDataError, UnknownSymbolError
+from .._tasks import quiet_future
+from ..errors import NOT_SUBSCRIBED, NoDataError, PacingViolationError, UnknownSymbolError
 from ..timeframes import PacingBudget, plan_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .._gateway import IBGateway
     from ..symbols import Instrument
-    from ..timeframes import Timeframe
+    from ..timeframes import Chunk, Timeframe
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -90,6 +92,10 @@ class IBSource:
         self.tickers = Tickers(gateway)
         #: keepUpToDate bar subscriptions.
         self.barsubs = BarSubscriptions(self)
+        #: Called on the loop thread as ``listener(what, done, total)`` after
+        #: each request of a multi-request bar download is answered (the CLI
+        #: shows progress with it). Must not block.
+        self.progress_listeners: list[Callable[[str, int, int], None]] = []
         #: The connection switched to delayed data (IB market data type 4)
         #: after the account turned out to have no live subscription.
         self._delayed_on: IB | None = None
@@ -203,14 +209,18 @@ class IBSource:
     ) -> pd.DataFrame:
         """OHLCV bars in ``[start, end)``; blocks up to ``timeout`` seconds.
 
+        Work ends with the call: on timeout no further chunk request is sent
+        and the pacing slots booked for them are given back.
+
         Raises:
             UnknownSymbolError: IB has no such instrument (error 200).
             NoDataError: IB returned no bars for the range.
             ConnectionFailedError, RequestTimeoutError, PacingViolationError.
         """
         what = f"{timeframe.name} bars of {instrument.symbol}"
+        deadline = time.monotonic() + timeout
         return self.gateway.call(
-            lambda: self.bars_async(instrument, timeframe, start, end, what), timeout, what
+            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
         )
 
     async def bars_async(
@@ -220,6 +230,7 @@ class IBSource:
         start: datetime,
         end: datetime,
         what: str = "bars",
+        deadline: float | None = None,
     ) -> pd.DataFrame:
         from ..frames import trim
 
@@ -231,9 +242,13 @@ class IBSource:
             )
         if self.barsubs.suitable(timeframe, end):
             # Up to now: served from a keepUpToDate subscription (opened on first use).
-            frame = await self.barsubs.frame_async(instrument, contract, timeframe, start, end, what)
+            frame = await self.barsubs.frame_async(
+                instrument, contract, timeframe, start, end, what, deadline
+            )
         else:
-            frame, _ = await self.fetch_plain(instrument, contract, timeframe, start, end, what)
+            frame, _ = await self.fetch_plain(
+                instrument, contract, timeframe, start, end, what, deadline
+            )
         frame = trim(frame, start, end)
         if frame.empty:
             raise NoDataError(
@@ -250,44 +265,131 @@ class IBSource:
         start: datetime,
         end: datetime,
         what: str = "bars",
+        deadline: float | None = None,
     ) -> tuple[pd.DataFrame, int]:
         """Bars of ``[start, end)`` by plain chunked requests (untrimmed), and how many were sent.
 
-        Identical chunks in flight (or answered within 15 s) are shared, not re-sent.
+        Identical chunks in flight (or answered within 15 s) are shared, not
+        re-sent. Each send waits for its pacing slot; when the caller is
+        cancelled (or times out) the unsent chunks are never sent and their
+        booked slot is given back. Requests already sent keep running (their
+        answers are shared with a caller asking again within 15 s).
+
+        Args:
+            deadline: ``time.monotonic()`` by which the caller needs the
+                answer; a plan whose last request could not even be sent by
+                then is refused before anything is sent.
+
+        Raises:
+            PacingViolationError: IB's pacing would not let the plan be sent
+                before ``deadline`` (nothing was sent), or IB refused a chunk.
+            NoDataError, RequestTimeoutError, ConnectionFailedError: a chunk failed.
         """
         from ..frames import bars_to_frame, concat_ohlcv
 
         chunks = plan_chunks(timeframe, start, end)
         contract_key = (contract.conId, contract.exchange, instrument.what_to_show)
-        tasks: list[asyncio.Future[list]] = []
-        sent = 0
+        # Futures belong to one event loop: share answers only within it.
+        loop_id = id(asyncio.get_running_loop())
+        planned = []
         for chunk in chunks:
-            # IB sees the end time to the second; so must "identical".
-            chunk_end = chunk.end.replace(microsecond=0)
-            key = (contract_key, chunk_end, chunk.duration, timeframe.ib_bar_size)
-            # Futures belong to one event loop: share answers only within it.
-            recent_key = (id(asyncio.get_running_loop()), key)
-            shared = self.recent.get(recent_key)
-            if shared is None or (shared.done() and (shared.cancelled() or shared.exception())):
-                # Space the sends (not the answers): the requests still overlap.
-                delay = self.pacing.reserve(key, contract_key)
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            key = self.chunk_key(contract_key, chunk, timeframe)
+            planned.append((key[1], chunk.duration, key, (loop_id, key)))
+        to_send = [(key, contract_key) for _, _, key, rk in planned if not self._shareable(rk)]
+        if deadline is not None and to_send:
+            self.check_plan_fits(to_send, deadline, what)
+        answers: list[asyncio.Future[list]] = []
+        sent = 0
+        done = 0
+        total = len(planned)
+
+        def count(_: asyncio.Future[list]) -> None:
+            nonlocal done
+            done += 1
+            self._report(what, done, total)
+
+        for chunk_end, duration, key, recent_key in planned:
+            shared = self.recent.get(recent_key) if self._shareable(recent_key) else None
+            if shared is None:
+                failed = next((a for a in answers if a.done() and not a.cancelled() and a.exception()), None)
+                if failed is not None:
+                    break  # a chunk already failed: the call fails, send no more
+                booking = self.pacing.book(key, contract_key)
+                if booking.delay > 0:
+                    try:
+                        await asyncio.sleep(booking.delay)
+                    except asyncio.CancelledError:
+                        self.pacing.release(booking)  # never sent: the slot is free again
+                        raise
                 sent += 1
-                shared = asyncio.ensure_future(
+                shared = quiet_future(asyncio.ensure_future(
                     self.gateway.request(
-                        lambda ib, e=chunk_end, d=chunk.duration: self._one_chunk(
+                        lambda ib, e=chunk_end, d=duration: self._one_chunk(
                             ib, contract, instrument, timeframe, e, d
                         ),
                         what,
                     )
-                )
+                ))
                 self.recent[recent_key] = shared
-            # Shielded: a caller that times out must not cancel a request
-            # another caller is waiting on.
-            tasks.append(asyncio.shield(shared))
-        results = await asyncio.gather(*tasks)
+            shared.add_done_callback(count)
+            answers.append(shared)
+        # Shielded: a caller that times out must not cancel a request another
+        # caller is waiting on (the requests are sent: their answers are kept).
+        results = await asyncio.gather(*(asyncio.shield(a) for a in answers))
         return concat_ohlcv([bars_to_frame(bars) for bars in results if bars]), sent
+
+    def _shareable(self, recent_key: object) -> bool:
+        shared = self.recent.get(recent_key)
+        return shared is not None and not (
+            shared.done() and (shared.cancelled() or shared.exception() is not None)
+        )
+
+    @staticmethod
+    def chunk_key(contract_key: Hashable, chunk: Chunk, timeframe: Timeframe) -> tuple:
+        """A plain chunk request's pacing key: what IB compares for "identical"."""
+        # IB sees the end time to the second; so must "identical".
+        return (contract_key, chunk.end.replace(microsecond=0), chunk.duration, timeframe.ib_bar_size)
+
+    def check_plan_fits(self, requests: list, deadline: float, what: str) -> None:
+        """Refuse a plan whose last request IB's pacing would hold past ``deadline``.
+
+        Args:
+            requests: ``(key, contract_key)`` pairs still to send.
+            deadline: ``time.monotonic()`` by which the caller needs the answer.
+
+        Raises:
+            PacingViolationError: it would not fit (nothing is booked or sent).
+        """
+        wait = self.pacing.projected_delay(requests)
+        left = deadline - time.monotonic()
+        if wait > left:
+            raise PacingViolationError(
+                f"{what}: IB's historical pacing (60 requests per 10 minutes, 5 per 2 s per "
+                f"contract) would let the last of {len(requests)} requests go only in "
+                f"{wait:.0f} s, after the {max(left, 0):.0f} s left; nothing was sent. Ask for "
+                "fewer days, a longer timeframe, or give a longer timeout"
+            )
+
+    def plan_seconds(self, timeframe: Timeframe, start: datetime, end: datetime) -> float:
+        """How long IB's pacing makes a plain download of ``[start, end)`` wait, as booked now.
+
+        The wait before the plan's last request could be sent (0.0 for a
+        one-request plan with a free budget); books nothing.
+        """
+        chunks = plan_chunks(timeframe, start, end)
+        contract_key = ("estimate", timeframe.name)
+        return self.pacing.projected_delay(
+            [(self.chunk_key(contract_key, c, timeframe), contract_key) for c in chunks]
+        )
+
+    def _report(self, what: str, done: int, total: int) -> None:
+        if total < 2:
+            return
+        for listener in list(self.progress_listeners):
+            try:
+                listener(what, done, total)
+            except Exception:  # noqa: BLE001 - a display must not break a download
+                log.debug("progress listener %r failed", listener, exc_info=True)
 
     @staticmethod
     async def _one_chunk(
