@@ -67,15 +67,41 @@ def _fmt_price(value: float | None) -> str:
 
 @command("price")
 def _price(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        prices = client.prices(args.symbols, strict=True)
-    _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
-    return 0
+    """The prices found, then one stderr line per symbol without one (exit code 1)."""
+    from .symbols import parse_symbol
+
+    failed: dict[str, Exception] = {}
+    wellformed = []
+    for symbol in args.symbols:
+        try:
+            parse_symbol(symbol)
+            wellformed.append(symbol)
+        except (ValueError, TypeError) as exc:  # a malformed one must not hide the others
+            failed[symbol] = exc
+    results: dict[str, Any] = {}
+    if wellformed:
+        with _client(args) as client:
+            results = client.price_results(wellformed)
+    good = [(s, _fmt_price(p)) for s, p in results.items() if isinstance(p, float)]
+    if good:
+        _print_table(good, ("symbol", "price"))
+    failed.update((s, e) for s, e in results.items() if not isinstance(e, float))
+    for error in dict.fromkeys(str(e) for e in failed.values()):
+        print(f"ib-nice-funcs price: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _show_progress(what: str, done: int, total: int) -> None:
+    # Called on the package's loop thread; one short stderr write, never blocks long.
+    end = "\n" if done == total else ""
+    print(f"\r{what}: {done}/{total} requests", end=end, file=sys.stderr, flush=True)
 
 
 @command("ohlcv")
 def _ohlcv(args: argparse.Namespace) -> int:
     with _client(args) as client:
+        if "ib" in client.source_order():
+            client.source("ib").progress_listeners.append(_show_progress)
         frame = client.ohlcv(args.symbol, args.timeframe, args.days)
     if args.csv:
         frame.to_csv(args.csv, index=False)

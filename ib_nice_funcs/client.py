@@ -322,6 +322,31 @@ class Client:
             (s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)
         }
 
+    def price_results(
+        self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None
+    ) -> dict[str, float | IBNiceFuncsError]:
+        """Like :meth:`prices`, with each failed symbol's error in place of None.
+
+        For callers that report per symbol (the CLI prints the good prices and
+        one line per failure). Blocks up to ``timeout`` seconds.
+
+        Raises:
+            ValueError, TypeError: a malformed symbol or unknown source (nothing sent).
+        """
+        if isinstance(symbols, (str, bytes)):
+            raise TypeError("price_results() takes a list of symbols")
+        given = list(symbols)
+        instruments = [parse_symbol(s) for s in given]
+        got = self._prices_by_instrument(instruments, source, timeout)
+        out: dict[str, float | IBNiceFuncsError] = {}
+        for s, i in zip(given, instruments):
+            value, error = got[i.symbol]
+            out[s if isinstance(s, str) else i.symbol] = (
+                value if value is not None
+                else error or AllSourcesFailedError(f"no price for {i.symbol}")
+            )
+        return out
+
     def live_price(self, symbol: Any, source: str = "auto") -> float | None:
         """The price from a fresh live ticker, or None; never blocks, sends nothing.
 

@@ -349,12 +349,14 @@ class Booking:
         contract_key: Its contract + exchange + tick type.
         at: Budget-clock time the slot starts.
         delay: Seconds from booking until ``at``.
+        serial: Tells bookings apart (two may share a time).
     """
 
     key: Hashable
     contract_key: Hashable
     at: float
     delay: float
+    serial: int
 
 
 class PacingBudget:
@@ -419,6 +421,9 @@ class PacingBudget:
         self._all: list[float] = []
         self._by_key: dict[Hashable, list[float]] = {}
         self._by_contract: dict[Hashable, list[float]] = {}
+        #: Bookings not yet released, by serial (so a release counts once).
+        self._booked: dict[int, float] = {}
+        self._serial = 0
         self._lock = threading.Lock()
 
     def delay_for(self, key: Hashable, contract_key: Hashable) -> float:
@@ -477,12 +482,15 @@ class PacingBudget:
             self._prune(now)
             t = self._earliest(key, contract_key, now)
             self._insert(key, contract_key, t)
-            return Booking(key, contract_key, t, t - now)
+            self._serial += 1
+            self._booked[self._serial] = t
+            return Booking(key, contract_key, t, t - now, self._serial)
 
     def release(self, booking: Booking) -> None:
         """Give back a booked slot whose request was never sent (no error if already gone)."""
         with self._lock:
-            self._remove(booking.key, booking.contract_key, booking.at)
+            if self._booked.pop(booking.serial, None) is not None:
+                self._remove(booking.key, booking.contract_key, booking.at)
 
     def projected_delay(self, requests: Sequence[tuple[Hashable, Hashable]]) -> float:
         """Seconds from now until the last of ``requests`` could be sent; books nothing.
@@ -536,6 +544,8 @@ class PacingBudget:
         cutoff = now - self._horizon
         if not self._all or self._all[0] >= cutoff:
             return
+        for serial in [n for n, t in self._booked.items() if t < cutoff]:
+            del self._booked[serial]
         del self._all[: bisect.bisect_left(self._all, cutoff)]
         for table in (self._by_key, self._by_contract):
             for k in list(table):
