@@ -28,13 +28,109 @@ _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
 
 
-def _parse_bool(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigurationError(f"{name}={text!r} is not a boolean; use 1/0, true/false, yes/no")
+@dataclass(frozen=True)
+class _Spec:
+    """How one setting is spelled in the environment and what values it takes."""
+
+    name: str
+    env: str
+    kind: str  # "str", "optional str", "bool", "int", "number"
+    expected: str  # the expected form, for the error message
+    low: float | None = None  # inclusive bounds of int / number settings
+    high: float | None = None
+    finite: bool = True
+    above_low: bool = False  # low itself excluded
+
+    def check(self, value: Any, label: str | None = None) -> Any:
+        """``value`` as the setting stores it (env text converted).
+
+        Raises:
+            ConfigurationError: naming the setting (and its variable when
+                ``label`` is one), the value and the expected form.
+        """
+        where = f"{label}={value!r} ({self.name})" if label else f"{self.name}={value!r}"
+        fail = ConfigurationError(f"{where} must be {self.expected}; set {self.env} or "
+                                  f"configure({self.name}=...)")
+        if self.kind == "optional str":
+            if value is None or (isinstance(value, str) and value.strip()):
+                return value.strip() if isinstance(value, str) else None
+            raise fail
+        if self.kind == "str":
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            raise fail
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = value.strip().lower() if isinstance(value, str) else None
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise fail
+        number = _to_number(value, whole=self.kind == "int")
+        if number is None or (self.finite and not math.isfinite(number)) or math.isnan(number):
+            raise fail
+        if self.low is not None and (number < self.low or (self.above_low and number == self.low)):
+            raise fail
+        if self.high is not None and number > self.high:
+            raise fail
+        return number
+
+
+def _to_number(value: Any, whole: bool) -> float | int | None:
+    """An int / float from a number or its text; None when it is neither (or a bool)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            return None
+    if whole:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+_SECONDS = "a positive number of seconds"
+_USD = "a positive number of US dollars"
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("host", "IB_HOST", "str", "a non-empty host name or address"),
+    _Spec("port", "IB_PORT", "int", "a whole number (TCP port 1..65535)", 1, 65535),
+    _Spec("client_id", "IB_CLIENT_ID", "int", "a whole number >= 0 (the API client id)", 0),
+    _Spec("account", "IB_ACCOUNT", "optional str", "an account id such as 'DU1234567', or None"),
+    _Spec("allow_live", "IB_NICE_FUNCS_ALLOW_LIVE", "bool", "a boolean (1/0, true/false, yes/no)"),
+    _Spec("max_position_usd", "IB_MAX_POSITION_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("max_daily_loss_usd", "IB_MAX_DAILY_LOSS_USD", "number", _USD, 0, finite=False,
+          above_low=True),
+    _Spec("max_exposure_usd", "IB_MAX_EXPOSURE_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("pdt_guard", "IB_NICE_FUNCS_PDT_GUARD", "bool", "a boolean (1/0, true/false, yes/no)"),
+    _Spec("portal_url", "IB_PORTAL_URL", "optional str",
+          "the Client Portal gateway's URL such as 'https://localhost:5000', or None"),
+    _Spec("portal_ca", "IB_PORTAL_CA", "optional str", "a path to a CA certificate file, or None"),
+    _Spec("portal_verify", "IB_PORTAL_VERIFY", "bool", "a boolean (1/0, true/false, yes/no)"),
+    _Spec("portal_penalty_s", "IB_PORTAL_PENALTY_S", "number", _SECONDS, 0, above_low=True),
+    _Spec("portal_rate_per_s", "IB_PORTAL_RATE_PER_S", "number",
+          "a positive number of requests per second", 0, above_low=True),
+    _Spec("portal_snapshot_wait_s", "IB_PORTAL_SNAPSHOT_WAIT_S", "number", _SECONDS, 0,
+          above_low=True),
+    _Spec("portal_tickle_s", "IB_PORTAL_TICKLE_S", "number", _SECONDS, 0, above_low=True),
+    _Spec("portal_max_confirmations", "IB_PORTAL_MAX_CONFIRMATIONS", "int", "a whole number >= 1", 1),
+    _Spec("order_failover", "IB_NICE_FUNCS_ORDER_FAILOVER", "bool",
+          "a boolean (1/0, true/false, yes/no)"),
+    _Spec("timeout", "IB_NICE_FUNCS_TIMEOUT", "number", _SECONDS, 0, above_low=True),
+    _Spec("connect_timeout", "IB_NICE_FUNCS_CONNECT_TIMEOUT", "number", _SECONDS, 0, above_low=True),
+    _Spec("market_data_type", "IB_NICE_FUNCS_MARKET_DATA_TYPE", "int",
+          "1 live, 2 frozen, 3 delayed or 4 delayed-frozen", 1, 4),
+    _Spec("price_ttl", "IB_NICE_FUNCS_PRICE_TTL", "number", "a number of seconds >= 0", 0),
+    _Spec("max_market_data_lines", "IB_NICE_FUNCS_MAX_LINES", "int",
+          "a whole number >= 1 (IB's default allowance is 100 lines)", 1),
+)
 
 
 @dataclass(frozen=True)
@@ -85,38 +181,8 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.host:
-            raise ConfigurationError("host is empty; set IB_HOST or configure(host=...)")
-        if not 0 < int(self.port) < 65536:
-            raise ConfigurationError(f"port={self.port} is not a TCP port (1..65535)")
-        if int(self.client_id) < 0:
-            raise ConfigurationError(f"client_id={self.client_id} must be >= 0")
-        for name in ("max_position_usd", "max_daily_loss_usd", "max_exposure_usd"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
-                raise ConfigurationError(f"{name}={value!r} must be a positive number")
-        for name in (
-            "timeout", "connect_timeout", "portal_penalty_s", "portal_rate_per_s",
-            "portal_snapshot_wait_s", "portal_tickle_s",
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-                raise ConfigurationError(f"{name}={value!r} must be a positive number of seconds")
-        lines = self.max_market_data_lines
-        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
-            raise ConfigurationError(
-                f"max_market_data_lines={lines!r} must be a whole number >= 1 "
-                "(IB_NICE_FUNCS_MAX_LINES; IB's default allowance is 100 lines)"
-            )
-        if self.market_data_type not in (1, 2, 3, 4):
-            raise ConfigurationError(
-                f"market_data_type={self.market_data_type!r}: use 1 live, 2 frozen, "
-                "3 delayed or 4 delayed-frozen"
-            )
-        if not (isinstance(self.portal_max_confirmations, int) and self.portal_max_confirmations >= 1):
-            raise ConfigurationError(
-                f"portal_max_confirmations={self.portal_max_confirmations!r} must be a whole number >= 1"
-            )
+        for spec in _SPECS:
+            object.__setattr__(self, spec.name, spec.check(getattr(self, spec.name)))
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
         if not callable(self.clock):
@@ -133,46 +199,11 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-
-        def number(var: str, key: str, kind: type = float) -> None:
-            if env.get(var, "").strip():
-                try:
-                    values[key] = kind(env[var].strip())
-                except ValueError:
-                    raise ConfigurationError(
-                        f"{var}={env[var]!r} is not a {kind.__name__}"
-                    ) from None
-
-        def text(var: str, key: str) -> None:
-            if env.get(var, "").strip():
-                values[key] = env[var].strip()
-
-        def flag(var: str, key: str) -> None:
-            if var in env:
-                values[key] = _parse_bool(var, env[var])
-
-        text("IB_HOST", "host")
-        number("IB_PORT", "port", int)
-        number("IB_CLIENT_ID", "client_id", int)
-        text("IB_ACCOUNT", "account")
-        flag("IB_NICE_FUNCS_ALLOW_LIVE", "allow_live")
-        number("IB_MAX_POSITION_USD", "max_position_usd")
-        number("IB_MAX_DAILY_LOSS_USD", "max_daily_loss_usd")
-        number("IB_MAX_EXPOSURE_USD", "max_exposure_usd")
-        flag("IB_NICE_FUNCS_PDT_GUARD", "pdt_guard")
-        text("IB_PORTAL_URL", "portal_url")
-        text("IB_PORTAL_CA", "portal_ca")
-        flag("IB_PORTAL_VERIFY", "portal_verify")
-        number("IB_PORTAL_PENALTY_S", "portal_penalty_s")
-        number("IB_PORTAL_RATE_PER_S", "portal_rate_per_s")
-        number("IB_PORTAL_SNAPSHOT_WAIT_S", "portal_snapshot_wait_s")
-        number("IB_PORTAL_TICKLE_S", "portal_tickle_s")
-        number("IB_PORTAL_MAX_CONFIRMATIONS", "portal_max_confirmations", int)
-        flag("IB_NICE_FUNCS_ORDER_FAILOVER", "order_failover")
-        number("IB_NICE_FUNCS_TIMEOUT", "timeout")
-        number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
-        number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
-        number("IB_NICE_FUNCS_MAX_LINES", "max_market_data_lines", int)
+        for spec in _SPECS:
+            raw = env.get(spec.env)
+            if raw is None or (spec.kind != "bool" and not raw.strip()):
+                continue
+            values[spec.name] = spec.check(raw, label=spec.env)
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
             values["sources"] = env["IB_NICE_FUNCS_SOURCES"]
         elif values.get("portal_url"):
