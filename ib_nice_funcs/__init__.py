@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "Client": "client",
     "Settings": "config",
     "register_source": "sources",
+    "DataSource": "sources",
     "unregister_source": "sources",
     "install": "_install",
     "parse_symbol": "symbols",
@@ -125,7 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         token_price,
         token_prices,
     )
-    from .sources import register_source, unregister_source
+    from .sources import DataSource, register_source, unregister_source
     from .symbols import parse_symbol
     from .timeframes import parse_timeframe
     from .trading.module_api import (
