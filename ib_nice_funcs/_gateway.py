@@ -145,6 +145,14 @@ class IBGateway:
         """
         return self.loop.run(factory, timeout, what)
 
+    async def call_async(self, factory: Callable[[], Awaitable[T]], timeout: float, what: str) -> T:
+        """:meth:`call` for a caller on another event loop: awaits, no thread waits.
+
+        Raises:
+            The same as :meth:`call`.
+        """
+        return await self.loop.run_async(factory, timeout, what)
+
     # -- connection --------------------------------------------------------
 
     @property

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetools import TTLCache
 
-from ._loop import LoopThread, shared_loop
+from ._loop import LoopThread, in_daemon_thread, shared_loop
 from .config import Settings, get_settings
 from .errors import (
     AllSourcesFailedError,
@@ -31,8 +31,6 @@ from .symbols import Instrument, parse_symbol
 from .timeframes import check_days_back, days_back_range, parse_timeframe
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
-
     import pandas as pd
 
     from ._gateway import IBGateway
@@ -284,11 +282,24 @@ class Client:
         if value is not None:
             return value
         instrument = parse_symbol(symbol)
-        got = self._prices_by_instrument([instrument], source, timeout)
-        value = got[instrument.symbol][0]
-        if value is None:
-            raise got[instrument.symbol][1] or AllSourcesFailedError(f"no price for {instrument.symbol}")
-        return value
+        return _one_price(instrument, self._prices_by_instrument([instrument], source, timeout))
+
+    async def price_async(self, symbol: Any, source: str = "auto", timeout: float | None = None) -> float:
+        """:meth:`price` as a coroutine for an agent's own event loop.
+
+        IB's work is awaited on the package's loop thread with no thread
+        waiting for it; a synchronous source (yfinance, a plug-in) runs on a
+        daemon thread of its own. Waits up to ``timeout`` seconds.
+
+        Raises:
+            The same as :meth:`price`.
+        """
+        value = self.live_price(symbol, source)
+        if value is not None:
+            return value
+        instrument = parse_symbol(symbol)
+        steps = self._price_steps([instrument], source, timeout)
+        return _one_price(instrument, await _drive_async(steps, self._ask_prices_async))
 
     def prices(
         self,
@@ -309,18 +320,23 @@ class Client:
             IBNiceFuncsError: with ``strict=True``, the error of the first
                 symbol no source could price.
         """
-        if isinstance(symbols, (str, bytes)):
-            raise TypeError("prices() takes a list of symbols; use price() for one")
-        given = list(symbols)
-        instruments = [parse_symbol(s) for s in given]
-        got = self._prices_by_instrument(instruments, source, timeout)
-        if strict:
-            failed = next((err for _, err in got.values() if err is not None), None)
-            if failed is not None:
-                raise failed
-        return {
-            (s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)
-        }
+        given, instruments = _given_symbols(symbols)
+        return _keyed_prices(given, instruments, self._prices_by_instrument(instruments, source, timeout),
+                             strict)
+
+    async def prices_async(
+        self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None, *,
+        strict: bool = False,
+    ) -> dict[str, float | None]:
+        """:meth:`prices` as a coroutine (see :meth:`price_async`).
+
+        Raises:
+            The same as :meth:`prices`.
+        """
+        given, instruments = _given_symbols(symbols)
+        steps = self._price_steps(instruments, source, timeout)
+        return _keyed_prices(given, instruments, await _drive_async(steps, self._ask_prices_async),
+                             strict)
 
     def price_results(
         self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None
@@ -369,6 +385,25 @@ class Client:
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
     ) -> dict[str, tuple[float | None, IBNiceFuncsError | None]]:
+        return _drive(self._price_steps(instruments, source, timeout), self._ask_prices)
+
+    def _ask_prices(self, name: str, todo: list[Instrument], remaining: float) -> dict[str, float | None]:
+        return self._source(name).prices(todo, timeout=remaining)
+
+    async def _ask_prices_async(self, name: str, todo: list[Instrument], remaining: float
+                                ) -> dict[str, float | None]:
+        src = self._source(name)
+        aprices = getattr(src, "aprices", None)
+        if aprices is not None:  # the IB source: awaited on the loop thread, no thread waits
+            return await aprices(todo, timeout=remaining)
+        return await in_daemon_thread(lambda: src.prices(todo, timeout=remaining))
+
+    def _price_steps(
+        self, instruments: Sequence[Instrument], source: str, timeout: float | None
+    ) -> Generator[tuple[str, list[Instrument], float], Any, dict[str, tuple[float | None, IBNiceFuncsError | None]]]:
+        """The price lookup as steps: yields ``(source name, instruments, seconds)``
+        to ask, receives the answer (or the source's error), returns per symbol
+        ``(price, error)``. One logic for the sync and the async driver."""
         order = self.source_order(source)
         budget = self.resolve_timeout(timeout)
         deadline = time.monotonic() + budget
@@ -398,11 +433,10 @@ class Client:
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
-            try:
-                got = self._source(name).prices(todo, timeout=remaining)
-            except (IBNiceFuncsError, OSError) as exc:
-                errors[name] = exc
-                log.debug("source %s failed for prices: %s", name, exc)
+            got = yield name, todo, remaining
+            if isinstance(got, BaseException):
+                errors[name] = got
+                log.debug("source %s failed for prices: %s", name, got)
                 continue
             still: list[Instrument] = []
             for i in todo:
@@ -551,12 +585,49 @@ class Client:
             UnknownSymbolError, NoDataError, AllSourcesFailedError: no source
                 could answer.
         """
+        request = self._bars_request(symbol, timeframe, days_back, source, timeout)
+        return _drive(self._bars_steps(*request), self._ask_bars)
+
+    async def ohlcv_async(
+        self, symbol: Any, timeframe: str = "1h", days_back: float = 3, source: str = "auto",
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`ohlcv` as a coroutine (see :meth:`price_async`).
+
+        Raises:
+            The same as :meth:`ohlcv`.
+        """
+        request = self._bars_request(symbol, timeframe, days_back, source, timeout)
+        return await _drive_async(self._bars_steps(*request), self._ask_bars_async)
+
+    def _bars_request(
+        self, symbol: Any, timeframe: str, days_back: float, source: str, timeout: float | None
+    ) -> tuple[Instrument, Timeframe, datetime, datetime, list[str], float]:
+        """Validated arguments of a bar call (raises before anything is sent)."""
         instrument = parse_symbol(symbol)
         tf = parse_timeframe(timeframe)
         check_days_back(tf, days_back)
         start, end = days_back_range(days_back)
         order = self.source_order(source)
-        budget = self.bars_budget(order, tf, start, end, timeout)
+        return instrument, tf, start, end, order, self.bars_budget(order, tf, start, end, timeout)
+
+    def _ask_bars(self, name: str, instrument: Instrument, tf: Timeframe, start: datetime,
+                  end: datetime, remaining: float) -> pd.DataFrame:
+        return self._source(name).bars(instrument, tf, start, end, timeout=remaining)
+
+    async def _ask_bars_async(self, name: str, instrument: Instrument, tf: Timeframe,
+                              start: datetime, end: datetime, remaining: float) -> pd.DataFrame:
+        src = self._source(name)
+        abars = getattr(src, "abars", None)
+        if abars is not None:
+            return await abars(instrument, tf, start, end, timeout=remaining)
+        return await in_daemon_thread(lambda: src.bars(instrument, tf, start, end, timeout=remaining))
+
+    def _bars_steps(
+        self, instrument: Instrument, tf: Timeframe, start: datetime, end: datetime,
+        order: list[str], budget: float,
+    ) -> Generator[tuple[Any, ...], Any, pd.DataFrame]:
+        """The bar lookup as steps (see :meth:`_price_steps`); returns the frame or raises."""
         deadline = time.monotonic() + budget
         errors: dict[str, BaseException] = {}
         window = (int(start.timestamp()) // tf.seconds, int(end.timestamp()) // tf.seconds)
@@ -572,11 +643,10 @@ class Client:
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
-            try:
-                frame = self._source(name).bars(instrument, tf, start, end, timeout=remaining)
-            except (IBNiceFuncsError, OSError) as exc:
-                errors[name] = exc
-                log.debug("source %s failed for bars of %s: %s", name, instrument.symbol, exc)
+            frame = yield name, instrument, tf, start, end, remaining
+            if isinstance(frame, BaseException):
+                errors[name] = frame
+                log.debug("source %s failed for bars of %s: %s", name, instrument.symbol, frame)
                 continue
             if frame is None or frame.empty:
                 errors[name] = NoDataError(f"{name} returned no bars")
@@ -630,12 +700,81 @@ class Client:
         Raises:
             The same as :meth:`ohlcv`.
         """
-        from .frames import classic_frame
+        return _classic(self.ohlcv(symbol, timeframe, days_back, source, timeout))
 
-        frame = self.ohlcv(symbol, timeframe, days_back, source, timeout)
-        out = classic_frame(frame)
-        out.attrs["source"] = frame.attrs.get("source")
-        return out
+    async def classic_data_async(
+        self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`classic_data` as a coroutine (see :meth:`price_async`)."""
+        return _classic(await self.ohlcv_async(symbol, timeframe, days_back, source, timeout))
+
+
+def _classic(frame: pd.DataFrame) -> pd.DataFrame:
+    from .frames import classic_frame
+
+    out = classic_frame(frame)
+    out.attrs["source"] = frame.attrs.get("source")
+    return out
+
+
+#: Failures a source reports (handed to the steps); anything else propagates.
+_SOURCE_FAILURES = (IBNiceFuncsError, OSError)
+
+_Result = TypeVar("_Result")
+
+
+def _drive(steps: Generator[tuple[Any, ...], Any, _Result], ask: Callable[..., Any]) -> _Result:
+    """Run lookup steps, answering each with ``ask(*step)`` (blocking)."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                answer = ask(*step)
+            except _SOURCE_FAILURES as exc:
+                answer = exc
+            step = steps.send(answer)
+    except StopIteration as done:
+        return done.value
+
+
+async def _drive_async(steps: Generator[tuple[Any, ...], Any, _Result],
+                       ask: Callable[..., Awaitable[Any]]) -> _Result:
+    """Run lookup steps, answering each with ``await ask(*step)``."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                answer = await ask(*step)
+            except _SOURCE_FAILURES as exc:
+                answer = exc
+            step = steps.send(answer)
+    except StopIteration as done:
+        return done.value
+
+
+def _one_price(instrument: Instrument, got: dict[str, tuple[float | None, IBNiceFuncsError | None]]) -> float:
+    value, error = got[instrument.symbol]
+    if value is None:
+        raise error or AllSourcesFailedError(f"no price for {instrument.symbol}")
+    return value
+
+
+def _given_symbols(symbols: Iterable[Any]) -> tuple[list[Any], list[Instrument]]:
+    if isinstance(symbols, (str, bytes)):
+        raise TypeError("prices() takes a list of symbols; use price() for one")
+    given = list(symbols)
+    return given, [parse_symbol(s) for s in given]
+
+
+def _keyed_prices(given: list[Any], instruments: list[Instrument],
+                  got: dict[str, tuple[float | None, IBNiceFuncsError | None]],
+                  strict: bool) -> dict[str, float | None]:
+    if strict:
+        failed = next((err for _, err in got.values() if err is not None), None)
+        if failed is not None:
+            raise failed
+    return {(s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)}
 
 
 def _with_source(frame: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -129,13 +129,17 @@ def token_prices(symbols: Iterable[Any], source: str = "auto") -> dict[str, floa
     """
     client = default_client()
     prices = client.prices(symbols, source)
+    _warn_missing_prices(prices)
+    return prices
+
+
+def _warn_missing_prices(prices: dict[str, float | None]) -> None:
     missing = [s for s, p in prices.items() if p is None]
     if missing:
         log.warning(
             "token_prices: no price for %s; check the symbols and that TWS / IB Gateway "
             "is running (ib-nice-funcs doctor)", ", ".join(missing)
         )
-    return prices
 
 
 def get_ohlcv_data(
@@ -179,10 +183,7 @@ def get_data(
     """
     from .frames import empty_classic
 
-    if days_back_4_data is not None and days_back is not None:
-        raise ValueError("give days_back_4_data or days_back, not both")
-    days = days_back_4_data if days_back_4_data is not None else days_back
-    days = 3 if days is None else days
+    days = _classic_days(days_back_4_data, days_back)
     client = default_client()
     return _frame_or_empty(
         f"get_data({_label(symbol)}, {days!r}, {timeframe!r})",
@@ -191,14 +192,26 @@ def get_data(
     )
 
 
+def _classic_days(days_back_4_data: float | None, days_back: float | None) -> float:
+    if days_back_4_data is not None and days_back is not None:
+        raise ValueError("give days_back_4_data or days_back, not both")
+    days = days_back_4_data if days_back_4_data is not None else days_back
+    return 3 if days is None else days
+
+
 def _frame_or_empty(what: str, call: Callable[[], pd.DataFrame], empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     try:
         return call()
     except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
-        log.warning("%s failed: %s", what, exc)
-        frame = empty()
-        frame.attrs["source"] = None
-        return frame
+        return _empty_after(what, exc, empty)
+
+
+def _empty_after(what: str, exc: BaseException, empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The empty frame a failed bar call returns, after its one WARNING."""
+    log.warning("%s failed: %s", what, exc)
+    frame = empty()
+    frame.attrs["source"] = None
+    return frame
 
 
 # -- streams -------------------------------------------------------------------

@@ -116,6 +116,11 @@ class IBSource:
         what = "price of " + ", ".join(i.symbol for i in instruments)
         return self.gateway.call(lambda: self.prices_async(instruments, what), timeout, what)
 
+    async def aprices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+        """:meth:`prices` awaitable from any other event loop (no thread waits)."""
+        what = "price of " + ", ".join(i.symbol for i in instruments)
+        return await self.gateway.call_async(lambda: self.prices_async(instruments, what), timeout, what)
+
     async def prices_async(
         self, instruments: Sequence[Instrument], what: str = "prices"
     ) -> dict[str, float | None]:
@@ -220,6 +225,17 @@ class IBSource:
         what = f"{timeframe.name} bars of {instrument.symbol}"
         deadline = time.monotonic() + timeout
         return self.gateway.call(
+            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
+        )
+
+    async def abars(
+        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *,
+        timeout: float,
+    ) -> pd.DataFrame:
+        """:meth:`bars` awaitable from any other event loop (no thread waits)."""
+        what = f"{timeframe.name} bars of {instrument.symbol}"
+        deadline = time.monotonic() + timeout
+        return await self.gateway.call_async(
             lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
         )
 
