@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
 from ._loop import LoopThread, in_daemon_thread, shared_loop
+from ._steps import drive, drive_async, given_symbols, keyed_prices, one_price
 from .config import Settings, get_settings
 from .errors import (
     AllSourcesFailedError,
@@ -31,6 +32,8 @@ from .symbols import Instrument, parse_symbol
 from .timeframes import check_days_back, days_back_range, parse_timeframe
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     import pandas as pd
 
     from ._gateway import IBGateway
@@ -282,7 +285,7 @@ class Client:
         if value is not None:
             return value
         instrument = parse_symbol(symbol)
-        return _one_price(instrument, self._prices_by_instrument([instrument], source, timeout))
+        return one_price(instrument, self._prices_by_instrument([instrument], source, timeout))
 
     async def price_async(self, symbol: Any, source: str = "auto", timeout: float | None = None) -> float:
         """:meth:`price` as a coroutine for an agent's own event loop.
@@ -299,7 +302,7 @@ class Client:
             return value
         instrument = parse_symbol(symbol)
         steps = self._price_steps([instrument], source, timeout)
-        return _one_price(instrument, await _drive_async(steps, self._ask_prices_async))
+        return one_price(instrument, await drive_async(steps, self._ask_prices_async))
 
     def prices(
         self,
@@ -320,8 +323,8 @@ class Client:
             IBNiceFuncsError: with ``strict=True``, the error of the first
                 symbol no source could price.
         """
-        given, instruments = _given_symbols(symbols)
-        return _keyed_prices(given, instruments, self._prices_by_instrument(instruments, source, timeout),
+        given, instruments = given_symbols(symbols)
+        return keyed_prices(given, instruments, self._prices_by_instrument(instruments, source, timeout),
                              strict)
 
     async def prices_async(
@@ -333,9 +336,9 @@ class Client:
         Raises:
             The same as :meth:`prices`.
         """
-        given, instruments = _given_symbols(symbols)
+        given, instruments = given_symbols(symbols)
         steps = self._price_steps(instruments, source, timeout)
-        return _keyed_prices(given, instruments, await _drive_async(steps, self._ask_prices_async),
+        return keyed_prices(given, instruments, await drive_async(steps, self._ask_prices_async),
                              strict)
 
     def price_results(
@@ -385,7 +388,7 @@ class Client:
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
     ) -> dict[str, tuple[float | None, IBNiceFuncsError | None]]:
-        return _drive(self._price_steps(instruments, source, timeout), self._ask_prices)
+        return drive(self._price_steps(instruments, source, timeout), self._ask_prices)
 
     def _ask_prices(self, name: str, todo: list[Instrument], remaining: float) -> dict[str, float | None]:
         return self._source(name).prices(todo, timeout=remaining)
@@ -586,7 +589,7 @@ class Client:
                 could answer.
         """
         request = self._bars_request(symbol, timeframe, days_back, source, timeout)
-        return _drive(self._bars_steps(*request), self._ask_bars)
+        return drive(self._bars_steps(*request), self._ask_bars)
 
     async def ohlcv_async(
         self, symbol: Any, timeframe: str = "1h", days_back: float = 3, source: str = "auto",
@@ -598,7 +601,7 @@ class Client:
             The same as :meth:`ohlcv`.
         """
         request = self._bars_request(symbol, timeframe, days_back, source, timeout)
-        return await _drive_async(self._bars_steps(*request), self._ask_bars_async)
+        return await drive_async(self._bars_steps(*request), self._ask_bars_async)
 
     def _bars_request(
         self, symbol: Any, timeframe: str, days_back: float, source: str, timeout: float | None
@@ -716,65 +719,6 @@ def _classic(frame: pd.DataFrame) -> pd.DataFrame:
     out = classic_frame(frame)
     out.attrs["source"] = frame.attrs.get("source")
     return out
-
-
-#: Failures a source reports (handed to the steps); anything else propagates.
-_SOURCE_FAILURES = (IBNiceFuncsError, OSError)
-
-_Result = TypeVar("_Result")
-
-
-def _drive(steps: Generator[tuple[Any, ...], Any, _Result], ask: Callable[..., Any]) -> _Result:
-    """Run lookup steps, answering each with ``ask(*step)`` (blocking)."""
-    try:
-        step = next(steps)
-        while True:
-            try:
-                answer = ask(*step)
-            except _SOURCE_FAILURES as exc:
-                answer = exc
-            step = steps.send(answer)
-    except StopIteration as done:
-        return done.value
-
-
-async def _drive_async(steps: Generator[tuple[Any, ...], Any, _Result],
-                       ask: Callable[..., Awaitable[Any]]) -> _Result:
-    """Run lookup steps, answering each with ``await ask(*step)``."""
-    try:
-        step = next(steps)
-        while True:
-            try:
-                answer = await ask(*step)
-            except _SOURCE_FAILURES as exc:
-                answer = exc
-            step = steps.send(answer)
-    except StopIteration as done:
-        return done.value
-
-
-def _one_price(instrument: Instrument, got: dict[str, tuple[float | None, IBNiceFuncsError | None]]) -> float:
-    value, error = got[instrument.symbol]
-    if value is None:
-        raise error or AllSourcesFailedError(f"no price for {instrument.symbol}")
-    return value
-
-
-def _given_symbols(symbols: Iterable[Any]) -> tuple[list[Any], list[Instrument]]:
-    if isinstance(symbols, (str, bytes)):
-        raise TypeError("prices() takes a list of symbols; use price() for one")
-    given = list(symbols)
-    return given, [parse_symbol(s) for s in given]
-
-
-def _keyed_prices(given: list[Any], instruments: list[Instrument],
-                  got: dict[str, tuple[float | None, IBNiceFuncsError | None]],
-                  strict: bool) -> dict[str, float | None]:
-    if strict:
-        failed = next((err for _, err in got.values() if err is not None), None)
-        if failed is not None:
-            raise failed
-    return {(s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)}
 
 
 def _with_source(frame: pd.DataFrame, name: str) -> pd.DataFrame:

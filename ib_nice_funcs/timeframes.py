@@ -492,6 +492,32 @@ class PacingBudget:
             if self._booked.pop(booking.serial, None) is not None:
                 self._remove(booking.key, booking.contract_key, booking.at)
 
+    def on_time(self, booking: Booking, tolerance_s: float = 0.05) -> Booking:
+        """Check a booking when its wait is over; move it if the waiter woke late.
+
+        A busy event loop can wake a waiter after its slot, so that it would
+        send closer to the next booked requests than the rules allow. A late
+        booking is moved to the earliest slot that is safe from now (given
+        every other booking); the returned booking's ``delay`` says how much
+        longer to wait (0.0 when on time).
+
+        Args:
+            booking: From :meth:`book` (or an earlier :meth:`on_time`).
+            tolerance_s: Lateness that needs no move (below ``margin_s``).
+        """
+        with self._lock:
+            now = self._clock()
+            if now <= booking.at + tolerance_s or booking.serial not in self._booked:
+                return Booking(booking.key, booking.contract_key, booking.at, 0.0, booking.serial)
+            del self._booked[booking.serial]
+            self._remove(booking.key, booking.contract_key, booking.at)
+            self._prune(now)
+            t = self._earliest(booking.key, booking.contract_key, now)
+            self._insert(booking.key, booking.contract_key, t)
+            self._serial += 1
+            self._booked[self._serial] = t
+            return Booking(booking.key, booking.contract_key, t, t - now, self._serial)
+
     def projected_delay(self, requests: Sequence[tuple[Hashable, Hashable]]) -> float:
         """Seconds from now until the last of ``requests`` could be sent; books nothing.
 

@@ -1,4 +1,4 @@
-"""Bounds on days_back, booked pacing slots given back, and shared work that ends with its callers."""
+"""days_back bounds, booked pacing slots given back, shared work ending with its callers."""
 
 from __future__ import annotations
 
@@ -107,6 +107,22 @@ def test_callers_that_keep_giving_up_never_push_the_schedule_out(plan, polls, ev
     requests = [(("k", i), "c") for i in range(plan)]
     assert budget.projected_delay(requests) == only_sent.projected_delay(requests)
     assert len(budget) == len(only_sent)  # (both pruned by projected_delay)
+
+
+def test_a_waiter_woken_late_is_moved_not_sent_into_the_next_burst():
+    clock = FakeClock()
+    budget = PacingBudget(clock=clock, margin_s=0.0)
+    bookings = [budget.book(("k", i), "c") for i in range(15)]  # bursts at +0, +2, +4
+    assert [b.delay for b in bookings[::5]] == [0.0, 2.0, 4.0]
+    late = bookings[5]  # first of the second burst
+    on_time = budget.on_time(bookings[6])
+    clock.t += 2.0
+    assert budget.on_time(bookings[6]).delay == 0.0 and on_time.delay == 0.0
+    clock.t += 1.5  # woke 1.5 s late: sent now, it would be 6 in 2 s with the third burst
+    moved = budget.on_time(late)
+    assert moved.delay == pytest.approx(2.5)  # after the third burst's window
+    assert len(budget) == 15
+    assert budget.on_time(moved).delay == 0.0 or clock.t < moved.at
 
 
 def test_projected_delay_books_nothing():

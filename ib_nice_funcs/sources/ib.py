@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .._gateway import IBGateway
     from ..symbols import Instrument
-    from ..timeframes import Chunk, Timeframe
+    from ..timeframes import Booking, Chunk, Timeframe
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -330,13 +330,7 @@ class IBSource:
                 failed = next((a for a in answers if a.done() and not a.cancelled() and a.exception()), None)
                 if failed is not None:
                     break  # a chunk already failed: the call fails, send no more
-                booking = self.pacing.book(key, contract_key)
-                if booking.delay > 0:
-                    try:
-                        await asyncio.sleep(booking.delay)
-                    except asyncio.CancelledError:
-                        self.pacing.release(booking)  # never sent: the slot is free again
-                        raise
+                await self.wait_for_slot(self.pacing.book(key, contract_key))
                 sent += 1
                 shared = quiet_future(asyncio.ensure_future(
                     self.gateway.request(
@@ -353,6 +347,20 @@ class IBSource:
         # caller is waiting on (the requests are sent: their answers are kept).
         results = await asyncio.gather(*(asyncio.shield(a) for a in answers))
         return concat_ohlcv([bars_to_frame(bars) for bars in results if bars]), sent
+
+    async def wait_for_slot(self, booking: Booking) -> None:
+        """Sleep until a booked pacing slot; give it back if cancelled meanwhile.
+
+        Woken late (a busy loop), the slot is moved rather than sending too
+        close to the requests booked after it.
+        """
+        try:
+            while booking.delay > 0:
+                await asyncio.sleep(booking.delay)
+                booking = self.pacing.on_time(booking)
+        except asyncio.CancelledError:
+            self.pacing.release(booking)  # never sent: the slot is free again
+            raise
 
     def _shareable(self, recent_key: object) -> bool:
         shared = self.recent.get(recent_key)

@@ -210,13 +210,7 @@ class BarSubscriptions:
             older = [(self.source.chunk_key(contract_key, c, timeframe), contract_key)
                      for c in chunks[1:]]
             self.source.check_plan_fits([(keys[pick], contract_key), *older], deadline, what)
-        booking = pacing.book(keys[pick], contract_key)
-        if booking.delay > 0:
-            try:
-                await asyncio.sleep(booking.delay)
-            except asyncio.CancelledError:
-                pacing.release(booking)  # never sent
-                raise
+        await self.source.wait_for_slot(pacing.book(keys[pick], contract_key))
         self.requests_sent += 1
         bars, ib = await asyncio.wait_for(
             self.gateway.request(
