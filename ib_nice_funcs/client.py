@@ -682,7 +682,10 @@ class Client:
         for position, name in enumerate(order):
             if name not in ("ib", *self._builtin):
                 continue  # only built-in sources pace; do not build the others here
-            plan_seconds = getattr(self._source(name), "plan_seconds", None)
+            try:
+                plan_seconds = getattr(self._source(name), "plan_seconds", None)
+            except IBNiceFuncsError:  # e.g. a closed client: the call itself says so
+                continue
             if plan_seconds is None:
                 continue
             wait = plan_seconds(timeframe, start, end)
