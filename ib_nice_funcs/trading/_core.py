@@ -41,6 +41,7 @@ from .ledger import OrderLedger
 from .results import (
     DONE_STATES,
     build_ib_order,
+    check_prices_on_grid,
     effective_status,
     is_settled,
     order_result,
@@ -408,6 +409,7 @@ class TraderCore:
             if placed_elsewhere is not None:
                 return {**placed_elsewhere, "existing": True}
             spec = await self._contracts.for_instrument(ib, instrument, what)
+            check_prices_on_grid(request, spec.min_tick)
             quantity = await sizing(ib, spec)
             await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd)
             # Synchronous from here to the return: a cancellation at the ack deadline

@@ -43,7 +43,9 @@ from .results import (
     trade_result,
 )
 from .validation import (
+    MAX_QUANTITY,
     OrderRequest,
+    check_usd_at_price,
     quantity_for_usd,
     validate_order,
     validate_percentage,
@@ -218,6 +220,8 @@ class Trader(ClosingMixin, PositionsMixin):
             symbol, "BUY", 1.0, order_type, limit_price=limit_price, tif=tif,
             client_order_id=client_order_id,
         )
+        if request.limit_price is not None:
+            check_usd_at_price(usd, request.limit_price)
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
         route = self._require_route(deadline)
@@ -232,6 +236,11 @@ class Trader(ClosingMixin, PositionsMixin):
                 raise OrderSizeError(
                     f"{what}: ${usd:,.2f} buys less than the smallest size of {spec.symbol} "
                     f"({spec.min_size:g} at {price:,.6g}); nothing was sent. Raise usd_amount"
+                )
+            if qty > MAX_QUANTITY:
+                raise OrderSizeError(
+                    f"{what}: ${usd:,.2f} at {price:,.6g} is {qty:.3g} {spec.symbol}, more than "
+                    f"the {MAX_QUANTITY:g} units allowed in one order; nothing was sent"
                 )
             return qty
 

@@ -32,6 +32,7 @@ __all__ = [
     "ACCEPTED_STATES",
     "DONE_STATES",
     "build_ib_order",
+    "check_prices_on_grid",
     "flatten_report",
     "effective_status",
     "empty_result",
@@ -280,6 +281,25 @@ def round_price(price: float, tick: float, direction: str = "nearest") -> float:
 
 
 # -- IB orders -----------------------------------------------------------------------
+
+
+def check_prices_on_grid(request: OrderRequest, min_tick: float) -> None:
+    """Refuse limit and stop prices below the contract's minimum tick (nothing is sent).
+
+    :func:`round_price` lifts such a price to one tick, so a buy limit of
+    0.001 on a stock would otherwise pay up to 0.01, ten times what was asked.
+
+    Raises:
+        ValueError: a limit or stop price below ``min_tick``.
+    """
+    if not min_tick or min_tick <= 0 or not math.isfinite(min_tick):
+        return
+    for name, price in (("limit_price", request.limit_price), ("stop_price", request.stop_price)):
+        if price is not None and price < min_tick:
+            raise ValueError(
+                f"{name}={price!r} is below the contract's minimum tick {min_tick:g}; "
+                "nothing was sent"
+            )
 
 
 def build_ib_order(
