@@ -36,6 +36,7 @@ from .failover import Sizer
 from .positions import PositionsMixin
 from .results import (
     DONE_STATES,
+    UNKNOWN,
     is_multiple,
     order_result,
     order_summary,
@@ -158,7 +159,7 @@ class Trader(ClosingMixin, PositionsMixin):
                 # asked whether the order arrived (the failover reads the ledger).
                 result = portal(exc)
             else:
-                if result.get("status") == "PendingSubmit" and not result.get("success"):
+                if result.get("ib_status") == "PendingSubmit" and not result.get("success"):
                     result = portal(RequestTimeoutError(
                         f"{what}: IB did not acknowledge the order in time"))
                 elif result.get("source") != "portal":
@@ -188,11 +189,16 @@ class Trader(ClosingMixin, PositionsMixin):
                 what,
             )
         except (RequestTimeoutError, ConnectionFailedError) as exc:
-            if not hasattr(exc, "result") and request.client_order_id in self._ledger:
+            # A drop is reported on the loop (the ledger then says whether it was sent);
+            # a timeout here cuts the pipeline off at any point, possibly just after the
+            # send, so the order's fate is unknown either way.
+            coid = request.client_order_id
+            if not hasattr(exc, "result") and (
+                    isinstance(exc, RequestTimeoutError) or coid in self._ledger):
                 exc.result = order_result(  # type: ignore[attr-defined]
-                    success=False, client_order_id=request.client_order_id, status="Unknown",
-                    error=(f"{exc}. Call again with client_order_id={request.client_order_id!r} "
-                           "to get the order's state (it will not be sent twice)"),
+                    success=None, client_order_id=coid, status=UNKNOWN,
+                    error=(f"{exc}. Call again with client_order_id={coid!r} to get the "
+                           "order's state (it will not be sent twice)"),
                     symbol=instrument.symbol, side=request.side, order_type=request.order_type,
                 )
             raise
