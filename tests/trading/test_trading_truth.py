@@ -1,0 +1,213 @@
+"""What the trading layer reports under faults is true (issue 8, part B1).
+
+- An unknown position is never reported as flat.
+- An order whose acknowledgement was lost is reported as filled (when its
+  executions say so) or as unknown (``success`` None), never as failed; the
+  next call with its client order id returns its real state and never places
+  it twice.
+- Bad input is a ValueError / TypeError before anything reaches the gateway.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import ib_nice_funcs as n
+from ib_nice_funcs.errors import (
+    ConnectionFailedError,
+    NonAsciiSymbolError,
+    PositionUnknownError,
+    RequestTimeoutError,
+)
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def drop_acks(handle, on: bool = True) -> None:
+    if not hasattr(handle, "drop_acks"):
+        pytest.skip("this simulator has no drop_acks fault knob yet")
+    handle.drop_acks(on)
+
+
+def low_price(trader, symbol: str = "AAPL") -> float:
+    """A limit far below the market: the order rests."""
+    return round(trader.client.price(symbol) * 0.5, 2)
+
+
+@pytest.fixture
+def module_sim(tsim, new_client_id):
+    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
+                timeout=10)
+    return tsim
+
+
+# -- positions ---------------------------------------------------------------------------------
+
+
+def test_unknown_position_stops_the_buy_if_flat_idiom(tsim, new_client_id, caplog):
+    caplog.set_level("WARNING", logger="ib_nice_funcs")
+    tsim.set_refuse_new(True)
+    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
+                timeout=2)
+    pos = n.get_position("AAPL")
+    assert pos["known"] is False and pos["status"] == "unknown" and pos["error"]
+    assert len(warnings(caplog)) == 1 and "AAPL" in warnings(caplog)[0]
+    bought = []
+    with pytest.raises(PositionUnknownError):
+        if not pos["has_position"]:  # the agent's idiom
+            bought.append(n.market_buy("AAPL", 100))
+    assert bought == [] and tsim.sim.order_count == 0
+    caplog.clear()
+    assert n.get_all_positions() is None and len(warnings(caplog)) == 1
+    assert n.get_token_balance_usd("AAPL") is None
+
+
+def test_client_raises_instead_of_reporting_flat(tsim, make_client):
+    trader = make_client(tsim, timeout=2).trading
+    tsim.set_refuse_new(True)
+    with pytest.raises(ConnectionFailedError):
+        trader.get_position("AAPL")
+    with pytest.raises(ConnectionFailedError):
+        trader.get_all_positions()
+
+
+def test_known_positions_say_so(trader):
+    trader.market_buy("AAPL", 1_000)
+    held = trader.get_position("AAPL")
+    assert held["known"] is True and held["has_position"] is True
+    flat = trader.get_position("MSFT")
+    assert flat["known"] is True and flat["has_position"] is False and flat["quantity"] == 0.0
+    assert all(p["known"] is True for p in trader.get_all_positions())
+
+
+# -- lost acknowledgements ------------------------------------------------------------------------
+
+
+def test_lost_ack_of_a_filled_market_order_reports_the_fill(trader, tsim):
+    drop_acks(tsim)
+    result = trader.market_buy("AAPL", 1_000, client_order_id="lost-ack-mkt")
+    # No orderStatus ever arrived; the executions did, and they are the truth.
+    assert result["success"] is True and result["status"] == "Filled"
+    assert result["filled_qty"] > 0 and result["avg_price"] > 0
+    again = trader.market_buy("AAPL", 1_000, client_order_id="lost-ack-mkt")
+    assert again["existing"] is True and again["order_id"] == result["order_id"]
+    assert tsim.sim.order_count == 1
+
+
+def test_lost_ack_of_a_resting_order_is_unknown_then_resolved_by_its_id(trader, tsim, book):
+    price = low_price(trader)
+    drop_acks(tsim)
+    with pytest.raises(RequestTimeoutError) as err:
+        trader.limit_buy("AAPL", 500, price, timeout=1.5)
+    unknown = err.value.result
+    coid = unknown["client_order_id"]
+    assert unknown["success"] is None and unknown["status"] == "Unknown"
+    assert coid and f"client_order_id={coid!r}" in unknown["error"]
+    # The retry with that id asks the gateway: the order is working there.
+    again = trader.limit_buy("AAPL", 500, price, client_order_id=coid)
+    assert again["success"] is True and again["status"] in ("Submitted", "PreSubmitted")
+    assert again["existing"] is True and again["client_order_id"] == coid
+    assert tsim.sim.order_count == 1
+    assert [o["client_order_id"] for o in trader.get_open_orders()] == [coid]
+
+
+def test_module_level_unknown_order_is_none_not_false(module_sim, caplog):
+    caplog.set_level("WARNING", logger="ib_nice_funcs")
+    price = round(n.token_price("AAPL") * 0.5, 2)
+    drop_acks(module_sim)
+    result = n.limit_buy("AAPL", 500, price, timeout=1.5)
+    assert result["success"] is None and result["status"] == "Unknown"
+    coid = result["client_order_id"]
+    got = warnings(caplog)
+    assert len(got) == 1 and coid in got[0]
+    retried = n.limit_buy("AAPL", 500, price, client_order_id=coid)
+    assert retried["success"] is True and retried["existing"] is True
+    assert module_sim.sim.order_count == 1
+
+
+def test_many_threads_with_lost_acks_never_report_a_filled_order_as_failed(trader, tsim, book):
+    drop_acks(tsim)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: _safe_buy(trader), range(12)))
+    assert all(r["success"] is not False for r in results), results
+    for r in results:
+        if r["success"] is None:  # unknown: the retry with its id tells, and sends nothing
+            r.update(trader.market_buy("AAPL", 500, client_order_id=r["client_order_id"]))
+    assert all(r["status"] == "Filled" for r in results)
+    assert tsim.sim.order_count == 12
+    assert book(tsim)["AAPL"] == pytest.approx(sum(r["filled_qty"] for r in results))
+
+
+def _safe_buy(trader) -> dict:
+    try:
+        return trader.market_buy("AAPL", 500, timeout=2)
+    except RequestTimeoutError as exc:
+        return dict(exc.result)
+
+
+def test_a_restarted_agent_finds_a_completed_order_by_its_id(tsim, make_client):
+    first = make_client(tsim).trading
+    placed = first.market_buy("AAPL", 1_000, client_order_id="restart-1")
+    first.client.close()
+    second = make_client(tsim).trading  # another process: an empty ledger
+    again = second.market_buy("AAPL", 1_000, client_order_id="restart-1")
+    assert again["existing"] is True and again["status"] == "Filled"
+    assert again["filled_qty"] == placed["filled_qty"] and tsim.sim.order_count == 1
+
+
+# -- bad input is refused before anything is sent ---------------------------------------------------
+
+
+class _Duck:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.limit_buy("AAPL", 100, 1e-300),
+        lambda t: t.market_buy("AAPL", 100, timeout=float("inf")),
+        lambda t: t.get_position("AAPL", timeout=float("inf")),
+        lambda t: t.place_order("AAPL", "BUY", 1e308),
+        lambda t: t.place_order("AAPL", "BUY", 10**400),
+        lambda t: t.limit_buy("AAPL", 1e7, 0.001),
+        lambda t: t.market_buy("AAPL", 1e308),
+        lambda t: t.market_buy(_Duck(symbol=7, secType="STK"), 100),
+        lambda t: t.place_order(_Duck(symbol="AAPL", secType=""), "BUY", 1),
+        lambda t: t.market_buy("ıbm", 100),
+        lambda t: t.market_buy("ſpy", 100),
+        lambda t: t.get_position("ﬁ"),
+    ],
+)
+def test_bad_input_is_refused_before_any_request(trader, tsim, call):
+    before = tsim.request_counts()
+    with pytest.raises((ValueError, TypeError)):
+        call(trader)
+    assert tsim.request_counts() == before and tsim.sim.order_count == 0
+
+
+def test_a_limit_below_the_tick_is_refused_before_the_order(trader, tsim):
+    with pytest.raises(ValueError, match="minimum tick"):
+        trader.limit_buy("AAPL", 100, 0.001)
+    assert tsim.sim.order_count == 0
+
+
+def test_module_level_look_alike_symbols_are_unknown_symbols(module_sim, caplog):
+    caplog.set_level("WARNING", logger="ib_nice_funcs")
+    for call, failed in [
+        (lambda: n.market_buy("ıbm", 100), lambda r: r["success"] is False),
+        (lambda: n.get_position("ſpy"), lambda r: r["known"] is False),
+        (lambda: n.token_price("ﬁ"), lambda r: r is None),
+    ]:
+        caplog.clear()
+        assert failed(call())
+        got = warnings(caplog)
+        assert len(got) == 1 and "ASCII" in got[0], got
+    assert module_sim.sim.order_count == 0
+    with pytest.raises(NonAsciiSymbolError):
+        n.default_client().price("ıbm")
