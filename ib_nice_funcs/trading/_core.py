@@ -41,6 +41,7 @@ from .ledger import OrderLedger
 from .results import (
     DONE_STATES,
     UNKNOWN,
+    as_unknown,
     build_ib_order,
     check_prices_on_grid,
     effective_status,
@@ -456,8 +457,7 @@ class TraderCore:
             elif not settled:
                 result["error"] = result["error"] or self._late_note(result, for_fill)
                 if result["status"] == "PendingSubmit":
-                    # Sent, never acknowledged: it may be working or filled at IB.
-                    result.update(success=None, status=UNKNOWN, ib_status="PendingSubmit")
+                    as_unknown(result, result["error"])  # may be working or filled at IB
                 elif result["success"]:
                     log.warning("%s: %s", what, result["error"])
                     result["error"] = None

@@ -39,6 +39,7 @@ __all__ = [
     "ACCEPTED_STATES",
     "DONE_STATES",
     "UNKNOWN",
+    "as_unknown",
     "build_ib_order",
     "check_prices_on_grid",
     "completed_result",
@@ -178,6 +179,16 @@ def order_result(
         "order_type": order_type,
     }
     result.update(extra)
+    return result
+
+
+def as_unknown(result: dict[str, Any], error: str) -> dict[str, Any]:
+    """Mark a sent order's result as of unknown fate (``success`` None), in place.
+
+    IB's own status is kept as ``ib_status``; ``error`` says why and what to do.
+    """
+    result.update(success=None, status=UNKNOWN, ib_status=result["status"],
+                  error=result.get("error") or error)
     return result
 
 
