@@ -36,6 +36,8 @@ log = logging.getLogger("ib_nice_funcs")
 
 #: Ceiling for the executions round trip.
 _EXECUTIONS_TIMEOUT_S = 10.0
+#: Local statuses that only say a request is in flight, not what IB did with it.
+_UNCONFIRMED = frozenset({"PendingSubmit", "PendingCancel", "ApiPending"})
 
 
 @dataclass
@@ -117,15 +119,15 @@ class OrderLedger:
         """
         record = self._records.get(client_order_id)
         if record is not None and record.ib is ib and record.trade is not None:
-            if effective_status(record.trade) != "PendingSubmit":
+            if effective_status(record.trade) not in _UNCONFIRMED:
                 return record.trade
-            # Sent on this connection and never acknowledged (the ack was lost):
-            # the gateway's lists tell whether it is working, filled or unknown there.
+            # Sent (or cancelled) on this connection and never confirmed, e.g. the ack
+            # was lost: the gateway's lists tell whether it is working, done or unknown.
             found = await self._at_gateway(ib, client_order_id, record.symbol, open_trades,
                                            completed_trades)
             if found is None:
                 log.warning(
-                    "order %s (%s) was sent but never acknowledged, and the gateway reports no "
+                    "order %s (%s) was sent but never confirmed, and the gateway reports no "
                     "open, completed or executed order with that id: it never arrived; "
                     "sending it now", client_order_id, record.symbol)
             return found

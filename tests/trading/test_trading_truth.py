@@ -18,6 +18,7 @@ import ib_nice_funcs as n
 from ib_nice_funcs.errors import (
     ConnectionFailedError,
     NonAsciiSymbolError,
+    OrderRejectedError,
     PositionUnknownError,
     RequestTimeoutError,
 )
@@ -25,12 +26,6 @@ from ib_nice_funcs.errors import (
 
 def warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-
-
-def drop_acks(handle, on: bool = True) -> None:
-    if not hasattr(handle, "drop_acks"):
-        pytest.skip("this simulator has no drop_acks fault knob yet")
-    handle.drop_acks(on)
 
 
 def low_price(trader, symbol: str = "AAPL") -> float:
@@ -88,7 +83,7 @@ def test_known_positions_say_so(trader):
 
 
 def test_lost_ack_of_a_filled_market_order_reports_the_fill(trader, tsim):
-    drop_acks(tsim)
+    tsim.drop_acks(True)
     result = trader.market_buy("AAPL", 1_000, client_order_id="lost-ack-mkt")
     # No orderStatus ever arrived; the executions did, and they are the truth.
     assert result["success"] is True and result["status"] == "Filled"
@@ -100,7 +95,7 @@ def test_lost_ack_of_a_filled_market_order_reports_the_fill(trader, tsim):
 
 def test_lost_ack_of_a_resting_order_is_unknown_then_resolved_by_its_id(trader, tsim, book):
     price = low_price(trader)
-    drop_acks(tsim)
+    tsim.drop_acks(True)
     with pytest.raises(RequestTimeoutError) as err:
         trader.limit_buy("AAPL", 500, price, timeout=1.5)
     unknown = err.value.result
@@ -115,10 +110,49 @@ def test_lost_ack_of_a_resting_order_is_unknown_then_resolved_by_its_id(trader, 
     assert [o["client_order_id"] for o in trader.get_open_orders()] == [coid]
 
 
+def test_an_unknown_order_that_filled_meanwhile_is_reported_filled(trader, tsim, book,
+                                                                     match_now):
+    price = low_price(trader)
+    tsim.drop_acks(True)
+    with pytest.raises(RequestTimeoutError) as err:
+        trader.limit_buy("AAPL", 500, price, timeout=1.5)
+    coid = err.value.result["client_order_id"]
+    tsim.set_price("AAPL", round(price * 0.9, 2))  # the market comes down to the limit
+    match_now(tsim)  # ... and the engine fills it now, unannounced
+    got = trader.limit_buy("AAPL", 500, price, client_order_id=coid)
+    assert got["success"] is True and got["status"] == "Filled" and got["existing"] is True
+    assert tsim.sim.order_count == 1
+    assert book(tsim)["AAPL"] == got["filled_qty"]
+
+
+def test_an_order_cancelled_unannounced_is_reported_cancelled_by_its_id(trader, tsim):
+    price = low_price(trader)
+    tsim.drop_acks(True)
+    with pytest.raises(RequestTimeoutError) as err:
+        trader.limit_buy("AAPL", 500, price, timeout=1.5)
+    coid = err.value.result["client_order_id"]
+    cancel = trader.cancel_order(coid, timeout=1.5)  # IB never confirms it either
+    assert cancel["success"] is False and "not confirmed" in cancel["error"]
+    assert trader.get_open_orders() == []
+    # The gateway's completed orders say what happened; nothing is sent again.
+    with pytest.raises(OrderRejectedError) as again:
+        trader.limit_buy("AAPL", 500, price, client_order_id=coid)
+    assert again.value.result["status"] == "Cancelled" and again.value.result["existing"] is True
+    assert tsim.sim.order_count == 1
+
+
+def test_a_closing_order_with_a_lost_ack_is_reported_by_its_executions(trader, tsim, book):
+    trader.market_buy("AAPL", 1_000)
+    tsim.drop_acks(True)
+    closed = trader.close_position("AAPL")
+    assert closed["success"] is True and closed["status"] == "Filled"
+    assert book(tsim) == {}
+
+
 def test_module_level_unknown_order_is_none_not_false(module_sim, caplog):
     caplog.set_level("WARNING", logger="ib_nice_funcs")
     price = round(n.token_price("AAPL") * 0.5, 2)
-    drop_acks(module_sim)
+    module_sim.drop_acks(True)
     result = n.limit_buy("AAPL", 500, price, timeout=1.5)
     assert result["success"] is None and result["status"] == "Unknown"
     coid = result["client_order_id"]
@@ -130,7 +164,7 @@ def test_module_level_unknown_order_is_none_not_false(module_sim, caplog):
 
 
 def test_many_threads_with_lost_acks_never_report_a_filled_order_as_failed(trader, tsim, book):
-    drop_acks(tsim)
+    tsim.drop_acks(True)
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda _: _safe_buy(trader), range(12)))
     assert all(r["success"] is not False for r in results), results
