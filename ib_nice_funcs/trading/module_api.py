@@ -330,7 +330,8 @@ def reconcile_positions(
     """Differences between the agent's book and IB's positions (sends nothing).
 
     Returns ``{"success", "matched", "differences", "expected", "actual"}``;
-    on failure ``success`` and ``matched`` are False and ``error`` says why.
+    on failure ``success`` and ``matched`` are False, ``actual`` is None (not
+    known, not empty) and ``error`` says why.
 
     Raises:
         ValueError, TypeError: ``expected`` is not a mapping of symbols to numbers.
@@ -340,7 +341,7 @@ def reconcile_positions(
     except (IBNiceFuncsError, OSError) as exc:
         _warn("reconcile_positions()", exc)
         return {"success": False, "matched": False, "differences": [], "expected": dict(expected),
-                "actual": {}, "error": str(exc)}
+                "actual": None, "error": str(exc)}
 
 
 # -- getting out ------------------------------------------------------------------------

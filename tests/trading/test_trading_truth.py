@@ -59,6 +59,7 @@ def test_unknown_position_stops_the_buy_if_flat_idiom(tsim, new_client_id, caplo
     caplog.clear()
     assert n.get_all_positions() is None and len(warnings(caplog)) == 1
     assert n.get_token_balance_usd("AAPL") is None
+    assert n.reconcile_positions({"AAPL": 1})["actual"] is None
 
 
 def test_client_raises_instead_of_reporting_flat(tsim, make_client):
