@@ -34,7 +34,7 @@ from ..errors import (
     UnknownSymbolError,
 )
 from .positions import unknown_position
-from .results import empty_result
+from .results import UNKNOWN, empty_result
 
 __all__ = [
     "market_buy",
@@ -98,12 +98,15 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
-        _warn(what, exc)
         result = getattr(exc, "result", None)
+        if isinstance(result, dict) and result.get("status") == UNKNOWN:
+            # Sent (or maybe sent) with no answer: unknown (None), never "failed".
+            log.warning("%s: outcome unknown: %s", what, result.get("error") or exc)
+            return {**result, "success": None, "error": result.get("error") or str(exc)}
+        _warn(what, exc)
         if isinstance(result, dict):
             out = dict(result)
-            # An order whose fate is unknown stays unknown (None), never "failed".
-            out["success"] = None if out.get("status") == "Unknown" else False
+            out["success"] = False
             out["error"] = out.get("error") or str(exc)
         else:
             out = empty_result(str(exc), symbol=_label(symbol) if symbol is not None else None)

@@ -158,7 +158,7 @@ def test_module_level_unknown_order_is_none_not_false(module_sim, caplog):
     assert result["success"] is None and result["status"] == "Unknown"
     coid = result["client_order_id"]
     got = warnings(caplog)
-    assert len(got) == 1 and coid in got[0]
+    assert len(got) == 1 and coid in got[0] and "outcome unknown" in got[0]
     retried = n.limit_buy("AAPL", 500, price, client_order_id=coid)
     assert retried["success"] is True and retried["existing"] is True
     assert module_sim.sim.order_count == 1
