@@ -1,11 +1,11 @@
 """Positions, account values and reconciliation.
 
 Pure helpers (:func:`position_dict`, :func:`no_position`,
-:func:`unknown_position`, :func:`diff_positions`) shape the nice_funcs dicts; :class:`PositionsMixin`
-adds the blocking ``get_position`` family to the Trader. Data calls are never
-blocked by the live-account guard. With ``order_failover`` on, positions and
-account values come from the Client Portal while TWS is unreachable (rows
-then carry ``source`` "portal").
+:func:`unknown_position`, :func:`diff_positions`) shape the nice_funcs dicts;
+:class:`PositionsMixin` adds the blocking ``get_position`` family to the
+Trader. Data calls are never blocked by the live-account guard. With
+``order_failover`` on, positions and account values come from the Client
+Portal while TWS is unreachable (rows then carry ``source`` "portal").
 """
 
 from __future__ import annotations
