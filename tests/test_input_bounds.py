@@ -194,3 +194,16 @@ def test_unknown_position_cannot_be_read_as_flat_or_held():
     assert json.loads(json.dumps(pos))["has_position"] == "unknown"
     copied = copy.deepcopy(pos)
     assert isinstance(copied["quantity"], Unknown) and copied["quantity"].reason == pos["error"]
+
+
+@given(NUMBERS)
+def test_reconcile_refuses_non_finite_books_with_value_error(qty):
+    try:
+        float_ok = math.isfinite(float(qty)) and not isinstance(qty, bool)
+    except OverflowError:
+        float_ok = False
+    if float_ok:
+        return
+    with Client(host="127.0.0.1", port=1, sources="ib") as client:  # refused before connecting
+        with pytest.raises(ValueError):
+            client.trading.reconcile_positions({"AAPL": qty})

@@ -188,6 +188,13 @@ def diff_positions(
     return out
 
 
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int or Fraction beyond float
+        return False
+
+
 def _matches(instrument: Instrument, contract: Contract) -> bool:
     given = instrument.contract
     if given is not None and getattr(given, "conId", 0):
@@ -369,9 +376,8 @@ class PositionsMixin(TraderCore):
                             f"{type(expected).__name__}")
         book: dict[str, float] = {}
         for key, qty in expected.items():
-            if (isinstance(qty, bool) or not isinstance(qty, numbers.Real)
-                    or not math.isfinite(float(qty))):
-                raise ValueError(f"expected[{key!r}] must be a finite number, got {qty!r}")
+            if isinstance(qty, bool) or not isinstance(qty, numbers.Real) or not _finite(qty):
+                raise ValueError(f"expected[{key!r}] must be a finite number, got {qty!r:.40}")
             name = parse_symbol(key).symbol
             book[name] = book.get(name, 0.0) + float(qty)
         deadline = self._deadline(timeout)
