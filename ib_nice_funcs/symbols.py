@@ -109,6 +109,8 @@ _CONTRACT_TEXT_FIELDS = (
     "right",
     "multiplier",
 )
+# Text fields that may also be given as a positive int (ib_async sends them as text).
+_CONTRACT_NUMERIC_TEXT = frozenset({"multiplier", "lastTradeDateOrContractMonth"})
 _SEC_TYPE_RE = re.compile(r"^[A-Z]{2,8}$")
 
 # Which asset class an ib_async secType maps to; anything else is "contract".
@@ -313,6 +315,9 @@ def _checked_contract(contract: Any) -> Any:
         value = getattr(contract, name, "")
         if value is None:
             value = ""
+        if name in _CONTRACT_NUMERIC_TEXT and isinstance(value, numbers.Integral) \
+                and not isinstance(value, bool) and value > 0:
+            value = str(value)  # multiplier=100, lastTradeDateOrContractMonth=202412
         if not isinstance(value, str):
             raise TypeError(f"contract.{name} must be a str, got {type(value).__name__} {value!r}")
         _refuse_non_ascii(value, f"contract.{name}")
