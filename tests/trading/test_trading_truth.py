@@ -150,6 +150,20 @@ def test_a_closing_order_with_a_lost_ack_is_reported_by_its_executions(trader, t
     assert book(tsim) == {}
 
 
+def test_a_call_cut_off_before_ib_answered_is_unknown_and_its_id_places_it_once(trader, tsim):
+    price = low_price(trader)  # connected; the order's contract rules are not loaded yet
+    tsim.sim.latency = 4.0  # every answer now comes after the call's 1 s timeout (+1 s grace)
+    with pytest.raises(RequestTimeoutError) as err:
+        trader.limit_buy("AAPL", 500, price, timeout=1)
+    unknown = err.value.result  # cut off on our side: it might have been sent
+    assert unknown["success"] is None and unknown["status"] == "Unknown"
+    tsim.sim.latency = 0.0
+    first = trader.limit_buy("AAPL", 500, price, client_order_id=unknown["client_order_id"])
+    again = trader.limit_buy("AAPL", 500, price, client_order_id=unknown["client_order_id"])
+    assert first["success"] is True and again["order_id"] == first["order_id"]
+    assert tsim.sim.order_count == 1
+
+
 def test_module_level_unknown_order_is_none_not_false(module_sim, caplog):
     caplog.set_level("WARNING", logger="ib_nice_funcs")
     price = round(n.token_price("AAPL") * 0.5, 2)
