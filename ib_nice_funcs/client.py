@@ -524,6 +524,16 @@ class Client:
         """
         instrument = parse_symbol(symbol)
         tf = parse_timeframe(timeframe)
+        if tf.base is not None:  # 6h, 12h, 3d, 1M...: no source has them as such
+            from .frames import resample_ohlcv
+
+            finer = self.ohlcv(symbol, tf.base, days_back, source, timeout)
+            assert tf.resample_rule is not None
+            # Fixed-length bins anchored at the epoch, so a 3-day bar does not move
+            # with the first bar fetched; calendar months anchor themselves.
+            origin = "start_day" if tf.resample_rule == "MS" else "epoch"
+            out = resample_ohlcv(finer, tf.resample_rule, origin=origin)
+            return _with_source(out, finer.attrs.get("source"))
         start, end = days_back_range(days_back)
         order = self.source_order(source)
         budget = self.resolve_timeout(timeout)
@@ -563,13 +573,16 @@ class Client:
     ) -> pd.DataFrame:
         """The classic nice_funcs ``get_data`` frame (OHLCV plus MA20, RSI, MA40 and flags).
 
+        A window shorter than 40 bars is padded to 40 rows by repeating its
+        first bar, as the original ``get_data`` does.
+
         Raises:
             The same as :meth:`ohlcv`.
         """
-        from .frames import classic_frame
+        from .frames import CLASSIC_MIN_ROWS, classic_frame
 
         frame = self.ohlcv(symbol, timeframe, days_back, source, timeout)
-        out = classic_frame(frame)
+        out = classic_frame(frame, CLASSIC_MIN_ROWS)
         out.attrs["source"] = frame.attrs.get("source")
         return out
 

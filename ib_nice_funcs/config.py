@@ -18,11 +18,16 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID"]
+__all__ = [
+    "Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID", "USDC_MINT",
+]
 
 #: Fixed so that a restarted agent reconnects as the same API client and can
 #: find the orders it placed before (idempotent client order ids).
 DEFAULT_CLIENT_ID = 23
+
+#: The Solana USDC mint the Moon Dev agents pass for their cash balance.
+USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
@@ -69,6 +74,14 @@ class Settings:
     #: Order questions confirmed at most, before giving up on an order.
     portal_max_confirmations: int = 5
     order_failover: bool = False
+    #: Largest single order ``ai_entry`` sends (USD): a bigger entry goes in chunks.
+    max_order_usd: float = 10_000.0
+    #: Longest a chunked call (``ai_entry``, ``chunk_kill``) may run in total, in
+    #: seconds; each child order still has its own ``timeout``.
+    chunked_order_budget_s: float = 300.0
+    #: Symbols the agents' faces read as the account's USD cash rather than a
+    #: position (``get_token_balance_usd(USDC_ADDRESS)``): compared case-insensitively.
+    cash_symbols: tuple[str, ...] = ("USD", "USDC", USDC_MINT)
     timeout: float = 10.0
     connect_timeout: float = 4.0
     #: IB market data type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen.
@@ -91,13 +104,13 @@ class Settings:
             raise ConfigurationError(f"port={self.port} is not a TCP port (1..65535)")
         if int(self.client_id) < 0:
             raise ConfigurationError(f"client_id={self.client_id} must be >= 0")
-        for name in ("max_position_usd", "max_daily_loss_usd", "max_exposure_usd"):
+        for name in ("max_position_usd", "max_daily_loss_usd", "max_exposure_usd", "max_order_usd"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
                 raise ConfigurationError(f"{name}={value!r} must be a positive number")
         for name in (
             "timeout", "connect_timeout", "portal_penalty_s", "portal_rate_per_s",
-            "portal_snapshot_wait_s", "portal_tickle_s",
+            "portal_snapshot_wait_s", "portal_tickle_s", "chunked_order_budget_s",
         ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
@@ -116,6 +129,10 @@ class Settings:
         if not (isinstance(self.portal_max_confirmations, int) and self.portal_max_confirmations >= 1):
             raise ConfigurationError(
                 f"portal_max_confirmations={self.portal_max_confirmations!r} must be a whole number >= 1"
+            )
+        if not self.cash_symbols or not all(isinstance(c, str) and c.strip() for c in self.cash_symbols):
+            raise ConfigurationError(
+                f"cash_symbols={self.cash_symbols!r} must name at least one symbol, e.g. 'USD,USDC'"
             )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
@@ -169,6 +186,10 @@ class Settings:
         number("IB_PORTAL_TICKLE_S", "portal_tickle_s")
         number("IB_PORTAL_MAX_CONFIRMATIONS", "portal_max_confirmations", int)
         flag("IB_NICE_FUNCS_ORDER_FAILOVER", "order_failover")
+        number("IB_MAX_ORDER_USD", "max_order_usd")
+        number("IB_NICE_FUNCS_CHUNKED_BUDGET_S", "chunked_order_budget_s")
+        if env.get("IB_NICE_FUNCS_CASH_SYMBOLS", "").strip():
+            values["cash_symbols"] = env["IB_NICE_FUNCS_CASH_SYMBOLS"]
         number("IB_NICE_FUNCS_TIMEOUT", "timeout")
         number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
         number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
@@ -194,6 +215,8 @@ class Settings:
             )
         if "sources" in changes:
             changes["sources"] = _parse_sources(changes["sources"])
+        if "cash_symbols" in changes:
+            changes["cash_symbols"] = _parse_names(changes["cash_symbols"])
         if "portal_url" in changes and changes["portal_url"] and "sources" not in changes:
             if self.sources == Settings.sources:
                 changes["sources"] = ("ib", "portal", "yfinance")
@@ -209,6 +232,11 @@ def _parse_sources(value: Any) -> tuple[str, ...]:
     if not parts:
         raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
     return tuple(dict.fromkeys(parts))
+
+
+def _parse_names(value: Any) -> tuple[str, ...]:
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(p).strip() for p in parts if str(p).strip()))
 
 
 _lock = threading.Lock()

@@ -28,12 +28,13 @@ from ..errors import (
     RiskLimitError,
     UnknownSymbolError,
 )
-from .positions import no_position
+from .positions import no_position, with_perp_keys
 from .results import empty_result
 
 __all__ = [
     "market_buy",
     "market_sell",
+    "market_sell_usd",
     "limit_buy",
     "limit_sell",
     "place_order",
@@ -43,6 +44,8 @@ __all__ = [
     "get_position",
     "get_all_positions",
     "get_token_balance_usd",
+    "get_cash",
+    "is_cash_symbol",
     "get_account_value",
     "get_balance",
     "kill_switch",
@@ -88,8 +91,31 @@ def _warn(what: str, exc: BaseException) -> None:
     log.warning("%s failed: %s%s", what, exc, _remedy(exc))
 
 
+def _refused(what: str, symbol: Any) -> bool:
+    from ..nice_funcs import refused_symbol
+
+    return refused_symbol(what, symbol)
+
+
+def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> dict[str, Any] | None:
+    """The failure dict (after one WARNING) for a zero USD amount, else None.
+
+    An agent with no cash sizes its orders at 0: nothing to send, not a crash.
+    Negative, NaN and non-numbers still raise (in the Trader's validation).
+    """
+    if isinstance(usd_amount, (int, float)) and not isinstance(usd_amount, bool) and usd_amount == 0:
+        log.warning("%s: nothing sent: the USD amount is 0 (no cash to size the order with?)", what)
+        return empty_result("the USD amount is 0", symbol=_label(symbol))
+    return None
+
+
 def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run an order helper; on an operational failure, one WARNING and a failure dict."""
+    """Run an order helper; on an operational failure, one WARNING and a failure dict.
+
+    Symbol text that names no instrument gets the failure dict too (nothing sent).
+    """
+    if symbol is not None and _refused(what, symbol):
+        return empty_result(f"symbol {_label(symbol)!r} is not recognised", symbol=_label(symbol))
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
@@ -147,7 +173,11 @@ def market_buy(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"market_buy({_label(symbol)}, {usd_amount!r})", symbol,
+    what = f"market_buy({_label(symbol)}, {usd_amount!r})"
+    zero = _zero_amount(what, symbol, usd_amount)
+    if zero is not None:
+        return zero
+    return _order(what, symbol,
                   lambda: _trader().market_buy(symbol, usd_amount, client_order_id=client_order_id,
                                                wait=wait, timeout=timeout))
 
@@ -172,6 +202,31 @@ def market_sell(
                                                 wait=wait, timeout=timeout))
 
 
+def market_sell_usd(
+    symbol: Any,
+    usd_amount: float,
+    *,
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Sell about ``usd_amount`` USD of ``symbol`` at market: reduces a long, then opens a short.
+
+    Returns the order result dict; ``success`` False (plus one WARNING) on
+    any operational failure, including a risk breach or a refused short.
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    what = f"market_sell_usd({_label(symbol)}, {usd_amount!r})"
+    zero = _zero_amount(what, symbol, usd_amount)
+    if zero is not None:
+        return zero
+    return _order(what, symbol,
+                  lambda: _trader().market_sell_usd(symbol, usd_amount, client_order_id=client_order_id,
+                                                    wait=wait, timeout=timeout))
+
+
 def limit_buy(
     symbol: Any,
     usd_amount: float,
@@ -187,7 +242,11 @@ def limit_buy(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})", symbol,
+    what = f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})"
+    zero = _zero_amount(what, symbol, usd_amount)
+    if zero is not None:
+        return zero
+    return _order(what, symbol,
                   lambda: _trader().limit_buy(symbol, usd_amount, limit_price, tif=tif,
                                               client_order_id=client_order_id, wait=wait,
                                               timeout=timeout))
@@ -268,14 +327,23 @@ def get_open_orders(*, timeout: float | None = None) -> list[dict[str, Any]]:
 def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
     """The position in ``symbol`` (nice_funcs dict); a no-position dict on failure.
 
+    The dict carries the nice_funcs keys (``has_position``, ``quantity``,
+    ``avg_cost``, ``current_price``, ``market_value``, ``unrealized_pnl``,
+    ``unrealized_pnl_pct``) and the same facts under the perp agents' names
+    (``position_amount`` signed, ``entry_price``, ``mark_price``, ``pnl``,
+    ``pnl_percentage``, ``is_long``).
+
     Raises:
-        ValueError, TypeError: a malformed symbol.
+        TypeError: ``symbol`` is neither text nor a Contract.
     """
     from ..symbols import parse_symbol
 
+    what = f"get_position({_label(symbol)})"
+    if _refused(what, symbol):
+        return {**no_position(_label(symbol)), "error": f"symbol {_label(symbol)!r} is not recognised"}
     name = parse_symbol(symbol).symbol
     try:
-        return _trader().get_position(symbol, timeout=timeout)
+        return with_perp_keys(_trader().get_position(symbol, timeout=timeout))
     except (IBNiceFuncsError, OSError) as exc:
         _warn(f"get_position({name})", exc)
         return {**no_position(name), "error": str(exc)}
@@ -289,14 +357,34 @@ def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]]:
 def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
     """USD value held in ``symbol``; ``0.0`` when flat or on failure.
 
-    Raises:
-        ValueError, TypeError: a malformed symbol.
-    """
-    from ..symbols import parse_symbol
+    A cash symbol (the ``cash_symbols`` setting: ``USD``, ``USDC`` and the
+    agents' USDC mint address by default) reads the account's cash (IB's
+    ``TotalCashValue``), as a Solana agent reads its USDC balance.
 
-    parse_symbol(symbol)
-    return _value(f"get_token_balance_usd({_label(symbol)})", 0.0,
-                  lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+    Raises:
+        TypeError: ``symbol`` is neither text nor a Contract.
+    """
+    what = f"get_token_balance_usd({_label(symbol)})"
+    if is_cash_symbol(symbol):
+        return _value(what, 0.0, lambda: _trader().get_cash(timeout=timeout))
+    if _refused(what, symbol):
+        return 0.0
+    return _value(what, 0.0, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+
+
+def is_cash_symbol(symbol: Any) -> bool:
+    """True when ``symbol`` names the account's cash (the ``cash_symbols`` setting)."""
+    from ..config import get_settings
+
+    if not isinstance(symbol, str):
+        return False
+    text = symbol.strip().upper()
+    return any(text == c.strip().upper() for c in get_settings().cash_symbols)
+
+
+def get_cash(*, timeout: float | None = None) -> float:
+    """The account's cash in USD (IB's ``TotalCashValue``); ``0.0`` (plus one WARNING) on failure."""
+    return _value("get_cash()", 0.0, lambda: _trader().get_cash(timeout=timeout))
 
 
 def get_account_value(*, timeout: float | None = None) -> float:

@@ -26,7 +26,8 @@ from .contracts import finite, multiplier_of, position_symbol
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract
 
-__all__ = ["PositionsMixin", "diff_positions", "no_position", "position_dict"]
+__all__ = ["PositionsMixin", "diff_positions", "no_position", "perp_keys", "position_dict",
+           "with_perp_keys"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -42,6 +43,34 @@ def no_position(symbol: str) -> dict[str, Any]:
         "market_value": 0.0,
         "unrealized_pnl": 0.0,
         "unrealized_pnl_pct": 0.0,
+    } | perp_keys(0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def with_perp_keys(position: dict[str, Any]) -> dict[str, Any]:
+    """``position`` (a nice_funcs position dict from any venue) plus :func:`perp_keys`."""
+    return {**position, **perp_keys(
+        position.get("quantity") or 0.0, position.get("avg_cost") or 0.0,
+        position.get("current_price") or 0.0, position.get("unrealized_pnl") or 0.0,
+        position.get("unrealized_pnl_pct") or 0.0,
+    )}
+
+
+def perp_keys(
+    quantity: float, avg_cost: float, price: float, pnl: float, pnl_pct: float
+) -> dict[str, Any]:
+    """The perp-exchange names of a position (Aster / HyperLiquid agents read these).
+
+    ``position_amount`` is signed (negative = short), ``pnl_percentage`` is
+    the return on the position's cost in percent (IB has no per-position
+    leverage, so it is not multiplied by one).
+    """
+    return {
+        "position_amount": float(quantity),
+        "entry_price": float(avg_cost),
+        "mark_price": float(price),
+        "pnl": float(pnl),
+        "pnl_percentage": float(pnl_pct),
+        "is_long": quantity > 0,
     }
 
 
@@ -66,7 +95,8 @@ def position_dict(
     Returns:
         ``has_position, quantity, symbol, avg_cost, current_price,
         market_value, unrealized_pnl, unrealized_pnl_pct`` (percent, signed
-        so that a short gains when the price falls).
+        so that a short gains when the price falls), then the same facts
+        under the perp names of :func:`perp_keys`.
     """
     qty = float(quantity)
     market_value = qty * current_price * multiplier
@@ -83,7 +113,7 @@ def position_dict(
         "market_value": market_value,
         "unrealized_pnl": unrealized,
         "unrealized_pnl_pct": pct,
-    }
+    } | perp_keys(qty, avg_cost, current_price, unrealized, pct)
     out.update(extra)
     return out
 
@@ -197,7 +227,7 @@ class PositionsMixin(TraderCore):
             holdings = self._holdings(deadline)
         except ConnectionFailedError as exc:
             found = self._failover.position(instrument, exc, deadline)
-            return found if found is not None else no_position(instrument.symbol)
+            return with_perp_keys(found) if found is not None else no_position(instrument.symbol)
         for pos, mark in holdings:
             if _matches(instrument, pos.contract):
                 return self._as_dict(pos, mark, deadline)
@@ -212,7 +242,7 @@ class PositionsMixin(TraderCore):
         try:
             holdings = self._holdings(deadline)
         except ConnectionFailedError as exc:
-            return [r for r in self._failover.positions(exc, deadline) if r["quantity"]]
+            return [with_perp_keys(r) for r in self._failover.positions(exc, deadline) if r["quantity"]]
         return [self._as_dict(pos, mark, deadline) for pos, mark in holdings]
 
     def get_token_balance_usd(self, symbol: Any, *, timeout: float | None = None) -> float:
@@ -269,6 +299,13 @@ class PositionsMixin(TraderCore):
         Blocks up to ``timeout`` seconds. Raises like :meth:`get_account_value`.
         """
         return self._account_number(("AvailableFunds", "TotalCashValue"), timeout)
+
+    def get_cash(self, *, timeout: float | None = None) -> float:
+        """The account's cash in USD (IB's ``TotalCashValue``; negative when borrowing).
+
+        Blocks up to ``timeout`` seconds. Raises like :meth:`get_account_value`.
+        """
+        return self._account_number(("TotalCashValue",), timeout)
 
     def reconcile_positions(
         self,
