@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import USDC_MINT
 from .errors import IBNiceFuncsError, OrderSizeError
+from .trading.results import DONE_STATES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -151,7 +152,11 @@ def ai_entry(
             result["orders"].append(child)
             bought = float(child.get("filled_qty") or 0.0) * float(child.get("avg_price") or 0.0)
             if bought <= 0:
-                raise IBNiceFuncsError(f"a child order ended {child.get('status')} unfilled")
+                if child.get("order_id") is not None and child.get("status") not in DONE_STATES:
+                    # Not filled in time (market closed?): do not leave it working behind us.
+                    trader.cancel_order(child["order_id"], timeout=settings.timeout)
+                raise IBNiceFuncsError(
+                    f"a child order ended {child.get('status')} unfilled (market closed?)")
             result["bought_usd"] += bought
             need -= bought
         result["success"] = True

@@ -128,8 +128,7 @@ def open_short(token: Any, amount: float, slippage: Any = None,
         return None
     from .trading.module_api import market_sell_usd
 
-    result = market_sell_usd(perp.coin(token), amount)
-    return result if result.get("success") else None
+    return perp.filled_or_none(market_sell_usd(perp.coin(token), amount))
 
 
 def chunk_kill(token_mint_address: Any, max_usd_order_size: float, slippage: Any = None) -> bool:

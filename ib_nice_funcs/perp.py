@@ -45,6 +45,7 @@ __all__ = [
     "close_in_chunks",
     "coin",
     "enter",
+    "filled_or_none",
     "label",
     "position",
     "price",
@@ -103,13 +104,28 @@ def position(symbol: Any) -> dict[str, Any] | None:
     return None if pos.get("error") else pos
 
 
+def filled_or_none(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The order result when it succeeded; None otherwise.
+
+    A market order still working when the call's time ran out (the market is
+    closed) is cancelled first, so that the agent, told it failed, does not
+    find it filled later.
+    """
+    if result.get("success") and not result.get("timed_out"):
+        return result
+    if result.get("timed_out") and result.get("order_id") is not None:
+        api.cancel_order(result["order_id"])
+        log.info("%s %s: cancelled the unfilled order %s (market closed?)",
+                    result.get("side") or "order", result.get("symbol"), result["order_id"])
+    return None
+
+
 def buy_usd(symbol: Any, usd: Any) -> dict[str, Any] | None:
     """Buy ``usd`` notional at market; the order result, or None (one WARNING) on failure."""
     what = f"buy({label(symbol)}, {usd!r})"
     if usd_amount_or_none(what, usd) is None:
         return None
-    result = api.market_buy(coin(symbol), usd)
-    return result if result.get("success") else None
+    return filled_or_none(api.market_buy(coin(symbol), usd))
 
 
 def sell_usd(symbol: Any, usd: Any) -> dict[str, Any] | None:
@@ -134,7 +150,7 @@ def sell_usd(symbol: Any, usd: Any) -> dict[str, Any] | None:
         result = api.market_sell(coin(symbol), pct)
     else:
         result = api.market_sell_usd(coin(symbol), amount)
-    return result if result.get("success") else None
+    return filled_or_none(result)
 
 
 def close_in_chunks(symbol: Any, max_usd_order_size: Any = None) -> bool:

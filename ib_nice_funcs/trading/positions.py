@@ -65,6 +65,9 @@ def perp_keys(
     leverage, so it is not multiplied by one).
     """
     return {
+        # The exchange manager's Solana branch reads ``amount`` and ``pnl_percent``.
+        "amount": float(quantity),
+        "pnl_percent": float(pnl_pct),
         "position_amount": float(quantity),
         "entry_price": float(avg_cost),
         "mark_price": float(price),
