@@ -205,12 +205,12 @@ def get_balance(account: Any = None) -> float:
 
 
 def get_all_positions(account: Any = None) -> list[dict[str, Any]]:
-    """``[{"symbol", "size", "entry_price", "pnl_percent", "is_long"}]``; ``[]`` on failure."""
+    """``[{"symbol", "size", "entry_price", "pnl_percent", "is_long"}]``; ``[]`` (one WARNING) on failure."""
     from .trading.module_api import get_all_positions as every
 
     return [{"symbol": p["symbol"], "size": float(p["quantity"]), "entry_price": float(p["avg_cost"]),
              "pnl_percent": float(p["unrealized_pnl_pct"]), "is_long": p["quantity"] > 0}
-            for p in every()]
+            for p in every() or []]
 
 
 def market_buy(symbol: Any, usd_size: float, account: Any = None) -> dict[str, Any] | None:

@@ -4,10 +4,15 @@ They run on the default Client's :class:`~ib_nice_funcs.trading.orders.Trader`
 and never raise for operational failures (gateway down, timeout, unknown
 symbol, live-account guard, risk breach, broker rejection): they log ONE
 WARNING naming the symbol, the cause and the remedy, and return
-``{"success": False, "error": ...}`` (order helpers), a no-position dict
-(``get_position``), ``0.0`` (values) or ``[]`` (lists). Programming errors
-(bad side, NaN amount, percentage outside (0, 100]...) raise ValueError /
-TypeError at once, before anything is sent.
+``{"success": False, "error": ...}`` (order helpers; ``success`` None and
+``status`` "Unknown" when an order was sent but its fate is not known), an
+unknown-position dict (``get_position``: ``known`` False, never "flat"),
+``None`` (``get_all_positions``, ``get_token_balance_usd``: never ``[]`` or
+``0.0``, which would read as "holds nothing"), ``0.0`` (account values) or
+``[]`` (open orders). Programming errors (bad side, NaN amount, percentage
+outside (0, 100]...) raise ValueError / TypeError at once, before anything is
+sent; a non-ASCII symbol is treated as an unknown symbol (failure value and
+one WARNING).
 
 Each call blocks for at most its ``timeout`` (default: the ``timeout``
 setting; ``emergency_stop`` three times that).
@@ -28,8 +33,8 @@ from ..errors import (
     RiskLimitError,
     UnknownSymbolError,
 )
-from .positions import no_position, with_perp_keys
-from .results import empty_result
+from .positions import no_position, unknown_position
+from .results import UNKNOWN, empty_result
 
 __all__ = [
     "market_buy",
@@ -119,8 +124,12 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
-        _warn(what, exc)
         result = getattr(exc, "result", None)
+        if isinstance(result, dict) and result.get("status") == UNKNOWN:
+            # Sent (or maybe sent) with no answer: unknown (None), never "failed".
+            log.warning("%s: outcome unknown: %s", what, result.get("error") or exc)
+            return {**result, "success": None, "error": result.get("error") or str(exc)}
+        _warn(what, exc)
         if isinstance(result, dict):
             out = dict(result)
             out["success"] = False
@@ -325,7 +334,13 @@ def get_open_orders(*, timeout: float | None = None) -> list[dict[str, Any]]:
 
 
 def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
-    """The position in ``symbol`` (nice_funcs dict); a no-position dict on failure.
+    """The position in ``symbol`` (nice_funcs dict, ``known`` True).
+
+    On failure (plus one WARNING): ``known`` False, ``status`` "unknown",
+    ``error`` the cause, and ``has_position`` / ``quantity`` / the other
+    numbers are :class:`~ib_nice_funcs.trading.positions.Unknown`, whose truth
+    test raises :class:`~ib_nice_funcs.errors.PositionUnknownError`: an agent's
+    ``if not pos["has_position"]: buy`` stops instead of buying again.
 
     The dict carries the nice_funcs keys (``has_position``, ``quantity``,
     ``avg_cost``, ``current_price``, ``market_value``, ``unrealized_pnl``,
@@ -335,41 +350,51 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
 
     Raises:
         TypeError: ``symbol`` is neither text nor a Contract.
+        ValueError: a malformed timeout (nothing sent).
     """
     from ..symbols import parse_symbol
 
     what = f"get_position({_label(symbol)})"
     if _refused(what, symbol):
+        # Text that names no instrument: nothing of that name can be held.
         return {**no_position(_label(symbol)), "error": f"symbol {_label(symbol)!r} is not recognised"}
-    name = parse_symbol(symbol).symbol
+    name = _label(symbol)
     try:
-        return with_perp_keys(_trader().get_position(symbol, timeout=timeout))
+        name = parse_symbol(symbol).symbol
+        return _trader().get_position(symbol, timeout=timeout)
     except (IBNiceFuncsError, OSError) as exc:
         _warn(f"get_position({name})", exc)
-        return {**no_position(name), "error": str(exc)}
+        return unknown_position(name, str(exc))
 
 
-def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]]:
-    """Every position (nice_funcs dicts); ``[]`` (plus one WARNING) on failure."""
-    return _value("get_all_positions()", [], lambda: _trader().get_all_positions(timeout=timeout))
+def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] | None:
+    """Every position (nice_funcs dicts; ``[]`` when the account holds nothing).
+
+    ``None`` (plus one WARNING) on failure, never ``[]``: an unknown book is
+    not an empty one.
+    """
+    return _value("get_all_positions()", None,
+                  lambda: _trader().get_all_positions(timeout=timeout))
 
 
-def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
-    """USD value held in ``symbol``; ``0.0`` when flat or on failure.
+def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float | None:
+    """USD value held in ``symbol``; ``0.0`` when flat, ``None`` (plus one WARNING) on failure.
 
     A cash symbol (the ``cash_symbols`` setting: ``USD``, ``USDC`` and the
     agents' USDC mint address by default) reads the account's cash (IB's
-    ``TotalCashValue``), as a Solana agent reads its USDC balance.
+    ``TotalCashValue``), as a Solana agent reads its USDC balance. Symbol
+    text that names no instrument holds nothing: ``0.0`` (plus one WARNING).
 
     Raises:
         TypeError: ``symbol`` is neither text nor a Contract.
+        ValueError: a malformed timeout (nothing sent).
     """
     what = f"get_token_balance_usd({_label(symbol)})"
     if is_cash_symbol(symbol):
-        return _value(what, 0.0, lambda: _trader().get_cash(timeout=timeout))
+        return _value(what, None, lambda: _trader().get_cash(timeout=timeout))
     if _refused(what, symbol):
         return 0.0
-    return _value(what, 0.0, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+    return _value(what, None, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
 
 
 def is_cash_symbol(symbol: Any) -> bool:
@@ -382,9 +407,9 @@ def is_cash_symbol(symbol: Any) -> bool:
     return any(text == c.strip().upper() for c in get_settings().cash_symbols)
 
 
-def get_cash(*, timeout: float | None = None) -> float:
-    """The account's cash in USD (IB's ``TotalCashValue``); ``0.0`` (plus one WARNING) on failure."""
-    return _value("get_cash()", 0.0, lambda: _trader().get_cash(timeout=timeout))
+def get_cash(*, timeout: float | None = None) -> float | None:
+    """The account's cash in USD (IB's ``TotalCashValue``); ``None`` (plus one WARNING) on failure."""
+    return _value("get_cash()", None, lambda: _trader().get_cash(timeout=timeout))
 
 
 def get_account_value(*, timeout: float | None = None) -> float:
@@ -403,7 +428,8 @@ def reconcile_positions(
     """Differences between the agent's book and IB's positions (sends nothing).
 
     Returns ``{"success", "matched", "differences", "expected", "actual"}``;
-    on failure ``success`` and ``matched`` are False and ``error`` says why.
+    on failure ``success`` and ``matched`` are False, ``actual`` is None (not
+    known, not empty) and ``error`` says why.
 
     Raises:
         ValueError, TypeError: ``expected`` is not a mapping of symbols to numbers.
@@ -413,7 +439,7 @@ def reconcile_positions(
     except (IBNiceFuncsError, OSError) as exc:
         _warn("reconcile_positions()", exc)
         return {"success": False, "matched": False, "differences": [], "expected": dict(expected),
-                "actual": {}, "error": str(exc)}
+                "actual": None, "error": str(exc)}
 
 
 # -- getting out ------------------------------------------------------------------------
