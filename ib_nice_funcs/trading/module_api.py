@@ -33,7 +33,7 @@ from ..errors import (
     RiskLimitError,
     UnknownSymbolError,
 )
-from .positions import no_position, unknown_position
+from .positions import unknown_position
 from .results import UNKNOWN, empty_result
 
 __all__ = [
@@ -356,8 +356,7 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
 
     what = f"get_position({_label(symbol)})"
     if _refused(what, symbol):
-        # Text that names no instrument: nothing of that name can be held.
-        return {**no_position(_label(symbol)), "error": f"symbol {_label(symbol)!r} is not recognised"}
+        return unknown_position(_label(symbol), f"symbol {_label(symbol)!r} is not recognised")
     name = _label(symbol)
     try:
         name = parse_symbol(symbol).symbol

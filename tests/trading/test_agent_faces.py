@@ -115,7 +115,7 @@ def test_get_position_is_a_superset_with_the_perp_keys(agent_sim):
     (lambda s: n.market_sell(s, 100)["success"], False),
     (lambda s: n.chunk_kill(s, 3, 199)["success"], False),
     (lambda s: n.kill_switch(s)["success"], False),
-    (lambda s: n.get_position(s)["has_position"], False),
+    (lambda s: n.get_position(s)["known"], False),
     (lambda s: n.get_data(s, 0.33, "15m").empty, True),
     (lambda s: n.get_ohlcv_data(s, "1h", 1).empty, True),
     (lambda s: n.fetch_wallet_token_single("addr", s).empty, True),
