@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import USDC_MINT
 from .errors import IBNiceFuncsError, OrderSizeError
-from .trading.results import DONE_STATES
+from .trading.results import DONE_STATES, Outcome
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -51,16 +51,13 @@ ENTRY_TOLERANCE = 0.03
 _DUST_USD = 0.05
 
 
-class EntryResult(dict):  # type: ignore[type-arg]
+class EntryResult(Outcome):
     """``ai_entry``'s result: a dict that is truthy exactly when the entry succeeded.
 
     Keys: ``success``, ``symbol``, ``target_usd``, ``position_usd`` (after
     the entry), ``bought_usd``, ``orders`` (each child's result), ``error``.
     The agents test the result for truth (``if n.ai_entry(...):``).
     """
-
-    def __bool__(self) -> bool:
-        return bool(self.get("success"))
 
 
 def _label(symbol: Any) -> str:

@@ -34,7 +34,7 @@ from ..errors import (
     UnknownSymbolError,
 )
 from .positions import unknown_position
-from .results import UNKNOWN, empty_result
+from .results import UNKNOWN, Outcome, empty_result
 
 __all__ = [
     "market_buy",
@@ -459,14 +459,16 @@ def chunk_kill(
 ) -> dict[str, Any]:
     """Flatten the position in market orders of at most ``max_order_size`` USD each.
 
-    ``slippage`` is accepted for ``n.chunk_kill(sym, max_usd_order_size,
-    slippage)`` and ignored (market orders).
+    The result is truthy exactly when the position is gone (the copybot
+    agent tests ``if n.chunk_kill(...)``). ``slippage`` is accepted for
+    ``n.chunk_kill(sym, max_usd_order_size, slippage)`` and ignored (market orders).
 
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"chunk_kill({_label(symbol)}, {max_order_size!r})", symbol,
-                  lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout))
+    return Outcome(_order(
+        f"chunk_kill({_label(symbol)}, {max_order_size!r})", symbol,
+        lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout)))
 
 
 def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
