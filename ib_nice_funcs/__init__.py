@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     # trading
     "market_buy": "trading.module_api",
     "market_sell": "trading.module_api",
+    "market_sell_usd": "trading.module_api",
     "limit_buy": "trading.module_api",
     "limit_sell": "trading.module_api",
     "place_order": "trading.module_api",
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "get_position": "trading.module_api",
     "get_all_positions": "trading.module_api",
     "get_token_balance_usd": "trading.module_api",
+    "get_cash": "trading.module_api",
     "get_account_value": "trading.module_api",
     "get_balance": "trading.module_api",
     "kill_switch": "trading.module_api",
@@ -45,6 +47,11 @@ _EXPORTS: dict[str, str] = {
     "close_position": "trading.module_api",
     "emergency_stop": "trading.module_api",
     "reconcile_positions": "trading.module_api",
+    # the Moon Dev agents' own calls
+    "ai_entry": "agent_calls",
+    "fetch_wallet_holdings_og": "agent_calls",
+    "fetch_wallet_token_single": "agent_calls",
+    "close_all_positions": "agent_calls",
     # plumbing
     "configure": "nice_funcs",
     "default_client": "nice_funcs",
@@ -96,6 +103,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._install import install
+    from .agent_calls import (
+        ai_entry,
+        close_all_positions,
+        fetch_wallet_holdings_og,
+        fetch_wallet_token_single,
+    )
     from .client import Client
     from .config import Settings
     from .errors import (
@@ -142,6 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         get_account_value,
         get_all_positions,
         get_balance,
+        get_cash,
         get_open_orders,
         get_position,
         get_token_balance_usd,
@@ -150,6 +164,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         limit_sell,
         market_buy,
         market_sell,
+        market_sell_usd,
         place_order,
         reconcile_positions,
     )

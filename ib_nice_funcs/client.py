@@ -599,6 +599,9 @@ class Client:
             UnknownSymbolError, NoDataError, AllSourcesFailedError: no source
                 could answer.
         """
+        tf = parse_timeframe(timeframe)
+        if tf.base is not None:  # 6h, 12h, 3d, 1M...: no source has them as such
+            return _resampled(self.ohlcv(symbol, tf.base, days_back, source, timeout), tf)
         request = self._bars_request(symbol, timeframe, days_back, source, timeout)
         return drive(self._bars_steps(*request), self._ask_bars)
 
@@ -611,6 +614,10 @@ class Client:
         Raises:
             The same as :meth:`ohlcv`.
         """
+        tf = parse_timeframe(timeframe)
+        if tf.base is not None:
+            finer = await self.ohlcv_async(symbol, tf.base, days_back, source, timeout)
+            return _resampled(finer, tf)
         request = self._bars_request(symbol, timeframe, days_back, source, timeout)
         return await drive_async(self._bars_steps(*request), self._ask_bars_async)
 
@@ -714,6 +721,9 @@ class Client:
     ) -> pd.DataFrame:
         """The classic nice_funcs ``get_data`` frame (OHLCV plus MA20, RSI, MA40 and flags).
 
+        A window shorter than 40 bars is padded to 40 rows by repeating its
+        first bar, as the original ``get_data`` does.
+
         Raises:
             The same as :meth:`ohlcv`.
         """
@@ -728,11 +738,23 @@ class Client:
 
 
 def _classic(frame: pd.DataFrame) -> pd.DataFrame:
-    from .frames import classic_frame
+    from .frames import CLASSIC_MIN_ROWS, classic_frame
 
-    out = classic_frame(frame)
+    out = classic_frame(frame, CLASSIC_MIN_ROWS)
     out.attrs["source"] = frame.attrs.get("source")
     return out
+
+
+def _resampled(finer: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
+    """``finer`` bars resampled to a derived timeframe (``tf.base`` set)."""
+    from .frames import resample_ohlcv
+
+    assert tf.resample_rule is not None
+    # Fixed-length bins anchored at the epoch, so a 3-day bar does not move
+    # with the first bar fetched; calendar months anchor themselves.
+    origin = "start_day" if tf.resample_rule == "MS" else "epoch"
+    out = resample_ohlcv(finer, tf.resample_rule, origin=origin)
+    return _with_source(out, finer.attrs.get("source"))
 
 
 def _with_source(frame: pd.DataFrame, name: str) -> pd.DataFrame:

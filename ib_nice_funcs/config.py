@@ -18,11 +18,16 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID"]
+__all__ = [
+    "Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID", "USDC_MINT",
+]
 
 #: Fixed so that a restarted agent reconnects as the same API client and can
 #: find the orders it placed before (idempotent client order ids).
 DEFAULT_CLIENT_ID = 23
+
+#: The Solana USDC mint the Moon Dev agents pass for their cash balance.
+USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
@@ -109,6 +114,9 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("max_daily_loss_usd", "IB_MAX_DAILY_LOSS_USD", "number", _USD, 0, finite=False,
           above_low=True),
     _Spec("max_exposure_usd", "IB_MAX_EXPOSURE_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("max_order_usd", "IB_MAX_ORDER_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("chunked_order_budget_s", "IB_NICE_FUNCS_CHUNKED_BUDGET_S", "number", _SECONDS, 0,
+          above_low=True),
     _Spec("pdt_guard", "IB_NICE_FUNCS_PDT_GUARD", "bool", "a boolean (1/0, true/false, yes/no)"),
     _Spec("portal_url", "IB_PORTAL_URL", "optional str",
           "the Client Portal gateway's URL such as 'https://localhost:5000', or None"),
@@ -165,6 +173,14 @@ class Settings:
     #: Order questions confirmed at most, before giving up on an order.
     portal_max_confirmations: int = 5
     order_failover: bool = False
+    #: Largest single order ``ai_entry`` sends (USD): a bigger entry goes in chunks.
+    max_order_usd: float = 10_000.0
+    #: Longest a chunked call (``ai_entry``, ``chunk_kill``) may run in total, in
+    #: seconds; each child order still has its own ``timeout``.
+    chunked_order_budget_s: float = 300.0
+    #: Symbols the agents' faces read as the account's USD cash rather than a
+    #: position (``get_token_balance_usd(USDC_ADDRESS)``): compared case-insensitively.
+    cash_symbols: tuple[str, ...] = ("USD", "USDC", USDC_MINT)
     timeout: float = 10.0
     connect_timeout: float = 4.0
     #: IB market data type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen.
@@ -183,6 +199,11 @@ class Settings:
     def __post_init__(self) -> None:
         for spec in _SPECS:
             object.__setattr__(self, spec.name, spec.check(getattr(self, spec.name)))
+        if not self.cash_symbols or not all(isinstance(c, str) and c.strip() for c in self.cash_symbols):
+            raise ConfigurationError(
+                f"cash_symbols={self.cash_symbols!r} must name at least one symbol, e.g. 'USD,USDC'; "
+                "set IB_NICE_FUNCS_CASH_SYMBOLS or configure(cash_symbols=...)"
+            )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
         if not callable(self.clock):
@@ -204,6 +225,8 @@ class Settings:
             if raw is None or (spec.kind != "bool" and not raw.strip()):
                 continue
             values[spec.name] = spec.check(raw, label=spec.env)
+        if env.get("IB_NICE_FUNCS_CASH_SYMBOLS", "").strip():
+            values["cash_symbols"] = env["IB_NICE_FUNCS_CASH_SYMBOLS"]
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
             values["sources"] = env["IB_NICE_FUNCS_SOURCES"]
         elif values.get("portal_url"):
@@ -225,6 +248,8 @@ class Settings:
             )
         if "sources" in changes:
             changes["sources"] = _parse_sources(changes["sources"])
+        if "cash_symbols" in changes:
+            changes["cash_symbols"] = _parse_names(changes["cash_symbols"])
         if "portal_url" in changes and changes["portal_url"] and "sources" not in changes:
             if self.sources == Settings.sources:
                 changes["sources"] = ("ib", "portal", "yfinance")
@@ -240,6 +265,11 @@ def _parse_sources(value: Any) -> tuple[str, ...]:
     if not parts:
         raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
     return tuple(dict.fromkeys(parts))
+
+
+def _parse_names(value: Any) -> tuple[str, ...]:
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(p).strip() for p in parts if str(p).strip()))
 
 
 _lock = threading.Lock()

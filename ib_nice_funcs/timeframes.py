@@ -6,14 +6,21 @@ range into requests and :class:`PacingBudget` how long to wait before each.
 
 Timeframe spellings: the canonical names in :data:`VALID_TIMEFRAMES`; hours,
 days and weeks in any case (``1H``, ``4H``, ``1D``, ``1W``); minutes only with
-a lowercase ``m`` because nice_funcs agents write ``1M`` for one *month*,
-which is refused with a message saying so. Two data-vendor spellings are
-accepted as aliases: ``60m`` (Yahoo's hour) -> ``1h`` and ``1wk`` -> ``1w``.
+a lowercase ``m`` because nice_funcs agents write ``1M`` for one *month*
+(HyperLiquid's ``1month``). Two data-vendor spellings are accepted as
+aliases: ``60m`` (Yahoo's hour) -> ``1h`` and ``1wk`` -> ``1w``.
+
+The agents' other bar sizes (:data:`DERIVED_TIMEFRAMES`: ``6h 8h 12h 3d
+1M``) have no bar size of their own at every source: they are fetched as a
+finer native timeframe (:attr:`Timeframe.base`) and resampled
+(:attr:`Timeframe.resample_rule`) by the Client; sources only ever see the
+native ones.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import numbers
 import re
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
+    "DERIVED_TIMEFRAMES",
     "VALID_TIMEFRAMES",
     "MAX_REQUESTS_PER_PLAN",
     "Booking",
@@ -32,6 +40,7 @@ __all__ = [
     "check_days_back",
     "Timeframe",
     "days_back_range",
+    "days_for_bars",
     "ib_duration",
     "parse_timeframe",
     "plan_chunks",
@@ -66,6 +75,10 @@ class Timeframe:
         yahoo_request_days: Largest span of one Yahoo request (1m: 7 days), None
             when one request may cover ``yahoo_max_days``.
         max_chunk_seconds: Largest range asked of IB in one historical request.
+        base: For a derived timeframe, the native one fetched instead; None
+            for a native timeframe.
+        resample_rule: pandas rule turning ``base`` bars into these (bins
+            anchored at the Unix epoch, months at their first day).
     """
 
     name: str
@@ -76,6 +89,8 @@ class Timeframe:
     yahoo_max_days: float | None
     yahoo_request_days: float | None
     max_chunk_seconds: int
+    base: str | None = None
+    resample_rule: str | None = None
 
     @property
     def max_days_back(self) -> float:
@@ -113,9 +128,30 @@ _BY_NAME: dict[str, Timeframe] = {tf.name: tf for tf in _TABLE}
 #: Canonical timeframe names, shortest first.
 VALID_TIMEFRAMES: tuple[str, ...] = tuple(tf.name for tf in _TABLE)
 
-_ALIASES = {"60m": "1h", "1wk": "1w"}
+
+def _derived(name: str, seconds: int, base: str, rule: str) -> Timeframe:
+    return dataclasses.replace(_BY_NAME[base], name=name, seconds=seconds, base=base,
+                               resample_rule=rule)
+
+
+_DERIVED_TABLE: tuple[Timeframe, ...] = (
+    _derived("6h", 6 * 3600, "2h", "6h"),
+    _derived("8h", 8 * 3600, "4h", "8h"),
+    _derived("12h", 12 * 3600, "4h", "12h"),
+    _derived("3d", 3 * _DAY, "1d", "72h"),
+    # A month counts as 30 days for windows and caches; its bins are calendar months.
+    _derived("1M", _MONTH, "1d", "MS"),
+)
+#: The agents' bar sizes that are resampled from a finer native one.
+DERIVED_TIMEFRAMES: tuple[str, ...] = tuple(tf.name for tf in _DERIVED_TABLE)
+_BY_NAME.update({tf.name: tf for tf in _DERIVED_TABLE})
+
+_ALIASES = {"60m": "1h", "1wk": "1w", "1month": "1M", "1mo": "1M"}
 _TF_RE = re.compile(r"^(\d+)\s*([a-zA-Z]+)$")
-_VALID_TEXT = ", ".join(VALID_TIMEFRAMES) + " (hours, days and weeks in any case: 1H, 4H, 1D, 1W)"
+_VALID_TEXT = (
+    ", ".join(VALID_TIMEFRAMES + DERIVED_TIMEFRAMES)
+    + " (hours, days and weeks in any case: 1H, 4H, 1D, 1W; 1M or 1month is a month)"
+)
 
 
 def parse_timeframe(text: str | Timeframe) -> Timeframe:
@@ -130,8 +166,7 @@ def parse_timeframe(text: str | Timeframe) -> Timeframe:
 
     Raises:
         TypeError: ``text`` is not a str.
-        ValueError: unknown timeframe, or ``1M``-style months; the message
-            lists the valid timeframes.
+        ValueError: unknown timeframe; the message lists the valid ones.
     """
     if isinstance(text, Timeframe):
         return text
@@ -142,15 +177,11 @@ def parse_timeframe(text: str | Timeframe) -> Timeframe:
         )
     s = text.strip()
     m = _TF_RE.match(s)
-    if m and m.group(2) == "M":
-        raise ValueError(
-            f"timeframe {text!r} means months, which are not supported; write minutes with "
-            f"a lowercase m ('{m.group(1)}m'). Valid timeframes: {_VALID_TEXT}"
-        )
     if m:
         unit = m.group(2)
-        # Minutes must be lowercase 'm' (checked above); h/d/w/wk in any case.
-        name = f"{int(m.group(1))}{unit if unit == 'm' else unit.lower()}"
+        # 'm' is minutes and 'M' months (the agents' convention); the other
+        # units in any case.
+        name = f"{int(m.group(1))}{unit if unit in ('m', 'M') else unit.lower()}"
         name = _ALIASES.get(name, name)
         tf = _BY_NAME.get(name)
         if tf is not None:
@@ -315,6 +346,20 @@ def check_days_back(timeframe: str | Timeframe, days_back: float) -> float:
             f"ten minutes){hint}"
         )
     return days
+
+
+def days_for_bars(timeframe: Timeframe | str, bars: int) -> float:
+    """Days that hold ``bars`` bars of ``timeframe`` around the clock.
+
+    Raises:
+        ValueError, TypeError: ``bars`` is not a whole number >= 1, or a bad timeframe.
+    """
+    tf = parse_timeframe(timeframe)
+    if isinstance(bars, bool) or not isinstance(bars, numbers.Integral):
+        raise TypeError(f"bars must be a whole number, got {type(bars).__name__} {bars!r}")
+    if bars < 1:
+        raise ValueError(f"bars must be >= 1, got {bars!r}")
+    return int(bars) * tf.seconds / _DAY
 
 
 def days_back_range(days_back: float, now: datetime | None = None) -> tuple[datetime, datetime]:
