@@ -67,7 +67,7 @@ MAX_SPAN: dict[int, float] = {
     3600: 366 * _DAY, 7200: 366 * _DAY, 10800: 366 * _DAY, 14400: 366 * _DAY, 28800: 366 * _DAY,
 }
 _UNIT_SECONDS = {"S": 1, "D": _DAY, "W": 7 * _DAY, "M": 31 * _DAY, "Y": 366 * _DAY}
-_WHAT = ("TRADES", "MIDPOINT", "BID", "ASK", "AGGTRADES")
+_WHAT = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST", "AGGTRADES")
 _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
 _END_RE = re.compile(r"^(\d{8})([ -])(\d{2}):(\d{2}):(\d{2})(?: (\S+))?$")
 
@@ -195,7 +195,10 @@ def plan_request(market: PaperMarket, inst: Instrument, end_text: str, duration:
     if keep_up_to_date and end_text.strip():
         raise HistError(321, "Error validating request.-'bP' : cause - End date not supported "
                              "with live updates")
-    if ((what == "TRADES" and inst.sec_type in (FX, CRYPTO))
+    if what == "ADJUSTED_LAST" and end_text.strip():
+        raise HistError(321, "Error validating request.-'bP' : cause - End date not "
+                             "supported with adjusted last")
+    if ((what in ("TRADES", "ADJUSTED_LAST") and inst.sec_type in (FX, CRYPTO))
             or (what == "AGGTRADES" and inst.sec_type != CRYPTO)):
         raise _no_data_type(inst, what, bar_seconds, kind)
     end, implied = parse_end(end_text, now)
@@ -268,8 +271,11 @@ class PacingRules:
         burst_window_s: ... within this many seconds violate.
         max_requests: more than this many requests ...
         window_s: ... within this many seconds violate.
-        max_bar_seconds: apply pacing only to bars of at most this size
-            (TWS applies the strict rules to bars of 30 s or less); None = all.
+        max_bar_seconds: apply pacing only to bars of at most this size; None = all.
+        burst_max_bar_seconds: apply the burst rule (``burst_count`` in
+            ``burst_window_s``) only to bars of at most this size: IB applies it
+            to small bars (30 s or less), so an agent fetching several
+            timeframes of one contract is not refused; None = all sizes.
     """
 
     identical_s: float = 15.0
@@ -278,6 +284,7 @@ class PacingRules:
     max_requests: int = 60
     window_s: float = 600.0
     max_bar_seconds: int | None = None
+    burst_max_bar_seconds: int | None = 30
 
 
 @dataclass
@@ -294,8 +301,12 @@ class PacingTracker:
     _all: deque = field(default_factory=deque)
 
     def check(self, identical_key: Hashable, burst_key: Hashable, now: float,
-              bar_seconds: int | None = None) -> str | None:
-        """Record the request and return None, or return why it violates pacing."""
+              bar_seconds: int | None = None, weight: int = 1) -> str | None:
+        """Record the request and return None, or return why it violates pacing.
+
+        ``weight`` is how many requests it counts for in the ten-minute
+        budget (IB counts a BID_ASK request twice).
+        """
         r = self.rules
         if r.max_bar_seconds is not None and bar_seconds is not None \
                 and bar_seconds > r.max_bar_seconds:
@@ -306,16 +317,18 @@ class PacingTracker:
         burst = self._burst.setdefault(burst_key, deque())
         while burst and now - burst[0] >= r.burst_window_s:
             burst.popleft()
-        if len(burst) + 1 >= r.burst_count:
+        small = r.burst_max_bar_seconds is None or bar_seconds is None \
+            or bar_seconds <= r.burst_max_bar_seconds
+        if small and len(burst) + 1 >= r.burst_count:
             return "%d requests for the same contract within %g s" % (r.burst_count,
                                                                        r.burst_window_s)
         while self._all and now - self._all[0] >= r.window_s:
             self._all.popleft()
-        if len(self._all) + 1 > r.max_requests:
+        if len(self._all) + weight > r.max_requests:
             return "more than %d requests within %g s" % (r.max_requests, r.window_s)
         self._identical[identical_key] = now
         burst.append(now)
-        self._all.append(now)
+        self._all.extend([now] * weight)
         return None
 
     def reset(self) -> None:

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from . import _account, _orders
+from . import _account, _extras, _orders
 from . import _wire as w
 from ._conn import Conn
 from ._data import DataRequests
@@ -329,6 +329,8 @@ class TWSSimulator(DataRequests):
         idx = w.REQ_ID_INDEX.get(msg_id, -1)
         req_id = int(fields[idx]) if 0 < idx < len(fields) and fields[idx].lstrip("-").isdigit() \
             else -1
+        if name.startswith("cancel"):  # cancelling what was refused needs no answer
+            return
         log.info("unsupported request %s", name)
         conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'" + name +
                               "' : cause - this request is not supported by the ib_nice_funcs "
@@ -491,3 +493,4 @@ _HANDLERS: dict[int, Callable] = {
 }
 _HANDLERS.update(_account.HANDLERS)
 _HANDLERS.update(_orders.HANDLERS)
+_HANDLERS.update(_extras.HANDLERS)

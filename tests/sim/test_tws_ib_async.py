@@ -250,20 +250,22 @@ def test_pacing_violation_when_enforced_and_not_when_disabled(sim):
     assert first and again and not errors
 
 
-def test_pacing_burst_of_six(sim):
-    async def go():
+def test_pacing_burst_of_six_applies_to_small_bars_only(sim):
+    """IB's "6 requests for one contract within 2 s" rule covers bars of 30 s or less."""
+    async def go(bar_size):
         ib = await connect(sim.port)
         try:
             results = []
             for dur in ("600 S", "900 S", "1200 S", "1500 S", "1800 S", "2100 S"):
-                results.append(await ib.reqHistoricalDataAsync(AAPL, "", dur, "1 min", "TRADES",
+                results.append(await ib.reqHistoricalDataAsync(AAPL, "", dur, bar_size, "TRADES",
                                                                True, 1, timeout=5))
             return results
         finally:
             ib.disconnect()
 
-    results = run(go())
+    results = run(go("5 secs"))
     assert all(results[:5]) and len(results[5]) == 0
+    assert all(run(go("1 min")))  # an agent fetching several timeframes is not refused
 
 
 def test_keep_up_to_date_updates(sim, clock):

@@ -1,0 +1,238 @@
+"""The TWS simulator's smaller requests: P&L, real-time bars, and the
+reference lookups clients make once (scanner parameters, news providers,
+market rules, family codes, depth exchanges, soft dollar tiers, user info,
+smart components, option chains, historical news, FA configuration).
+
+Every request a client waits for gets an answer carrying its own request id
+(or the reply the client keys the request by), so no client call hangs: a
+lookup the paper account has nothing for answers an empty list, as TWS does
+for an account without that feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from . import _wire as w
+from .catalog import FX, STOCK
+
+if TYPE_CHECKING:
+    from ._conn import Conn
+    from .tws import TWSSimulator
+
+_SCANNER_XML = ('<?xml version="1.0" encoding="UTF-8"?><ScanParameterResponse>'
+                '<InstrumentList varName="fullInstrumentList"><Instrument><name>US Stocks'
+                '</name><type>STK</type></Instrument></InstrumentList><ScanTypeList>'
+                '</ScanTypeList></ScanParameterResponse>')
+_FA_XML = '<?xml version="1.0" encoding="UTF-8"?><ListOfGroups/>'
+#: Seconds between P&L updates of a subscription (TWS sends about one a second).
+PNL_INTERVAL_S = 1.0
+REALTIME_BAR_S = 5
+
+
+# ----------------------------------------------------------------------- P&L
+def _pnl_fields(sim: TWSSimulator, conn: Conn, req_id: int) -> list[object]:
+    values = sim.engine.values(sim.market.now())
+    unreal, real = values["UnrealizedPnL"], values["RealizedPnL"]
+    fields: list[object] = [w.PNL, req_id, w.num(round(unreal + real, 2))]
+    if conn.sv >= 129:
+        fields.append(w.num(round(unreal, 2)))
+    if conn.sv >= 135:
+        fields.append(w.num(round(real, 2)))
+    return fields
+
+
+def _pnl_single_fields(sim: TWSSimulator, conn: Conn, req_id: int, con_id: int) -> list[object]:
+    row = next(((pos, value, unreal) for pos, _px, value, unreal in
+                sim.engine.portfolio(sim.market.now()) if pos.inst.con_id == con_id), None)
+    qty, value, unreal, real = 0.0, 0.0, 0.0, 0.0
+    if row is not None:
+        pos, value, unreal = row
+        qty, real = pos.quantity, pos.realized
+    fields: list[object] = [w.PNL_SINGLE, req_id, w.size(qty, conn.sv),
+                            w.num(round(unreal + real, 2))]
+    if conn.sv >= 129:
+        fields.append(w.num(round(unreal, 2)))
+    if conn.sv >= 135:
+        fields.append(w.num(round(real, 2)))
+    fields.append(w.num(round(value, 2)))
+    return fields
+
+
+async def _pnl_stream(sim: TWSSimulator, conn: Conn, req_id: int, build) -> None:
+    """Send ``build()`` now and again whenever it changes (checked once a second)."""
+    last: list[object] | None = None
+    try:
+        while conn.writable:
+            fields = build()
+            if fields != last and not sim.is_deaf(conn):
+                conn.send(fields)
+                last = fields
+                await conn.drain()
+            await asyncio.sleep(max(sim.tick_interval, PNL_INTERVAL_S))
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+
+
+def _subscribe(conn: Conn, key: tuple[str, int], coro) -> None:
+    old = conn.tasks.pop(key, None)
+    if old:
+        old.cancel()
+    conn.tasks[key] = asyncio.create_task(coro)
+
+
+def _unsubscribe(conn: Conn, key: tuple[str, int]) -> None:
+    task = conn.tasks.pop(key, None)
+    if task:
+        task.cancel()
+
+
+async def req_pnl(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    req_id, account = f.int(), f.str()
+    if account and account != sim.account:
+        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bZ' : cause - "
+                              f"account {account} is not managed by this session"))
+        return
+    _subscribe(conn, ("pnl", req_id),
+               _pnl_stream(sim, conn, req_id, lambda: _pnl_fields(sim, conn, req_id)))
+
+
+async def req_pnl_single(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    req_id, account, _model, con_id = f.int(), f.str(), f.str(), f.int()
+    if account and account != sim.account:
+        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bZ' : cause - "
+                              f"account {account} is not managed by this session"))
+        return
+    if sim.market.by_con_id(con_id) is None:
+        conn.send(w.error_msg(conn.sv, req_id, 200, "No security definition has been found "
+                              "for the request"))
+        return
+    _subscribe(conn, ("pnl", req_id), _pnl_stream(
+        sim, conn, req_id, lambda: _pnl_single_fields(sim, conn, req_id, con_id)))
+
+
+async def cancel_pnl(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    _unsubscribe(conn, ("pnl", f.int()))
+
+
+# ------------------------------------------------------------ real-time bars
+def _bar_fields(sim: TWSSimulator, conn: Conn, req_id: int, inst, what: str, rth: bool,
+                start: int) -> list[object] | None:
+    if what == "TRADES" and inst.sec_type == FX:  # FX has no trades: TWS sends midpoints
+        what = "MIDPOINT"
+    bars = sim.market.bars(inst.key, start, start + REALTIME_BAR_S, REALTIME_BAR_S,
+                           "seconds", what, rth)
+    if not len(bars) or int(bars.time[-1]) != start:
+        return None
+    vol = max(0.0, float(bars.volume[-1]))
+    wap = float(bars.wap[-1]) if float(bars.wap[-1]) > 0 else float(bars.close[-1])
+    return [w.REAL_TIME_BARS, 3, req_id, start, w.num(float(bars.open[-1])),
+            w.num(float(bars.high[-1])), w.num(float(bars.low[-1])),
+            w.num(float(bars.close[-1])), w.size(vol, conn.sv), w.num(wap),
+            max(0, int(bars.count[-1]))]
+
+
+async def _bar_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst, what: str,
+                      rth: bool) -> None:
+    """One 5-second bar each time one completes on the market clock (the last
+    completed bar at once, so a client sees data without waiting)."""
+    sent = None
+    try:
+        while conn.writable:
+            start = int(sim.market.now()) // REALTIME_BAR_S * REALTIME_BAR_S - REALTIME_BAR_S
+            if start != sent and not sim.is_deaf(conn):
+                fields = _bar_fields(sim, conn, req_id, inst, what, rth, start)
+                sent = start
+                if fields is not None:
+                    conn.send(fields)
+                    await conn.drain()
+            await asyncio.sleep(sim.tick_interval)
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+
+
+async def req_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    f.skip()  # version
+    req_id = f.int()
+    contract = w.read_contract(f)
+    bar_size, what, rth = f.int(), f.str().upper(), f.bool()
+    if bar_size != REALTIME_BAR_S:
+        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bW' : cause - "
+                              "Invalid bar size: only 5 second real time bars are supported"))
+        return
+    if what not in ("TRADES", "MIDPOINT", "BID", "ASK"):
+        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bW' : cause - "
+                              f"Invalid whatToShow {what!r}: use TRADES, MIDPOINT, BID or ASK"))
+        return
+    inst = sim._one(conn, req_id, contract)
+    if inst is None:
+        return
+    _subscribe(conn, ("rtb", req_id), _bar_stream(sim, conn, req_id, inst, what, rth))
+
+
+async def cancel_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    f.skip()
+    _unsubscribe(conn, ("rtb", f.int()))
+
+
+# -------------------------------------------------------- reference lookups
+async def req_scanner_parameters(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.SCANNER_PARAMETERS, 1, _SCANNER_XML])
+
+
+async def req_news_providers(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.NEWS_PROVIDERS, 0])  # a paper account subscribes to no news feed
+
+
+async def req_market_rule(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    rule_id = f.int()
+    ticks = sorted({i.min_tick for i in sim.market.instruments()
+                    if w.MARKET_RULE_IDS.get(i.sec_type) == rule_id})
+    rows: list[object] = [0, w.num(ticks[0])] if ticks else []
+    conn.send([w.MARKET_RULE, rule_id, len(rows) // 2] + rows)
+
+
+async def req_family_codes(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.FAMILY_CODES, 1, sim.account, ""])
+
+
+async def req_mkt_depth_exchanges(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    rows: list[object] = []
+    for exchange, sec_type in (("ISLAND", STOCK), ("IDEALPRO", FX), ("PAXOS", "CRYPTO")):
+        rows += [exchange, sec_type, "", "Deep2", 1] if conn.sv >= 120 else [exchange, sec_type,
+                                                                             1]
+    conn.send([w.MKT_DEPTH_EXCHANGES, len(rows) // (5 if conn.sv >= 120 else 3)] + rows)
+
+
+async def req_soft_dollar_tiers(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.SOFT_DOLLAR_TIERS, f.int(), 0])
+
+
+async def req_user_info(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.USER_INFO, f.int(), ""])
+
+
+async def req_smart_components(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.SMART_COMPONENTS, f.int(), 0])
+
+
+async def req_sec_def_opt_params(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.SEC_DEF_OPT_PARAMS_END, f.int()])  # the paper market lists no options
+
+
+async def req_historical_news(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    conn.send([w.HISTORICAL_NEWS_END, f.int(), 0])
+
+
+async def request_fa(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    f.skip()  # version
+    conn.send([w.RECEIVE_FA, 1, f.int(), _FA_XML])
+
+
+HANDLERS = {92: req_pnl, 93: cancel_pnl, 94: req_pnl_single, 95: cancel_pnl,
+            50: req_real_time_bars, 51: cancel_real_time_bars, 24: req_scanner_parameters,
+            85: req_news_providers, 91: req_market_rule, 80: req_family_codes,
+            82: req_mkt_depth_exchanges, 79: req_soft_dollar_tiers, 104: req_user_info,
+            83: req_smart_components, 78: req_sec_def_opt_params, 86: req_historical_news,
+            18: request_fa}
