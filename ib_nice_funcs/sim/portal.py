@@ -54,7 +54,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _portal_account, _portal_changes, _portal_data, _portal_orders
+from . import (
+    _portal_account,
+    _portal_account_more,
+    _portal_changes,
+    _portal_data,
+    _portal_orders,
+)
 from ._portal_http import HttpError, Reply, Request, Route, encode_reply, read_request
 from ._portal_limits import RateLimiter
 from ._portal_tls import TlsMaterial, make_tls_material, server_context
@@ -69,7 +75,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/api"
 _ROUTES: list[Route] = [*_portal_account.ROUTES, *_portal_data.ROUTES, *_portal_orders.ROUTES,
-                        *_portal_changes.ROUTES]
+                        *_portal_changes.ROUTES, *_portal_account_more.ROUTES]
 _HISTORY = "/iserver/marketdata/history"
 
 
