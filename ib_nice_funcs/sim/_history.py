@@ -272,10 +272,11 @@ class PacingRules:
         max_requests: more than this many requests ...
         window_s: ... within this many seconds violate.
         max_bar_seconds: apply pacing only to bars of at most this size; None = all.
-        burst_max_bar_seconds: apply the burst rule (``burst_count`` in
-            ``burst_window_s``) only to bars of at most this size: IB applies it
-            to small bars (30 s or less), so an agent fetching several
-            timeframes of one contract is not refused; None = all sizes.
+        small_bar_seconds: apply the identical-request and burst rules only to
+            bars of at most this size: IB documents them for small bars (30 s
+            or less), so an agent fetching several timeframes of one contract,
+            or re-fetching a window to subscribe to it, is not refused; None =
+            all sizes. The ten-minute budget counts every request.
     """
 
     identical_s: float = 15.0
@@ -284,7 +285,7 @@ class PacingRules:
     max_requests: int = 60
     window_s: float = 600.0
     max_bar_seconds: int | None = None
-    burst_max_bar_seconds: int | None = 30
+    small_bar_seconds: int | None = 30
 
 
 @dataclass
@@ -311,14 +312,14 @@ class PacingTracker:
         if r.max_bar_seconds is not None and bar_seconds is not None \
                 and bar_seconds > r.max_bar_seconds:
             return None
+        small = r.small_bar_seconds is None or bar_seconds is None \
+            or bar_seconds <= r.small_bar_seconds
         last = self._identical.get(identical_key)
-        if last is not None and now - last < r.identical_s:
+        if small and last is not None and now - last < r.identical_s:
             return "identical request within %g s" % r.identical_s
         burst = self._burst.setdefault(burst_key, deque())
         while burst and now - burst[0] >= r.burst_window_s:
             burst.popleft()
-        small = r.burst_max_bar_seconds is None or bar_seconds is None \
-            or bar_seconds <= r.burst_max_bar_seconds
         if small and len(burst) + 1 >= r.burst_count:
             return "%d requests for the same contract within %g s" % (r.burst_count,
                                                                        r.burst_window_s)

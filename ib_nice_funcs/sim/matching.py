@@ -236,10 +236,11 @@ class MatchingEngine:
         problem = validate(self, order, now)
         if problem:
             return self._reject(order, problem, now)
+        if not order.transmit:  # accepted, not working: PreSubmitted until transmitted
+            order.status = "PreSubmitted"
+            return [Event("status", order)]
         order.status = "Submitted" if self._market_open(order, now) else "PreSubmitted"
-        if order.transmit:
-            return self._release(order, now)
-        return [Event("status", order)]
+        return self._release(order, now)
 
     def parent_of(self, order: SimOrder) -> SimOrder | None:
         """The bracket parent of ``order`` (None for a standalone order)."""
@@ -260,7 +261,15 @@ class MatchingEngine:
                 o.transmit = True
                 events.append(Event("status", o))
         for o in family:
-            events += self._match(o, now)
+            events += self._match_and_report(o, now)
+        return events
+
+    def _match_and_report(self, order: SimOrder, now: float) -> list[Event]:
+        """Match ``order``; report a status change that matching caused without a fill."""
+        was = order.status
+        events = self._match(order, now)
+        if order.is_open and order.status != was:
+            events.append(Event("status", order))
         return events
 
     def commission(self, inst: Instrument, quantity: float, price: float,
@@ -319,10 +328,7 @@ class MatchingEngine:
         """Re-check every open order against the quotes at ``now``."""
         events: list[Event] = []
         for order in self.open_orders():
-            was = order.status
-            events += self._match(order, now)
-            if order.is_open and order.status != was:
-                events.append(Event("status", order))
+            events += self._match_and_report(order, now)
         return events
 
     def run_close(self, now: float) -> list[Event]:
@@ -450,7 +456,7 @@ class MatchingEngine:
         events += self._one_cancels_all(order, qty, now)
         if order.status == "Filled":  # the bracket's children start working
             for child in self.children_of(order):
-                events += self._match(child, now)
+                events += self._match_and_report(child, now)
         return events
 
     def _one_cancels_all(self, order: SimOrder, qty: float, now: float) -> list[Event]:

@@ -232,10 +232,10 @@ def test_pacing_violation_when_enforced_and_not_when_disabled(sim):
         ib = await connect(sim.port)
         ib.errorEvent += lambda req_id, code, msg, contract: errors.append((code, msg))
         try:
-            first = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "5 mins", "TRADES", True,
-                                                    1, timeout=5)
-            again = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "5 mins", "TRADES", True,
-                                                    1, timeout=5)
+            first = await ib.reqHistoricalDataAsync(AAPL, "", "1800 S", "5 secs", "TRADES",
+                                                    True, 1, timeout=5)
+            again = await ib.reqHistoricalDataAsync(AAPL, "", "1800 S", "5 secs", "TRADES",
+                                                    True, 1, timeout=5)
             return first, again
         finally:
             ib.disconnect()
