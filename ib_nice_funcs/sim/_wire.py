@@ -101,7 +101,7 @@ REQUEST_NAMES: dict[int, str] = {
 #: Position of the request id for requests the simulator does not serve.
 #: Requests with a version field carry the id third, newer ones second.
 REQ_ID_INDEX: dict[int, int] = {
-    10: 2, 22: 1, 50: 2, 52: 2, 54: 2, 55: 2, 67: 2, 68: 2, 69: 2, 74: 2, 78: 1, 79: 1,
+    10: 2, 21: 2, 22: 1, 50: 2, 52: 2, 54: 2, 55: 2, 67: 2, 68: 2, 69: 2, 74: 2, 78: 1, 79: 1,
     83: 1, 84: 1, 86: 1, 88: 1, 91: -1, 92: 1, 94: 1, 96: 1, 97: 1, 100: 1, 102: 1, 104: 1,
 }
 

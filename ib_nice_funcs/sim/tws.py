@@ -347,9 +347,10 @@ class TWSSimulator(DataRequests):
         if name.startswith("cancel"):  # cancelling what was refused needs no answer
             return
         log.info("unsupported request %s", name)
-        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'" + name +
-                              "' : cause - this request is not supported by the ib_nice_funcs "
-                              "paper simulator"))
+        code, text = _UNSUPPORTED.get(msg_id, (321, "Error validating request.-'" + name +
+                                               "' : cause - this request is not supported"))
+        conn.send(w.error_msg(conn.sv, req_id, code,
+                              f"{text} (not served by the ib_nice_funcs paper simulator)"))
 
     # ------------------------------------------------------------------ startup
     async def _start_api(self, conn: Conn, f: w.Fields) -> None:
@@ -488,6 +489,27 @@ class TWSSimulator(DataRequests):
         """Connected clients that finished startApi."""
         return [c for c in self._conns
                 if c.client_id is not None and c.writable and not self.is_deaf(c)]
+
+
+#: IB's error for a request the paper account cannot be served, where a client
+#: waits for it: codes clients treat as errors (ib_async takes 321 for a
+#: warning and would keep waiting), so every call returns.
+_UNSUPPORTED: dict[int, tuple[int, str]] = {
+    10: (10092, "Deep market data is not supported for this combination of security "
+                "type/exchange"),
+    22: (162, "Historical Market Data Service error message:Scanner subscriptions are not "
+              "available"),
+    52: (430, "We are sorry, but fundamentals data for the security specified is not "
+              "available."),
+    54: (200, "No security definition has been found for the request"),
+    55: (200, "No security definition has been found for the request"),
+    84: (10276, "News feed is not allowed."),
+    88: (162, "Historical Market Data Service error message:No histogram data"),
+    96: (162, "Historical Market Data Service error message:No historical tick data"),
+    97: (10189, "Failed to request tick-by-tick data."),
+    100: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
+    102: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
+}
 
 
 def _req_id_guess(fields: list[str]) -> int:

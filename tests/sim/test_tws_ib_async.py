@@ -276,12 +276,14 @@ def test_keep_up_to_date_updates(sim, clock):
             bars = await ib.reqHistoricalDataAsync(btc, "", "3600 S", "1 min", "AGGTRADES", False,
                                                    2, keepUpToDate=True, timeout=5)
             n = len(bars)
-            clock.t += 120
-            for _ in range(150):
-                if len(bars) > n:
+            clock.t += 180  # three bars complete between two updates: all of them arrive
+            for _ in range(250):
+                if len(bars) >= n + 3:
                     break
                 await asyncio.sleep(0.02)
-            assert len(bars) > n
+            assert len(bars) == n + 3
+            steps = {(b.date - a.date).total_seconds() for a, b in zip(bars, bars[1:])}
+            assert steps == {60.0}
             ib.cancelHistoricalData(bars)
         finally:
             ib.disconnect()
@@ -412,3 +414,28 @@ def test_simulator_on_the_callers_event_loop():
             await sim.stop()
 
     run(go())
+
+
+def test_unsupported_requests_answer_with_their_own_id_so_no_call_hangs(sim):
+    """What the simulator cannot serve gets IB's error for it with the request's id, a code
+    clients take for an error (not a warning, as ib_async takes 321): the call returns."""
+    errors: list[tuple[int, int]] = []
+
+    async def go():
+        ib = await connect(sim.port)
+        ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code))
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            calls = (ib.reqFundamentalDataAsync(aapl, "ReportSnapshot"),
+                     ib.reqHistogramDataAsync(aapl, True, "1 week"),
+                     ib.reqHistoricalTicksAsync(aapl, "", "20240306 10:00:00 US/Eastern", 10,
+                                                "TRADES", True),
+                     ib.reqNewsArticleAsync("BRFG", "BRFG$1"))
+            return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        finally:
+            ib.disconnect()
+
+    results = run(go())
+    assert len(results) == 4
+    refused = [(req_id, code) for req_id, code in errors if code in (430, 162, 10276)]
+    assert len(refused) == 4 and all(req_id > 0 for req_id, _ in refused)
