@@ -351,7 +351,8 @@ class MatchingEngine:
         if parent is not None and parent.status != "Filled":
             order.status = "PreSubmitted"
             return []
-        if not self._market_open(order, now):
+        at_close = order.order_type in ("MOC", "LOC")  # they wait for the close, not the open
+        if not at_close and not self._market_open(order, now):
             order.status = "PreSubmitted"
             return []
         order.status = "Submitted"
