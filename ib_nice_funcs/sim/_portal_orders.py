@@ -374,6 +374,9 @@ def order_row(sim: PortalSimulator, o: SimOrder) -> dict:
            "outsideRTH": bool(o.outside_rth)}
     if o.order_ref:
         row["order_ref"] = o.order_ref
+    parent = sim.engine.parent_of(o)
+    if parent is not None:  # a bracket child names its parent, as the gateway does
+        row["parentId"] = parent.perm_id
     if o.lmt_price is not None:
         row["price"] = f"{o.lmt_price:.{dec}f}"
     if o.aux_price is not None:

@@ -181,5 +181,17 @@ def test_one_429_is_not_a_penalty_box_but_repeated_violations_are():
     assert lim.check("a", "/x") == "penalty box"
     clock.t = 602.0
     assert lim.check("a", "/x") is None
+
+
+def test_penalty_after_is_a_handle_knob(market, mono):
+    with run_portal_simulator(market=market, rate_limits={"global": (2, 1.0)},
+                              penalty_s=600.0, clock=mono) as h:
+        api = Api(h)
+        h.set_penalty_after(1)
+        codes = [api.post("/tickle").status_code for _ in range(3)]
+        assert codes == [200, 200, 429] and h.penalized()
+        with pytest.raises(ValueError):
+            h.set_penalty_after(0)
+        api.close()
     with pytest.raises(ValueError):
         RateLimiter(penalty_after=0)

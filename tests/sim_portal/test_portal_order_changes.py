@@ -31,6 +31,7 @@ def test_bracket_fills_the_parent_and_protects_it_with_oca_children(ready, porta
     assert [row["local_order_id"] for row in body] == ["parent", "tp", "sl"]
     rows = _rows(ready)
     assert rows["parent"]["status"] == "Filled"
+    assert rows["tp"]["parentId"] == rows["sl"]["parentId"] == rows["parent"]["orderId"]
     assert rows["tp"]["status"] == "Submitted" and rows["sl"]["status"] == "Submitted"
     portal.set_price("AAPL", q.last * 0.98)  # through the stop
     wait_until(lambda: _rows(ready)["sl"]["status"] == "Filled")
