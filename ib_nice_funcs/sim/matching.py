@@ -10,7 +10,10 @@ when the last price touches the stop and fills like MKT; TRAIL keeps a stop
 ``trailing amount`` (or ``trailingPercent``) away from the best last price
 since submission; MIDPRICE fills at the midpoint (not beyond its cap, if
 one is given); MOC fills at the 16:00 ET close, LOC at the close if the close
-is within its limit (``run_close`` forces the close in tests). Stock orders
+is within its limit (``run_close`` forces the close in tests). Time in
+force: DAY orders are cancelled at the end of the session they first work
+in, IOC/FOK market and limit orders cancel what does not fill at once (FOK
+never fills in part), GTC orders rest. Stock orders
 fill in regular hours only, unless ``outsideRth`` is set on a limit order;
 FX and crypto fill whenever their market is open.
 
@@ -329,6 +332,8 @@ class MatchingEngine:
         events: list[Event] = []
         for order in self.open_orders():
             events += self._match_and_report(order, now)
+            if order.is_open and self._day_is_over(order, now):
+                events += self._cancel(order, now)
         return events
 
     def run_close(self, now: float) -> list[Event]:
@@ -358,13 +363,31 @@ class MatchingEngine:
         order.status = "Submitted"
         q = self.market.quote(order.inst.key, now)
         price = self._fill_price(order, q, now)
+        # IOC / FOK: what does not fill the moment the order works is cancelled.
+        immediate = order.tif in ("IOC", "FOK") and order.order_type in ("MKT", "LMT",
+                                                                         "MIDPRICE")
         if price is None:
-            return []
+            return self._cancel(order, now) if immediate else []
         qty = order.remaining
-        if self.partial_fills and order.filled == 0 and qty > order.inst.size_increment:
+        if self.partial_fills and order.tif != "FOK" and order.filled == 0 \
+                and qty > order.inst.size_increment:
             half = math.floor(qty / 2 / order.inst.size_increment) * order.inst.size_increment
             qty = round(half, 10) or qty
-        return self._execute(order, qty, price, now)
+        events = self._execute(order, qty, price, now)
+        if immediate and order.is_open:
+            events += self._cancel(order, now)
+        return events
+
+    def _day_is_over(self, order: SimOrder, now: float) -> bool:
+        """A DAY order lives until the end of the session it first works in."""
+        if order.tif not in ("DAY", "") or not order.submitted_at:
+            return False
+        rth = order.order_type in ("MOC", "LOC") or not (
+            order.outside_rth and order.order_type in ("LMT", "STP", "STP LMT", "TRAIL"))
+        sessions = self.market.sessions(order.inst.key, order.submitted_at,
+                                        order.submitted_at + 8 * 86400, use_rth=rth)
+        first = next((s for s in sessions if s.end > order.submitted_at), None)
+        return first is not None and now >= first.end
 
     def _fill_price(self, order: SimOrder, q: Quote, now: float) -> float | None:
         kind, buy = order.order_type, order.action == "BUY"

@@ -54,3 +54,34 @@ def test_a_weekend_clock_keeps_stock_orders_waiting_and_crypto_trading():
                    action="BUY", quantity=0.01, order_type="MKT")
     engine.submit(btc, clock())
     assert stock.status == "PreSubmitted" and btc.status == "Filled"
+
+
+def test_day_orders_expire_at_the_close_and_gtc_orders_rest():
+    clock, market, engine = _setup("2024-03-06 15:00")
+    bid = market.quote("AAPL", clock()).bid
+    day = _order(engine, 1, "BUY", 1, "LMT", lmt_price=round(bid * 0.9, 2))
+    gtc = _order(engine, 2, "BUY", 1, "LMT", lmt_price=round(bid * 0.9, 2), tif="GTC")
+    ext = _order(engine, 3, "BUY", 1, "LMT", lmt_price=round(bid * 0.9, 2), outside_rth=True)
+    for o in (day, gtc, ext):
+        engine.submit(o, clock())
+    clock.set(MarketClock.at("2024-03-06 16:00:01")())
+    engine.on_time(clock())
+    assert day.status == "Cancelled" and gtc.is_open and ext.is_open  # ext: until 20:00
+    clock.set(MarketClock.at("2024-03-06 20:00:01")())
+    engine.on_time(clock())
+    assert ext.status == "Cancelled" and gtc.is_open
+
+
+def test_ioc_cancels_the_rest_and_fok_fills_whole_or_not_at_all():
+    clock, market, engine = _setup("2024-03-06 11:00")
+    engine.partial_fills = True
+    q = market.quote("AAPL", clock())
+    far = _order(engine, 1, "BUY", 10, "LMT", lmt_price=round(q.bid * 0.9, 2), tif="IOC")
+    engine.submit(far, clock())
+    assert far.status == "Cancelled" and far.filled == 0
+    ioc = _order(engine, 2, "BUY", 10, "LMT", lmt_price=q.ask, tif="IOC")
+    engine.submit(ioc, clock())
+    assert ioc.status == "Cancelled" and 0 < ioc.filled < 10  # partial fill, rest cancelled
+    fok = _order(engine, 3, "BUY", 10, "LMT", lmt_price=q.ask, tif="FOK")
+    engine.submit(fok, clock())
+    assert fok.status == "Filled" and fok.filled == 10
