@@ -176,6 +176,82 @@ async def cancel_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> N
     _unsubscribe(conn, ("rtb", f.int()))
 
 
+# --------------------------------------------------------- historical ticks
+#: Most ticks one reqHistoricalTicks returns (IB's limit).
+MAX_TICKS = 1000
+
+
+def _tick_window(sim: TWSSimulator, inst, start: float | None, end: float | None, count: int,
+                 what: str, rth: bool):
+    """1-second bars holding ``count`` ticks from ``start`` on or up to ``end``."""
+    span = max(60.0, 2.0 * count)
+    while True:
+        lo, hi = (start, start + span) if start is not None else (end - span, end)
+        bars = sim.market.bars(inst.key, lo, min(hi, sim.market.now() + 1e-6), 1, "seconds",
+                               what, rth)
+        if len(bars) >= count or span > 4 * 86400:
+            return bars
+        span *= 4
+
+
+async def req_historical_ticks(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    """One tick per second of the paper market's path (trades: last price and the
+    second's volume; BID_ASK: the quote around it; MIDPOINT: the midpoint)."""
+    from ._history import HistError, parse_end
+
+    req_id = f.int()
+    contract = w.read_contract(f)
+    f.skip()  # includeExpired
+    start_text, end_text, count = f.str(), f.str(), f.int()
+    what, rth = f.str().upper(), f.bool()
+    inst = sim._one(conn, req_id, contract)
+    if inst is None:
+        return
+    if bool(start_text.strip()) == bool(end_text.strip()) or what not in ("TRADES", "MIDPOINT",
+                                                                          "BID_ASK"):
+        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'cb' : cause - "
+                              "give exactly one of start and end, and whatToShow TRADES, "
+                              "MIDPOINT or BID_ASK"))
+        return
+    if what == "TRADES" and inst.sec_type == FX:
+        conn.send(w.error_msg(conn.sv, req_id, 162, "Historical Market Data Service error "
+                              "message:No historical tick data of type TRADES for CASH"))
+        return
+    try:
+        start = parse_end(start_text, sim.market.now())[0] if start_text.strip() else None
+        end = parse_end(end_text, sim.market.now())[0] if end_text.strip() else None
+    except HistError as exc:
+        conn.send(w.error_msg(conn.sv, req_id, exc.code, exc.message))
+        return
+    count = max(1, min(count, MAX_TICKS))
+    source = {"TRADES": "TRADES", "MIDPOINT": "MIDPOINT", "BID_ASK": "BID"}[what]
+    bars = _tick_window(sim, inst, start, end, count, source, rth)
+    picked = slice(0, count) if start is not None else slice(max(0, len(bars) - count), None)
+    times = bars.time[picked].tolist()
+    closes = bars.close[picked].tolist()
+    rows: list[object] = []
+    if what == "TRADES":
+        vols = bars.volume[picked].tolist()
+        for t, px, vol in zip(times, closes, vols):
+            rows += [int(t), 0, w.num(px), w.size(max(vol, inst.size_increment), conn.sv),
+                     inst.primary_exchange, ""]
+        conn.send([w.HISTORICAL_TICKS_LAST, req_id, len(times)] + rows + [1])
+    elif what == "BID_ASK":
+        asks = sim.market.bars(inst.key, float(bars.time[0]) if len(bars) else 0.0,
+                               float(bars.time[-1]) + 1 if len(bars) else 0.0, 1, "seconds",
+                               "ASK", rth)
+        ask_at = dict(zip(asks.time.tolist(), asks.close.tolist()))
+        q = sim.market.quote(inst.key)
+        for t, bid in zip(times, closes):
+            rows += [int(t), 0, w.num(bid), w.num(ask_at.get(t, bid)),
+                     w.size(q.bid_size, conn.sv), w.size(q.ask_size, conn.sv)]
+        conn.send([w.HISTORICAL_TICKS_BID_ASK, req_id, len(times)] + rows + [1])
+    else:
+        for t, px in zip(times, closes):
+            rows += [int(t), "", w.num(px), 0]
+        conn.send([w.HISTORICAL_TICKS, req_id, len(times)] + rows + [1])
+
+
 # -------------------------------------------------------- reference lookups
 async def req_scanner_parameters(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
     conn.send([w.SCANNER_PARAMETERS, 1, _SCANNER_XML])
@@ -235,4 +311,4 @@ HANDLERS = {92: req_pnl, 93: cancel_pnl, 94: req_pnl_single, 95: cancel_pnl,
             85: req_news_providers, 91: req_market_rule, 80: req_family_codes,
             82: req_mkt_depth_exchanges, 79: req_soft_dollar_tiers, 104: req_user_info,
             83: req_smart_components, 78: req_sec_def_opt_params, 86: req_historical_news,
-            18: request_fa}
+            18: request_fa, 96: req_historical_ticks}

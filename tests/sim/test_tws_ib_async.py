@@ -428,14 +428,36 @@ def test_unsupported_requests_answer_with_their_own_id_so_no_call_hangs(sim):
             [aapl] = await ib.qualifyContractsAsync(AAPL)
             calls = (ib.reqFundamentalDataAsync(aapl, "ReportSnapshot"),
                      ib.reqHistogramDataAsync(aapl, True, "1 week"),
-                     ib.reqHistoricalTicksAsync(aapl, "", "20240306 10:00:00 US/Eastern", 10,
-                                                "TRADES", True),
                      ib.reqNewsArticleAsync("BRFG", "BRFG$1"))
             return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
         finally:
             ib.disconnect()
 
     results = run(go())
-    assert len(results) == 4
+    assert len(results) == 3
     refused = [(req_id, code) for req_id, code in errors if code in (430, 162, 10276)]
-    assert len(refused) == 4 and all(req_id > 0 for req_id, _ in refused)
+    assert len(refused) == 3 and all(req_id > 0 for req_id, _ in refused)
+
+
+def test_historical_ticks(sim):
+    async def go():
+        ib = await connect(sim.port)
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            trades = await ib.reqHistoricalTicksAsync(
+                aapl, "", "20240306 10:00:00 US/Eastern", 50, "TRADES", True)
+            quotes = await ib.reqHistoricalTicksAsync(
+                aapl, "20240306 09:40:00 US/Eastern", "", 20, "BID_ASK", True)
+            mids = await ib.reqHistoricalTicksAsync(
+                aapl, "20240306 09:40:00 US/Eastern", "", 5, "MIDPOINT", True)
+            return trades, quotes, mids
+        finally:
+            ib.disconnect()
+
+    trades, quotes, mids = run(go())
+    assert len(trades) == 50 and len(quotes) == 20 and len(mids) == 5
+    end = dt.datetime(2024, 3, 6, 15, 0, tzinfo=dt.timezone.utc)
+    assert trades[-1].time < end and trades[0].time < trades[-1].time
+    assert all(t.price > 0 and t.size > 0 for t in trades)
+    assert all(q.priceBid < q.priceAsk for q in quotes)
+    assert quotes[0].time == dt.datetime(2024, 3, 6, 14, 40, tzinfo=dt.timezone.utc)
