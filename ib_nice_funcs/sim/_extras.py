@@ -176,6 +176,53 @@ async def cancel_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> N
     _unsubscribe(conn, ("rtb", f.int()))
 
 
+# ------------------------------------------------------------ tick by tick
+_TBT_TYPES = {"LAST": 1, "ALLLAST": 2, "BIDASK": 3, "MIDPOINT": 4}
+
+
+def _tbt_fields(sim: TWSSimulator, conn: Conn, inst, kind: int) -> list[object]:
+    q = sim.market.quote(inst.key)
+    if kind in (1, 2):
+        return [w.num(q.last), w.size(q.last_size, conn.sv), 0, inst.primary_exchange, ""]
+    if kind == 3:
+        return [w.num(q.bid), w.num(q.ask), w.size(q.bid_size, conn.sv),
+                w.size(q.ask_size, conn.sv), 0]
+    return [w.num(q.mid)]
+
+
+async def _tbt_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst, kind: int) -> None:
+    """A tick whenever the paper quote changes (none while the market is closed)."""
+    last: list[object] | None = None
+    try:
+        while conn.writable:
+            fields = _tbt_fields(sim, conn, inst, kind)
+            if fields != last and not sim.is_deaf(conn):
+                conn.send([w.TICK_BY_TICK, req_id, kind, int(sim.market.now())] + fields)
+                last = fields
+                await conn.drain()
+            await asyncio.sleep(sim.tick_interval)
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+
+
+async def req_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    req_id = f.int()
+    contract = w.read_contract(f)
+    kind = _TBT_TYPES.get(f.str().upper().replace(" ", ""))
+    inst = sim._one(conn, req_id, contract)
+    if inst is None:
+        return
+    if kind is None or (kind in (1, 2) and inst.sec_type == FX):
+        conn.send(w.error_msg(conn.sv, req_id, 10189, "Failed to request tick-by-tick data."
+                              "BidAsk, MidPoint, Last or AllLast (no trades for FX)"))
+        return
+    _subscribe(conn, ("tbt", req_id), _tbt_stream(sim, conn, req_id, inst, kind))
+
+
+async def cancel_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+    _unsubscribe(conn, ("tbt", f.int()))
+
+
 # --------------------------------------------------------- historical ticks
 #: Most ticks one reqHistoricalTicks returns (IB's limit).
 MAX_TICKS = 1000
@@ -311,4 +358,5 @@ HANDLERS = {92: req_pnl, 93: cancel_pnl, 94: req_pnl_single, 95: cancel_pnl,
             85: req_news_providers, 91: req_market_rule, 80: req_family_codes,
             82: req_mkt_depth_exchanges, 79: req_soft_dollar_tiers, 104: req_user_info,
             83: req_smart_components, 78: req_sec_def_opt_params, 86: req_historical_news,
-            18: request_fa, 96: req_historical_ticks}
+            18: request_fa, 96: req_historical_ticks, 97: req_tick_by_tick,
+            98: cancel_tick_by_tick}

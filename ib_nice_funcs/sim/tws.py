@@ -505,7 +505,6 @@ _UNSUPPORTED: dict[int, tuple[int, str]] = {
     55: (200, "No security definition has been found for the request"),
     84: (10276, "News feed is not allowed."),
     88: (162, "Historical Market Data Service error message:No histogram data"),
-    97: (10189, "Failed to request tick-by-tick data."),
     100: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
     102: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
 }

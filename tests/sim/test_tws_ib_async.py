@@ -461,3 +461,33 @@ def test_historical_ticks(sim):
     assert all(t.price > 0 and t.size > 0 for t in trades)
     assert all(q.priceBid < q.priceAsk for q in quotes)
     assert quotes[0].time == dt.datetime(2024, 3, 6, 14, 40, tzinfo=dt.timezone.utc)
+
+
+def test_tick_by_tick_streams_while_the_quote_moves(sim, clock):
+    async def go():
+        ib = await connect(sim.port)
+        seen: list = []
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            ticker = ib.reqTickByTickData(aapl, "BidAsk")
+            ticker.updateEvent += lambda t: seen.extend(t.tickByTicks)
+            for _ in range(250):
+                if seen:
+                    break
+                await asyncio.sleep(0.02)
+            first = len(seen)
+            sim.set_price("AAPL", seen[-1].bidPrice + 1)
+            for _ in range(250):
+                if len(seen) > first:
+                    break
+                await asyncio.sleep(0.02)
+            ib.cancelTickByTickData(aapl, "BidAsk")
+            return first, seen
+        finally:
+            sim.set_price("AAPL", None)
+            ib.disconnect()
+
+    first, ticks = run(go())
+    assert first >= 1 and len(ticks) > first
+    assert all(t.bidPrice < t.askPrice for t in ticks)
+    assert ticks[-1].bidPrice > ticks[0].bidPrice  # the new price came through
