@@ -12,10 +12,13 @@ for an account without that feature.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from . import _wire as w
-from .catalog import FX, STOCK
+from ._history import HistError, parse_end
+from .catalog import FX, STOCK, Instrument
+from .market import Bars
 
 if TYPE_CHECKING:
     from ._conn import Conn
@@ -60,7 +63,8 @@ def _pnl_single_fields(sim: TWSSimulator, conn: Conn, req_id: int, con_id: int) 
     return fields
 
 
-async def _pnl_stream(sim: TWSSimulator, conn: Conn, req_id: int, build) -> None:
+async def _pnl_stream(sim: TWSSimulator, conn: Conn, req_id: int,
+                      build: Callable[[], list[object]]) -> None:
     """Send ``build()`` now and again whenever it changes (checked once a second)."""
     last: list[object] | None = None
     try:
@@ -75,7 +79,7 @@ async def _pnl_stream(sim: TWSSimulator, conn: Conn, req_id: int, build) -> None
         pass
 
 
-def _subscribe(conn: Conn, key: tuple[str, int], coro) -> None:
+def _subscribe(conn: Conn, key: tuple[str, int], coro: Coroutine[Any, Any, None]) -> None:
     old = conn.tasks.pop(key, None)
     if old:
         old.cancel()
@@ -117,8 +121,8 @@ async def cancel_pnl(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
 
 
 # ------------------------------------------------------------ real-time bars
-def _bar_fields(sim: TWSSimulator, conn: Conn, req_id: int, inst, what: str, rth: bool,
-                start: int) -> list[object] | None:
+def _bar_fields(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument, what: str,
+                rth: bool, start: int) -> list[object] | None:
     if what == "TRADES" and inst.sec_type == FX:  # FX has no trades: TWS sends midpoints
         what = "MIDPOINT"
     bars = sim.market.bars(inst.key, start, start + REALTIME_BAR_S, REALTIME_BAR_S,
@@ -133,7 +137,7 @@ def _bar_fields(sim: TWSSimulator, conn: Conn, req_id: int, inst, what: str, rth
             max(0, int(bars.count[-1]))]
 
 
-async def _bar_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst, what: str,
+async def _bar_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument, what: str,
                       rth: bool) -> None:
     """One 5-second bar each time one completes on the market clock (the last
     completed bar at once, so a client sees data without waiting)."""
@@ -180,7 +184,7 @@ async def cancel_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> N
 _TBT_TYPES = {"LAST": 1, "ALLLAST": 2, "BIDASK": 3, "MIDPOINT": 4}
 
 
-def _tbt_fields(sim: TWSSimulator, conn: Conn, inst, kind: int) -> list[object]:
+def _tbt_fields(sim: TWSSimulator, conn: Conn, inst: Instrument, kind: int) -> list[object]:
     q = sim.market.quote(inst.key)
     if kind in (1, 2):
         return [w.num(q.last), w.size(q.last_size, conn.sv), 0, inst.primary_exchange, ""]
@@ -190,7 +194,8 @@ def _tbt_fields(sim: TWSSimulator, conn: Conn, inst, kind: int) -> list[object]:
     return [w.num(q.mid)]
 
 
-async def _tbt_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst, kind: int) -> None:
+async def _tbt_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument,
+                      kind: int) -> None:
     """A tick whenever the paper quote changes (none while the market is closed)."""
     last: list[object] | None = None
     try:
@@ -228,8 +233,8 @@ async def cancel_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> Non
 MAX_TICKS = 1000
 
 
-def _tick_window(sim: TWSSimulator, inst, start: float | None, end: float | None, count: int,
-                 what: str, rth: bool):
+def _tick_window(sim: TWSSimulator, inst: Instrument, start: float | None, end: float | None,
+                 count: int, what: str, rth: bool) -> Bars:
     """1-second bars holding ``count`` ticks from ``start`` on or up to ``end``."""
     span = max(60.0, 2.0 * count)
     while True:
@@ -244,8 +249,6 @@ def _tick_window(sim: TWSSimulator, inst, start: float | None, end: float | None
 async def req_historical_ticks(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
     """One tick per second of the paper market's path (trades: last price and the
     second's volume; BID_ASK: the quote around it; MIDPOINT: the midpoint)."""
-    from ._history import HistError, parse_end
-
     req_id = f.int()
     contract = w.read_contract(f)
     f.skip()  # includeExpired

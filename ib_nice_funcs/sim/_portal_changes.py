@@ -128,7 +128,8 @@ async def whatif(sim: PortalSimulator, req: Request, params: dict) -> Reply:
                     "after": _money(current + change)}
 
         return {"amount": {"amount": f"{_money(amount)} USD ({order.quantity:g} Shares)",
-                           "commission": f"{comm:.2f} USD", "total": f"{_money(amount + comm)} USD"},
+                           "commission": f"{comm:.2f} USD",
+                           "total": f"{_money(amount + comm)} USD"},
                 "equity": row(equity, -comm),
                 "initial": row(values["InitMarginReq"], margin_change),
                 "maintenance": row(values["MaintMarginReq"], margin_change),
