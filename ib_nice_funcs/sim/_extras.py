@@ -1,7 +1,8 @@
-"""The TWS simulator's smaller requests: P&L, real-time bars, and the
-reference lookups clients make once (scanner parameters, news providers,
-market rules, family codes, depth exchanges, soft dollar tiers, user info,
-smart components, option chains, historical news, FA configuration).
+"""The TWS simulator's smaller requests: P&L, real-time bars, tick-by-tick,
+historical ticks, and the reference lookups clients make once (scanner
+parameters, news providers, market rules, family codes, depth exchanges,
+soft dollar tiers, user info, smart components, option chains, historical
+news, FA configuration).
 
 Every request a client waits for gets an answer carrying its own request id
 (or the reply the client keys the request by), so no client call hangs: a
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wire as w
 from ._history import HistError, parse_end
+from ._scanner import SCANNER_XML
 from .catalog import FX, STOCK, Instrument
 from .market import Bars
 
@@ -24,10 +26,6 @@ if TYPE_CHECKING:
     from ._conn import Conn
     from .tws import TWSSimulator
 
-_SCANNER_XML = ('<?xml version="1.0" encoding="UTF-8"?><ScanParameterResponse>'
-                '<InstrumentList varName="fullInstrumentList"><Instrument><name>US Stocks'
-                '</name><type>STK</type></Instrument></InstrumentList><ScanTypeList>'
-                '</ScanTypeList></ScanParameterResponse>')
 _FA_XML = '<?xml version="1.0" encoding="UTF-8"?><ListOfGroups/>'
 #: Seconds between P&L updates of a subscription (TWS sends about one a second).
 PNL_INTERVAL_S = 1.0
@@ -304,7 +302,7 @@ async def req_historical_ticks(sim: TWSSimulator, conn: Conn, f: w.Fields) -> No
 
 # -------------------------------------------------------- reference lookups
 async def req_scanner_parameters(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
-    conn.send([w.SCANNER_PARAMETERS, 1, _SCANNER_XML])
+    conn.send([w.SCANNER_PARAMETERS, 1, SCANNER_XML])
 
 
 async def req_news_providers(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from . import _account, _extras, _orders
+from . import _account, _extras, _orders, _scanner
 from . import _wire as w
 from ._conn import Conn
 from ._data import DataRequests
@@ -497,8 +497,6 @@ class TWSSimulator(DataRequests):
 _UNSUPPORTED: dict[int, tuple[int, str]] = {
     10: (10092, "Deep market data is not supported for this combination of security "
                 "type/exchange"),
-    22: (162, "Historical Market Data Service error message:Scanner subscriptions are not "
-              "available"),
     52: (430, "We are sorry, but fundamentals data for the security specified is not "
               "available."),
     54: (200, "No security definition has been found for the request"),
@@ -529,3 +527,4 @@ _HANDLERS: dict[int, Callable] = {
 _HANDLERS.update(_account.HANDLERS)
 _HANDLERS.update(_orders.HANDLERS)
 _HANDLERS.update(_extras.HANDLERS)
+_HANDLERS.update(_scanner.HANDLERS)

@@ -491,3 +491,25 @@ def test_tick_by_tick_streams_while_the_quote_moves(sim, clock):
     assert first >= 1 and len(ticks) > first
     assert all(t.bidPrice < t.askPrice for t in ticks)
     assert ticks[-1].bidPrice > ticks[0].bidPrice  # the new price came through
+
+
+def test_scanner_ranks_the_catalog_stocks(sim):
+    from ib_async import ScannerSubscription
+
+    async def go():
+        ib = await connect(sim.port)
+        try:
+            sub = ScannerSubscription(instrument="STK", locationCode="STK.US.MAJOR",
+                                      scanCode="TOP_PERC_LOSE", numberOfRows=4)
+            losers = await ib.reqScannerDataAsync(sub)
+            bad = await ib.reqScannerDataAsync(ScannerSubscription(
+                instrument="STK", locationCode="STK.US.MAJOR", scanCode="NO_SUCH_SCAN"))
+            [t] = await ib.reqTickersAsync(losers[0].contractDetails.contract)
+            [u] = await ib.reqTickersAsync(losers[-1].contractDetails.contract)
+            return losers, bad, t, u
+        finally:
+            ib.disconnect()
+
+    losers, bad, first, last = run(go())
+    assert [r.rank for r in losers] == [0, 1, 2, 3] and len(bad) == 0
+    assert first.last / first.close <= last.last / last.close  # the biggest loser ranks first

@@ -39,6 +39,7 @@ def test_scripted_session(module, sims):
     assert out["realtime_bars"] is True
     assert out["scanner_params"] > 0 and out["news_providers"] == []
     assert out["market_rule"] == [[0.0, 0.01]]
+    assert len(out["scanner"]) == 5 and len(set(out["scanner"])) == 5
     assert out["bracket"] == ["Filled", "Submitted", "Submitted"]
     assert out["held"] == ["PreSubmitted", 0.0]
     assert out["stop_limit"] == "Submitted" and out["open_after_cancel_all"] == 0

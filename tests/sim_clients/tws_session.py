@@ -59,6 +59,10 @@ def main(module: str, port: int) -> dict:
     out["scanner_params"] = len(ib.reqScannerParameters())
     out["news_providers"] = ib.reqNewsProviders()
     out["market_rule"] = [(r.lowEdge, r.increment) for r in ib.reqMarketRule(26)]
+    gainers = ib.reqScannerData(ib_mod.ScannerSubscription(
+        instrument="STK", locationCode="STK.US.MAJOR", scanCode="TOP_PERC_GAIN",
+        numberOfRows=5))
+    out["scanner"] = [row.contractDetails.contract.symbol for row in gainers]
     # -- a bracket: the parent fills, both children protect it
     last = ticker.last
     bracket = ib.bracketOrder("BUY", 10, limitPrice=round(ticker.ask + 0.05, 2),
