@@ -30,6 +30,10 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "/tickle": (1, 1.0),
     "/iserver/account/orders": (1, 5.0),
     "/portfolio/accounts": (1, 5.0),
+    "/portfolio/subaccounts": (1, 5.0),
+    "/iserver/account/pnl/partitioned": (1, 5.0),
+    "/iserver/scanner/params": (1, 900.0),
+    "/iserver/scanner/run": (1, 1.0),
 }
 
 

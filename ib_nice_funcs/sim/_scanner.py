@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import _wire as w
-from .catalog import STOCK
-from .market import Quote
+from .catalog import STOCK, Instrument
+from .market import PaperMarket, Quote
 
 if TYPE_CHECKING:
     from ._conn import Conn
@@ -66,17 +66,27 @@ def _num_or_none(text: str) -> float | None:
     return value if value < 1.7e308 else None
 
 
-def scan(sim: TWSSimulator, code: str, rows: int, above: float | None, below: float | None,
-         above_volume: float | None) -> list[object]:
-    """The scannerData fields after reqId: the row count, then the rows."""
-    quotes = [(inst, sim.market.quote(inst.key)) for inst in sim.market.instruments()
+def scan(market: PaperMarket, code: str, rows: int, above: float | None = None,
+         below: float | None = None, above_volume: float | None = None) -> list[Instrument]:
+    """The catalog's stocks ranked by ``code`` (one of :data:`SCANS`), best first.
+
+    Raises:
+        KeyError: for an unknown scan code.
+    """
+    rank = SCANS[code]
+    quotes = [(inst, market.quote(inst.key)) for inst in market.instruments()
               if inst.sec_type == STOCK]
     kept = [(inst, q) for inst, q in quotes
             if (above is None or q.last >= above) and (below is None or q.last <= below)
             and (above_volume is None or q.volume >= above_volume)]
-    kept.sort(key=lambda iq: SCANS[code](iq[1]), reverse=True)
-    out: list[object] = [min(rows, len(kept))]
-    for rank, (inst, _q) in enumerate(kept[:rows]):
+    kept.sort(key=lambda iq: rank(iq[1]), reverse=True)
+    return [inst for inst, _q in kept[:rows]]
+
+
+def _scan_fields(hits: list[Instrument]) -> list[object]:
+    """scannerData fields after reqId: the row count, then the rows."""
+    out: list[object] = [len(hits)]
+    for rank, inst in enumerate(hits):
         out += [rank, inst.con_id, inst.symbol, inst.sec_type, "", w.num(0.0), "", "SMART",
                 inst.currency, inst.local_symbol, inst.trading_class, inst.trading_class, "",
                 "", "", ""]
@@ -113,7 +123,8 @@ async def req_scanner_subscription(sim: TWSSimulator, conn: Conn, f: w.Fields) -
         old.cancel()
     conn.tasks[key] = asyncio.create_task(_stream(
         sim, conn, req_id,
-        lambda: scan(sim, code, min(rows, MAX_ROWS), above, below, above_volume)))
+        lambda: _scan_fields(scan(sim.market, code, min(rows, MAX_ROWS), above, below,
+                                  above_volume))))
 
 
 async def cancel_scanner_subscription(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:

@@ -60,6 +60,7 @@ from . import (
     _portal_changes,
     _portal_data,
     _portal_orders,
+    _portal_scanner,
 )
 from ._portal_http import HttpError, Reply, Request, Route, encode_reply, read_request
 from ._portal_limits import RateLimiter
@@ -75,7 +76,8 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/api"
 _ROUTES: list[Route] = [*_portal_account.ROUTES, *_portal_data.ROUTES, *_portal_orders.ROUTES,
-                        *_portal_changes.ROUTES, *_portal_account_more.ROUTES]
+                        *_portal_changes.ROUTES, *_portal_account_more.ROUTES,
+                        *_portal_scanner.ROUTES]
 _HISTORY = "/iserver/marketdata/history"
 
 

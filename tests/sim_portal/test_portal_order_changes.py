@@ -132,3 +132,21 @@ def test_account_summary_pnl_and_portfolio_siblings(ready, market):
     assert ready.post("/iserver/account", json={"acctId": acct}).json()["set"] is True
     assert ready.get("/iserver/exchangerate", params={"source": "USD",
                                                       "target": "USD"}).json()["rate"] == 1.0
+
+
+def test_scanner_params_and_run(ready, portal, market):
+    params = ready.get("/iserver/scanner/params").json()
+    codes = [t["code"] for t in params["scan_type_list"]]
+    assert "TOP_PERC_GAIN" in codes and "MOST_ACTIVE" in codes
+    body = {"instrument": "STK", "type": "TOP_PERC_GAIN", "location": "STK.US.MAJOR",
+            "filter": [{"code": "priceAbove", "value": 50}]}
+    hits = ready.post("/iserver/scanner/run", json=body).json()["contracts"]
+    assert hits and all(market.quote(h["symbol"]).last >= 50 for h in hits)
+    change = [(market.quote(h["symbol"]).last / market.quote(h["symbol"]).prior_close)
+              for h in hits]
+    assert change == sorted(change, reverse=True)
+    again = ready.post("/iserver/scanner/run", json=body)
+    assert again.status_code == 429 or again.json()["contracts"] == hits  # 1 run per second
+    portal.set_enforce_rate_limits(False)
+    bad = ready.post("/iserver/scanner/run", json={"instrument": "FUT", "type": "X"})
+    assert bad.status_code == 400
