@@ -323,7 +323,8 @@ class MatchingEngine:
         """reqGlobalCancel: cancel every open order of every client."""
         events: list[Event] = []
         for order in self.open_orders():
-            events += self._cancel(order, now)
+            if order.is_open:  # a parent's cancel may already have taken its children
+                events += self._cancel(order, now)
         return events
 
     # ----------------------------------------------------------------- matching

@@ -134,3 +134,15 @@ def test_no_fill_ever_leaves_available_funds_negative(qty, side):
     engine = MatchingEngine(market, "DU1", 1_000_000.0)
     engine.submit(_order(engine, 1, side, qty, "MKT"), OPEN_T)
     assert engine.values(OPEN_T)["AvailableFunds"] >= -1e-6
+
+
+def test_cancel_all_cancels_each_order_once(engine, market):
+    q = market.quote("AAPL", OPEN_T)
+    parent = _order(engine, 1, "BUY", 10, "LMT", lmt_price=round(q.last - 20, 2),
+                    transmit=False)
+    child = _order(engine, 2, "SELL", 10, "STP", aux_price=round(q.last - 30, 2), parent_id=1)
+    engine.submit(parent, OPEN_T)
+    engine.submit(child, OPEN_T)
+    events = engine.cancel_all(OPEN_T + 1)
+    cancelled = [e.order.order_id for e in events if e.kind == "error" and e.code == 202]
+    assert sorted(cancelled) == [1, 2]
