@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from . import _account
 from . import _wire as w
+from ._history import HistError, parse_end
 from .matching import Event, Fill, SimOrder
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def open_order_msg(sv: int, order: SimOrder, state: dict | None = None) -> list[
         f.append("")
     if sv >= 103:
         f.append("")  # modelCode
-    f += ["", "", U, ""]  # goodTillDate, rule80A, percentOffset, settlingFirm
+    f += [order.extra.get("goodTillDate", ""), "", U, ""]  # goodTillDate, rule80A, ..
     f += [0, "", -1]  # shortSaleSlot, designatedLocation, exemptCode
     f += [0, U, U, U, U, U]  # auctionStrategy, startingPrice, stockRefPrice, delta, ranges
     f += [UI, 0, 0, 0, UI, order.oca_type]  # displaySize .. minQty, ocaType
@@ -307,6 +308,17 @@ async def place_order(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
                      oca_group=o["ocaGroup"], oca_type=o["ocaType"] or 3,
                      transmit=o["transmit"],
                      extra={"exchange": exchange, "cashQty": o.get("cashQty")})
+    if order.tif == "GTD":
+        try:  # IB's format: "yyyymmdd hh:mm:ss [zone]" (TWS's zone if none)
+            if not o["goodTillDate"].strip():
+                raise HistError(201, "no goodTillDate")
+            order.extra["good_till"] = parse_end(o["goodTillDate"], sim.market.now())[0]
+            order.extra["goodTillDate"] = o["goodTillDate"]
+        except HistError:
+            sim.engine.order_count += 1
+            conn.send(w.error_msg(conn.sv, order_id, 201, "Order rejected - reason:GTD "
+                                  f"orders need goodTillDate, got {o['goodTillDate']!r}"))
+            return
     if o["whatIf"]:
         _what_if(sim, conn, order)
         return

@@ -12,8 +12,8 @@ since submission; MIDPRICE fills at the midpoint (not beyond its cap, if
 one is given); MOC fills at the 16:00 ET close, LOC at the close if the close
 is within its limit (``run_close`` forces the close in tests). Time in
 force: DAY orders are cancelled at the end of the session they first work
-in, IOC/FOK market and limit orders cancel what does not fill at once (FOK
-never fills in part), GTC orders rest. Stock orders
+in, GTD orders at their ``good_till`` time, IOC/FOK market and limit orders
+cancel what does not fill at once (FOK never fills in part), GTC orders rest. Stock orders
 fill in regular hours only, unless ``outsideRth`` is set on a limit order;
 FX and crypto fill whenever their market is open.
 
@@ -380,7 +380,10 @@ class MatchingEngine:
         return events
 
     def _day_is_over(self, order: SimOrder, now: float) -> bool:
-        """A DAY order lives until the end of the session it first works in."""
+        """A DAY order lives until the end of the session it first works in; a GTD
+        order until its ``good_till`` time (UTC epoch seconds in ``extra``)."""
+        if order.tif == "GTD" and order.extra.get("good_till") is not None:
+            return now >= order.extra["good_till"]
         if order.tif not in ("DAY", "") or not order.submitted_at:
             return False
         rth = order.order_type in ("MOC", "LOC") or not (
