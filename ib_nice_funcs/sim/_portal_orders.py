@@ -290,12 +290,14 @@ async def _place(sim: PortalSimulator, acct: str, plist: list[dict]) -> Reply:
         orders = [_sim_order(sim, acct, p, sim.next_portal_order_id()) for p in plist]
         by_coid = {o.order_ref: o for o in orders if o.order_ref}
         group = f"oca-{orders[0].order_id}" if any(p["oca"] for p in plist) else ""
+        bracket = any(p["parent_coid"] for p in plist)
         for o, p in zip(orders, plist):
             if p["parent_coid"]:
                 o.parent_id = by_coid[p["parent_coid"]].order_id
             if p["oca"]:
                 o.oca_group, o.oca_type = group, 1
-            o.transmit = o is orders[-1]  # the bracket goes out with its last order
+            # A bracket goes out with its last order (so no child misses its parent).
+            o.transmit = not bracket or o is orders[-1]
         events = []
         for o in orders:
             events += sim.engine.submit(o, sim.market.now())

@@ -48,6 +48,8 @@ def test_oca_group_and_cancel_all(ready, market):
     body, _ = ready.confirm_all(ready.post(f"/iserver/account/{ready.acct}/orders",
                                            json={"orders": orders}))
     assert len(body) == 2
+    rows = _rows(ready)
+    assert rows["oca-1"]["status"] == rows["oca-2"]["status"] == "Submitted"  # both working
     unrelated = [dict(orders[0], cOID="x"), dict(orders[1], cOID="y", isSingleGroup=False)]
     for o in unrelated:
         o.pop("isSingleGroup", None)
