@@ -68,6 +68,12 @@ MAX_SPAN: dict[int, float] = {
 }
 _UNIT_SECONDS = {"S": 1, "D": _DAY, "W": 7 * _DAY, "M": 31 * _DAY, "Y": 366 * _DAY}
 _WHAT = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST", "AGGTRADES")
+#: whatToShow values IB accepts that the paper market has no data for: answered
+#: 162 "No historical market data" (a client ends its call on it; 321 is a
+#: warning to ib_async, which would keep waiting).
+_UNSERVED_WHAT = ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY", "FEE_RATE",
+                  "REBATE_RATE", "SCHEDULE", "YIELD_BID", "YIELD_ASK", "YIELD_BID_ASK",
+                  "YIELD_LAST")
 _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
 _END_RE = re.compile(r"^(\d{8})([ -])(\d{2}):(\d{2}):(\d{2})(?: (\S+))?$")
 
@@ -189,6 +195,8 @@ def plan_request(market: PaperMarket, inst: Instrument, end_text: str, duration:
     if format_date not in (1, 2):
         raise HistError(321, "Error validating request.-'bT' : cause - Date formatting "
                              f"selection of {format_date} rejected")
+    if what in _UNSERVED_WHAT:  # valid for IB, no such data in the paper market
+        raise _no_data_type(inst, what, bar_seconds, kind)
     if what not in _WHAT:
         raise HistError(321, "Error validating request.-'bJ' : cause - Historical data "
                              f"whatToShow '{what}' is invalid. Valid: {', '.join(_WHAT)}")

@@ -174,3 +174,11 @@ def test_identical_and_burst_rules_cover_small_bars_only_and_bid_ask_counts_twic
     assert t.check("ba", "c2", 2.0, bar_seconds=300, weight=2) is None  # 7 + 2 = 9 of 10
     assert t.check("x", "c3", 3.0, bar_seconds=300) is None  # 10 of 10
     assert "more than 10" in t.check("y", "c4", 4.0, bar_seconds=3600)
+
+
+@pytest.mark.parametrize("what", ["HISTORICAL_VOLATILITY", "SCHEDULE", "FEE_RATE"])
+def test_valid_types_without_paper_data_are_162(what):
+    m = PaperMarket(seed=1)
+    with pytest.raises(HistError) as exc:
+        plan_request(m, m.get("AAPL"), "", "1 D", "1 hour", what, 1, 1, False, OPEN_T)
+    assert exc.value.code == 162 and "No historical market data" in exc.value.message
