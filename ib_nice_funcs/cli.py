@@ -124,17 +124,35 @@ def _print_frame(frame: Any, rows: int) -> None:
 
 @command("sim")
 def _sim(args: argparse.Namespace) -> int:
-    from .sim import serve_forever
+    from .sim import MarketClock, ServeInfo, serve_forever
 
-    print(f"paper TWS simulator on {args.host}:{args.port} (account {args.account}, seed {args.seed}); Ctrl-C stops it")
-    # The simulator logs where it listens (the Client Portal URL and its CA file).
+    clock = None
+    if args.at:
+        try:
+            clock = MarketClock.at(args.at)
+        except ValueError as exc:
+            raise CLIError(f"--at: {exc}") from None
+    portal_kwargs: dict[str, Any] = {"tls": not args.no_tls}
+    if args.penalty is not None:
+        portal_kwargs["penalty_s"] = args.penalty
+
+    def ready(info: ServeInfo) -> None:
+        # The bound ports (with --port 0 / --portal 0 only known now) and the
+        # CA file a client needs, on stdout for scripts to read.
+        print(f"paper TWS simulator on {info.host}:{info.port} (account {info.account}, "
+              f"seed {args.seed}); Ctrl-C stops it", flush=True)
+        if info.portal_url:
+            print(f"Client Portal on {info.portal_url}", flush=True)
+            if info.portal_ca:
+                print(f"IB_PORTAL_CA={info.portal_ca}", flush=True)
+
     logging.getLogger("ib_nice_funcs.sim").setLevel(logging.INFO)
     try:
         serve_forever(
             host=args.host, port=args.port, seed=args.seed, account=args.account,
-            enforce_pacing=not args.no_pacing,
+            enforce_pacing=not args.no_pacing, on_ready=ready, clock=clock,
             portal_port=args.portal,
-            portal_kwargs={"tls": not args.no_tls} if args.portal is not None else None,
+            portal_kwargs=portal_kwargs if args.portal is not None else None,
         )
     except KeyboardInterrupt:
         pass
@@ -247,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--portal", type=int, nargs="?", const=5000, metavar="PORT",
                    help="also serve the Client Portal REST API (default port 5000; 0 = any free port)")
     p.add_argument("--no-tls", action="store_true", help="serve the Client Portal over plain HTTP")
+    p.add_argument("--penalty", type=float, metavar="SECONDS",
+                   help="Client Portal penalty box length after repeated 429s (default 600; 0 = none)")
+    p.add_argument("--at", metavar="'YYYY-MM-DD HH:MM[:SS] [zone]'",
+                   help="start the market clock at this time (New York unless a zone is given), "
+                        "e.g. to test a closed market or the close")
 
     p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
     p.add_argument("--seed", type=int, default=0)

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from . import _account, _orders
+from . import _account, _extras, _orders, _scanner
 from . import _wire as w
 from ._conn import Conn
 from ._data import DataRequests
@@ -344,10 +344,13 @@ class TWSSimulator(DataRequests):
         idx = w.REQ_ID_INDEX.get(msg_id, -1)
         req_id = int(fields[idx]) if 0 < idx < len(fields) and fields[idx].lstrip("-").isdigit() \
             else -1
+        if name.startswith("cancel"):  # cancelling what was refused needs no answer
+            return
         log.info("unsupported request %s", name)
-        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'" + name +
-                              "' : cause - this request is not supported by the ib_nice_funcs "
-                              "paper simulator"))
+        code, text = _UNSUPPORTED.get(msg_id, (321, "Error validating request.-'" + name +
+                                               "' : cause - this request is not supported"))
+        conn.send(w.error_msg(conn.sv, req_id, code,
+                              f"{text} (not served by the ib_nice_funcs paper simulator)"))
 
     # ------------------------------------------------------------------ startup
     async def _start_api(self, conn: Conn, f: w.Fields) -> None:
@@ -488,6 +491,23 @@ class TWSSimulator(DataRequests):
                 if c.client_id is not None and c.writable and not self.is_deaf(c)]
 
 
+#: IB's error for a request the paper account cannot be served, where a client
+#: waits for it: codes clients treat as errors (ib_async takes 321 for a
+#: warning and would keep waiting), so every call returns.
+_UNSUPPORTED: dict[int, tuple[int, str]] = {
+    10: (10092, "Deep market data is not supported for this combination of security "
+                "type/exchange"),
+    52: (430, "We are sorry, but fundamentals data for the security specified is not "
+              "available."),
+    54: (200, "No security definition has been found for the request"),
+    55: (200, "No security definition has been found for the request"),
+    84: (10276, "News feed is not allowed."),
+    88: (162, "Historical Market Data Service error message:No histogram data"),
+    100: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
+    102: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
+}
+
+
 def _req_id_guess(fields: list[str]) -> int:
     for idx in (2, 1):
         if len(fields) > idx and fields[idx].lstrip("-").isdigit():
@@ -506,3 +526,5 @@ _HANDLERS: dict[int, Callable] = {
 }
 _HANDLERS.update(_account.HANDLERS)
 _HANDLERS.update(_orders.HANDLERS)
+_HANDLERS.update(_extras.HANDLERS)
+_HANDLERS.update(_scanner.HANDLERS)
