@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "close_position": "trading.module_api",
     "emergency_stop": "trading.module_api",
     "reconcile_positions": "trading.module_api",
+    "journal": "trade_journal.api",
     # plumbing
     "configure": "nice_funcs",
     "default_client": "nice_funcs",
@@ -128,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .sources import register_source, unregister_source
     from .symbols import parse_symbol
     from .timeframes import parse_timeframe
+    from .trade_journal.api import journal
     from .trading.module_api import (
         cancel_all,
         cancel_order,

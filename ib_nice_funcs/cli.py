@@ -245,7 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commissions", type=float,
                    help="monthly commissions for the $30 waiver (default: the estimate)")
     _add_trading_commands(sub, common)
+    _add_journal_commands(sub, common)
     return parser
+
+
+def _add_journal_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .trade_journal.cli import add_commands
+
+    add_commands(sub, common, command)
 
 
 def _add_trading_commands(sub: Any, common: argparse.ArgumentParser) -> None:

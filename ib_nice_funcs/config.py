@@ -82,6 +82,11 @@ class Settings:
     #: trading day of the daily-loss baseline and the day-trade count. Not an
     #: environment setting; tests give the simulator and the client one clock.
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    #: Trade journal: None the default file under the user's data directory,
+    #: "off" none, else a SQLite file path (``IB_NICE_FUNCS_JOURNAL``).
+    journal: str | None = None
+    #: The agent name journal rows carry (``IB_NICE_FUNCS_AGENT``); None the script's name.
+    agent: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -173,6 +178,8 @@ class Settings:
         number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
         number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
         number("IB_NICE_FUNCS_MAX_LINES", "max_market_data_lines", int)
+        text("IB_NICE_FUNCS_JOURNAL", "journal")
+        text("IB_NICE_FUNCS_AGENT", "agent")
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
             values["sources"] = env["IB_NICE_FUNCS_SOURCES"]
         elif values.get("portal_url"):

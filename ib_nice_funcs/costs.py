@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "SCHEDULE_DATE",
     "COMMISSION_SCHEDULE",
     "LISTING_NETWORKS",
     "MARKET_DATA_FEES",
@@ -30,6 +31,10 @@ __all__ = [
     "plan_commissions",
     "plan_market_data",
 ]
+
+#: When the figures here were last checked against IB's published schedule
+#: (interactivebrokers.com "Commissions: Stocks, ETFs" and "Required Minimums").
+SCHEDULE_DATE = "2026-12-04"
 
 #: Monthly commissions (USD) at which IB waives non-professional data fees.
 DATA_FEE_WAIVER_COMMISSIONS_USD = 30.0

@@ -24,6 +24,7 @@ from ..errors import (
     RiskLimitError,
 )
 from ..symbols import Instrument
+from ..trade_journal.recorder import JournalRecorder
 from .account import (
     DailyBaseline,
     account_number,
@@ -104,6 +105,9 @@ class TraderCore:
         # The Client Portal side (order_failover); thread-side, owns its own locks.
         self._failover = PortalFailover(self)
         self._portal_closing = PortalClosing(self._failover)
+        #: The trade journal: told of every order sent, refused or failed over, and
+        #: (through :meth:`_follow`) of their status changes, fills and commissions.
+        self.journal = JournalRecorder(self.settings, self.settings.client_id)
         self.gateway.on_connected.append(self._on_connected)
 
     # -- thread side ---------------------------------------------------------
@@ -263,6 +267,7 @@ class TraderCore:
         if self._followed is ib:
             return
         self._followed = ib
+        self.journal.watch(ib)
         self._unconfirmed.clear()
         ib.execDetailsEvent += self._on_fill
         ib.positionEvent += self._on_position
@@ -518,6 +523,8 @@ class TraderCore:
         order = build_ib_order(request, quantity, account=account, min_tick=spec.min_tick)
         trade = ib.placeOrder(spec.contract, order)
         self._remember(request.client_order_id, spec.symbol, trade, ib, None)
+        self.journal.sent(request, spec.symbol, quantity, trade, account,
+                          mark=self._mark_usd(ib, spec, account))
         log.info(
             "sent %s %s %g %s (client order id %s, order id %s)",
             request.order_type, request.side, quantity, spec.symbol,

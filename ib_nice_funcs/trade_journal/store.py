@@ -1,0 +1,211 @@
+"""The journal's SQLite file: schema, where it lives, writing rows and reading them.
+
+One table, ``events``: one row per order event (sent, refused, failed over,
+status change, fill, commission). SQLite from the standard library in WAL
+mode, so several agent processes on one host append to the same file while a
+dashboard or ``report`` reads it. A fill or commission carries IB's execution
+id, and a unique index on (kind, exec_id) keeps a fill recorded once even when
+two processes see it.
+
+Nothing here knows about IB or the trading layer; everything is plain
+functions over a path and dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "COLUMNS",
+    "EVENT_KINDS",
+    "SCHEMA_VERSION",
+    "JournalUnreadableError",
+    "default_path",
+    "resolve_path",
+    "default_agent",
+    "connect_for_writing",
+    "insert_rows",
+    "read_rows",
+]
+
+#: ``PRAGMA user_version`` of the files this version writes; a file with another
+#: non-zero version is left alone (reported, never rewritten).
+SCHEMA_VERSION = 1
+
+#: What each kind of row means.
+EVENT_KINDS: dict[str, str] = {
+    "sent": "an order went to TWS / IB Gateway",
+    "refused": "an order was refused before sending (risk, size, no position, ...) or rejected",
+    "failover": "an order went to the Client Portal because TWS could not take it",
+    "status": "an order's status changed",
+    "fill": "an execution (price, quantity, execution id, slippage)",
+    "commission": "IB's commission report for one execution",
+}
+
+#: Column name -> SQLite type, in table order (after ``id``).
+COLUMNS: dict[str, str] = {
+    "ts": "REAL NOT NULL",          # UTC epoch seconds, the trading layer's clock
+    "kind": "TEXT NOT NULL",
+    "agent": "TEXT",
+    "pid": "INTEGER",
+    "client_id": "INTEGER",
+    "account": "TEXT",
+    "symbol": "TEXT",
+    "side": "TEXT",
+    "quantity": "REAL",
+    "order_type": "TEXT",
+    "limit_price": "REAL",
+    "client_order_id": "TEXT",
+    "order_id": "INTEGER",
+    "status": "TEXT",
+    "reason": "TEXT",               # a short code: risk:max_position_usd, no_position, ...
+    "detail": "TEXT",               # the full message
+    "arrival_price": "REAL",
+    "price": "REAL",
+    "exec_id": "TEXT",
+    "fill_time": "REAL",
+    "commission": "REAL",
+    "currency": "TEXT",
+    "realized_pnl": "REAL",
+    "slippage_bps": "REAL",
+    "source": "TEXT",
+}
+
+_OFF = {"off", "0", "false", "no", "none", "disabled"}
+#: How long a writer waits for another process's lock (it writes on its own thread).
+_BUSY_TIMEOUT_MS = 5000
+
+
+class JournalUnreadableError(Exception):
+    """The journal file is locked, corrupt or from another version (``str`` says which)."""
+
+
+def default_path() -> Path:
+    """``$XDG_DATA_HOME/ib_nice_funcs/journal.sqlite3`` (``~/.local/share`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME", "").strip()
+    root = Path(base) if base else Path.home() / ".local" / "share"
+    return root / "ib_nice_funcs" / "journal.sqlite3"
+
+
+def resolve_path(setting: str | None) -> Path | None:
+    """The journal file the ``journal`` setting names: None when it is off."""
+    if setting is None or not str(setting).strip():
+        return default_path()
+    text = str(setting).strip()
+    if text.lower() in _OFF:
+        return None
+    return Path(text).expanduser()
+
+
+def default_agent() -> str:
+    """The running script's name without its extension (``python`` in a REPL)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    name = Path(argv0).stem if argv0 and argv0 != "-c" else ""
+    return name or "python"
+
+
+def _schema_sql() -> str:
+    cols = ",\n  ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+    return (
+        f"CREATE TABLE IF NOT EXISTS events (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  {cols}\n);\n"
+        "CREATE UNIQUE INDEX IF NOT EXISTS events_exec ON events(kind, exec_id) "
+        "WHERE exec_id IS NOT NULL;\n"
+        "CREATE INDEX IF NOT EXISTS events_ts ON events(ts);\n"
+    )
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version (0: new); JournalUnreadableError for another version's file."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version not in (0, SCHEMA_VERSION):
+        raise JournalUnreadableError(
+            f"journal {path} is from another version (schema {version}; this package "
+            f"knows {SCHEMA_VERSION}); move it aside or point IB_NICE_FUNCS_JOURNAL elsewhere")
+    return version
+
+
+def connect_for_writing(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the journal at ``path`` for appending rows.
+
+    Blocks up to about 5 s on another process's lock. The connection belongs
+    to the calling thread.
+
+    Raises:
+        JournalUnreadableError: the file is corrupt, not SQLite, from another
+            schema version, or stays locked.
+        OSError: the directory cannot be created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_MS / 1000)
+        try:
+            _check_version(conn, path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_schema_sql())
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.DatabaseError as exc:
+        raise JournalUnreadableError(f"journal {path} cannot be opened: {exc}") from exc
+    return conn
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Append ``rows`` in one transaction (a repeated execution id is skipped); the count sent.
+
+    Raises:
+        sqlite3.Error: the write failed (locked past the busy timeout, disk full...).
+    """
+    names = list(COLUMNS)
+    sql = (f"INSERT OR IGNORE INTO events ({', '.join(names)}) "
+           f"VALUES ({', '.join('?' for _ in names)})")
+    batch = [tuple(row.get(n) for n in names) for row in rows]
+    with conn:
+        conn.executemany(sql, batch)
+    return len(batch)
+
+
+def read_rows(
+    path: Path, since: float | None = None, agent: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows of the journal at ``path`` in time order (none when the file does not exist).
+
+    ``since``: UTC epoch seconds, rows at or after it; ``agent``: only that agent.
+    Opens the file read-only; blocks up to about 5 s on a writer's lock.
+
+    Raises:
+        JournalUnreadableError: the file is locked, corrupt or from another version.
+    """
+    if not path.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=_BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise JournalUnreadableError(f"journal {path} cannot be opened: {exc}") from exc
+    try:
+        if _check_version(conn, path) == 0:
+            return []  # created, never written
+        where, params = [], []
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(float(since))
+        if agent is not None:
+            where.append("agent = ?")
+            params.append(agent)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        conn.row_factory = sqlite3.Row
+        got = conn.execute(f"SELECT * FROM events{clause} ORDER BY ts, id", params).fetchall()
+        return [dict(r) for r in got]
+    except sqlite3.DatabaseError as exc:
+        raise JournalUnreadableError(f"journal {path} cannot be read: {exc}") from exc
+    finally:
+        conn.close()

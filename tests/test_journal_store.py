@@ -1,0 +1,100 @@
+"""The journal's pure parts: --since forms, slippage sign, paths, the file's version guard."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ib_nice_funcs.trade_journal.api import SINCE_FORMS, journal, parse_since, read_journal
+from ib_nice_funcs.trade_journal.recorder import slippage_bps
+from ib_nice_funcs.trade_journal.store import (
+    JournalUnreadableError,
+    connect_for_writing,
+    default_path,
+    insert_rows,
+    read_rows,
+    resolve_path,
+)
+
+NOW = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("30m", NOW - 1800), ("4h", NOW - 4 * 3600), ("7d", NOW - 7 * 86400), ("2w", NOW - 14 * 86400),
+    ("90s", NOW - 90), ("today", datetime(2026, 11, 18, tzinfo=timezone.utc).timestamp()),
+    ("2026-11-01", datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()),
+    ("2026-11-01T14:30", datetime(2026, 11, 1, 14, 30, tzinfo=timezone.utc).timestamp()),
+    ("2026-11-01T14:30:00Z", datetime(2026, 11, 1, 14, 30, tzinfo=timezone.utc).timestamp()),
+    ("1700000000", 1_700_000_000.0), (1_700_000_000, 1_700_000_000.0), (None, None),
+])
+def test_since_forms(text, expected):
+    assert parse_since(text, NOW) == expected
+
+
+@pytest.mark.parametrize("bad", ["yesterday-ish", "5 parsecs", "", "-3d", True, -1, object()])
+def test_unknown_since_names_the_accepted_forms(bad):
+    with pytest.raises(ValueError) as info:
+        parse_since(bad, NOW)
+    assert SINCE_FORMS in str(info.value)
+
+
+@given(st.floats(0.01, 1e6), st.floats(0.01, 1e6))
+def test_slippage_sign_is_adverse_positive(arrival, price):
+    buy, sell = slippage_bps("BUY", arrival, price), slippage_bps("SELL", arrival, price)
+    assert buy == pytest.approx(-sell)
+    assert (buy > 0) == (price > arrival) or price == arrival
+
+
+def test_slippage_needs_both_prices():
+    assert slippage_bps("BUY", None, 10.0) is None and slippage_bps("SELL", 10.0, 0.0) is None
+
+
+def test_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_path() == tmp_path / "ib_nice_funcs" / "journal.sqlite3"
+    assert resolve_path(None) == default_path() and resolve_path("OFF") is None
+    assert resolve_path("~/x.db").name == "x.db"
+
+
+def test_rows_round_trip_and_an_execution_is_kept_once(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    conn = connect_for_writing(path)
+    fill = {"ts": 1.0, "kind": "fill", "agent": "a", "exec_id": "E1", "price": 10.0}
+    insert_rows(conn, [fill, fill, {"ts": 2.0, "kind": "sent", "agent": "b"}])
+    conn.close()
+    got = read_rows(path)
+    assert [r["kind"] for r in got] == ["fill", "sent"]
+    assert [r["kind"] for r in read_rows(path, since=1.5)] == ["sent"]
+    assert [r["agent"] for r in read_rows(path, agent="a")] == ["a"]
+
+
+def test_a_journal_from_another_version_is_refused_not_rewritten(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(JournalUnreadableError, match="another version"):
+        connect_for_writing(path)
+    with pytest.raises(JournalUnreadableError, match="another version"):
+        read_rows(path)
+
+
+def test_module_journal_warns_and_returns_an_empty_frame_on_a_corrupt_file(
+        tmp_path, monkeypatch, caplog):
+    path = tmp_path / "bad.sqlite3"
+    path.write_bytes(b"garbage" * 500)
+    monkeypatch.setenv("IB_NICE_FUNCS_JOURNAL", str(path))
+    frame = journal()
+    assert frame.empty and {"time", "kind", "slippage_bps", "agent"} <= set(frame.columns)
+    assert any(str(path) in r.getMessage() for r in caplog.records)
+    with pytest.raises(JournalUnreadableError):
+        read_journal()
+
+
+def test_no_file_yet_is_an_empty_journal(tmp_path, monkeypatch):
+    monkeypatch.setenv("IB_NICE_FUNCS_JOURNAL", str(tmp_path / "none.sqlite3"))
+    assert journal().empty

@@ -1,0 +1,202 @@
+"""The trade journal against the paper simulator: one row per order event, never in the way."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+
+from ib_nice_funcs.errors import RiskLimitError
+from ib_nice_funcs.trade_journal.api import read_journal
+from ib_nice_funcs.trading import NoPositionError
+
+
+@pytest.fixture
+def journaled(tsim, make_client, tmp_path):
+    """A Trader on a fresh simulator writing to a journal of the test's own, as agent 'alpha'."""
+    path = tmp_path / "journal.sqlite3"
+    client = make_client(tsim, journal=str(path), agent="alpha")
+    return client.trading
+
+
+def rows(trader, **kw):
+    return read_journal(settings=trader.client.settings, **kw)
+
+
+def test_a_market_buy_leaves_sent_status_fill_and_commission_rows(journaled):
+    trader = journaled
+    arrival = trader.client.price("AAPL")
+    result = trader.market_buy("AAPL", 1000)
+    frame = rows(trader)
+    coid = result["client_order_id"]
+    mine = frame[frame["client_order_id"] == coid]
+    assert {"sent", "status", "fill", "commission"} <= set(mine["kind"])
+    sent = mine[mine["kind"] == "sent"].iloc[0]
+    assert sent["agent"] == "alpha" and sent["symbol"] == "AAPL" and sent["side"] == "BUY"
+    assert sent["quantity"] == result["filled_qty"] and sent["order_id"] == result["order_id"]
+    assert sent["arrival_price"] == pytest.approx(arrival, rel=0.01)  # the quote then
+    arrival = sent["arrival_price"]
+    fills = mine[mine["kind"] == "fill"]
+    assert fills["quantity"].sum() == result["filled_qty"]
+    assert fills["exec_id"].notna().all() and fills["fill_time"].notna().all()
+    for _, fill in fills.iterrows():
+        expected = (fill["price"] - arrival) / arrival * 10_000
+        assert fill["slippage_bps"] == pytest.approx(expected)
+    commissions = mine[mine["kind"] == "commission"]
+    assert set(commissions["exec_id"]) == set(fills["exec_id"])
+    assert (commissions["commission"] > 0).all()
+    assert "Filled" in set(mine.loc[mine["kind"] == "status", "status"])
+
+
+def test_a_sell_slippage_is_positive_when_below_arrival(journaled):
+    trader = journaled
+    trader.market_buy("MSFT", 2000)
+    sold = trader.market_sell("MSFT")
+    frame = rows(trader)
+    fill = frame[(frame["kind"] == "fill") & (frame["client_order_id"] == sold["client_order_id"])]
+    arrival = frame[(frame["kind"] == "sent")
+                    & (frame["client_order_id"] == sold["client_order_id"])]["arrival_price"].iloc[0]
+    assert arrival > 0
+    for _, row in fill.iterrows():
+        assert row["side"] == "SELL"
+        assert row["slippage_bps"] == pytest.approx((arrival - row["price"]) / arrival * 10_000)
+
+
+def test_refusals_are_recorded_with_their_reason(journaled, tsim):
+    trader = journaled
+    with pytest.raises(RiskLimitError):
+        trader.market_buy("AAPL", 20_000)  # over max_position_usd (10,000)
+    with pytest.raises(NoPositionError):
+        trader.market_sell("MSFT")
+    frame = rows(trader)
+    refused = frame[frame["kind"] == "refused"]
+    assert list(refused["reason"]) == ["risk:max_position_usd", "no_position"]
+    assert list(refused["symbol"]) == ["AAPL", "MSFT"]
+    assert refused["detail"].str.len().min() > 10
+    assert tsim.sim.order_count == 0
+
+
+def test_journal_filters_by_agent_and_since(journaled):
+    trader = journaled
+    trader.market_buy("AAPL", 500)
+    assert set(rows(trader, agent="alpha")["agent"]) == {"alpha"}
+    assert rows(trader, since="1s").shape[0] <= rows(trader).shape[0]
+    later = trader.client.settings.clock() + 3600
+    assert rows(trader, since=later).empty
+    with pytest.raises(ValueError, match="agents seen: alpha"):
+        rows(trader, agent="beta")
+    with pytest.raises(ValueError, match="duration back from now"):
+        rows(trader, since="last tuesday")
+
+
+def test_a_corrupt_journal_warns_once_and_trading_goes_on(tsim, make_client, tmp_path, caplog):
+    path = tmp_path / "broken.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    trader = make_client(tsim, journal=str(path)).trading
+    with caplog.at_level(logging.WARNING, logger="ib_nice_funcs"):
+        assert trader.market_buy("AAPL", 500)["success"]
+        assert trader.market_sell("AAPL")["success"]
+        trader.journal.writer.flush()
+    warnings = [r for r in caplog.records if "journal" in r.getMessage()]
+    assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
+
+
+def test_a_locked_journal_never_holds_up_an_order(tsim, make_client, tmp_path, caplog):
+    path = tmp_path / "locked.sqlite3"
+    trader = make_client(tsim, journal=str(path)).trading
+    assert trader.market_buy("AAPL", 300)["success"]
+    trader.journal.writer.flush()
+    holder = sqlite3.connect(str(path))
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert trader.market_sell("AAPL")["success"]  # the writer waits, not the order
+    finally:
+        holder.rollback()
+        holder.close()
+    assert trader.journal.writer.flush(10)
+    assert "sent" in set(rows(trader)["kind"])
+
+
+def test_journal_off_writes_nothing(tsim, make_client, tmp_path):
+    trader = make_client(tsim, journal="off").trading
+    assert trader.journal.writer is None
+    assert trader.market_buy("AAPL", 300)["success"]
+    assert read_journal(settings=trader.client.settings).empty
+
+
+def test_report_matches_the_fills(journaled, tmp_path, capsys):
+    import json
+
+    from ib_nice_funcs.cli import main
+
+    trader = journaled
+    first = trader.market_buy("AAPL", 1000)
+    second = trader.market_buy("AAPL", 600)
+    sold = trader.market_sell("AAPL")
+    with pytest.raises(RiskLimitError):
+        trader.market_buy("MSFT", 50_000)
+    frame = rows(trader)
+    arrivals = frame[frame["kind"] == "sent"].set_index("client_order_id")["arrival_price"]
+    # Independently, from the order results: average cost of the buys against the sale.
+    bought = [(first["filled_qty"], first["avg_price"]), (second["filled_qty"], second["avg_price"])]
+    qty = sum(q for q, _ in bought)
+    assert sold["filled_qty"] == qty
+    expected_pnl = qty * sold["avg_price"] - sum(q * p for q, p in bought)
+    slips = []
+    for res, sign in ((first, 1), (second, 1), (sold, -1)):
+        arrival = arrivals[res["client_order_id"]]
+        slips.append((sign * (res["avg_price"] - arrival) / arrival * 10_000, res["filled_qty"]))
+    expected_avg_slip = sum(s * q for s, q in slips) / sum(q for _, q in slips)
+
+    path = trader.client.settings.journal
+    assert main(["report", "--journal", path, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    aapl = next(g for g in report["by_symbol"] if g["key"] == "AAPL")
+    assert aapl["realized_pnl"] == pytest.approx(expected_pnl, abs=1e-6)
+    assert aapl["orders_sent"] == 3 and aapl["orders_filled"] == 3 and aapl["fill_rate"] == 1.0
+    assert aapl["position"] == pytest.approx(0.0)
+    assert aapl["avg_slippage_bps"] == pytest.approx(expected_avg_slip, abs=1e-6)
+    assert aapl["worst_slippage_bps"] == pytest.approx(max(s for s, _ in slips), abs=1e-6)
+    assert aapl["commissions"] > 0
+    assert aapl["net_pnl"] == pytest.approx(aapl["realized_pnl"] - aapl["commissions"])
+    msft = next(g for g in report["by_symbol"] if g["key"] == "MSFT")
+    assert msft["refusals"] == {"risk:max_position_usd": 1} and msft["orders_sent"] == 0
+    assert [g["key"] for g in report["by_agent"]] == ["alpha"]
+    assert report["refusals"] == {"risk:max_position_usd": 1}
+    # The month is the code's clock's (the simulator's market clock here).
+    from pathlib import Path
+
+    from ib_nice_funcs.trade_journal.cli import report_for
+
+    costs = report_for(Path(path), trader.client.settings.clock())["month_costs"]
+    assert costs["orders"] == 3 and costs["commissions_paid"] == pytest.approx(
+        aapl["commissions"], abs=0.01)
+    assert costs["commissions_schedule"] > 0 and costs["schedule_date"]
+
+    assert main(["report", "--journal", path]) == 0
+    text = capsys.readouterr().out
+    assert "AAPL" in text and "alpha" in text and "risk:max_position_usd" in text
+    assert main(["report", "--journal", path, "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("group,key,orders_sent")
+
+
+def test_report_errors_name_the_accepted_forms(journaled, capsys):
+    from ib_nice_funcs.cli import main
+
+    trader = journaled
+    trader.market_buy("AAPL", 300)
+    path = trader.client.settings.journal
+    assert main(["report", "--journal", path, "--since", "a while ago"]) == 1
+    assert "duration back from now" in capsys.readouterr().err
+    assert main(["report", "--journal", path, "--agent", "nobody"]) == 1
+    assert "agents seen: alpha" in capsys.readouterr().err
+
+
+def test_report_says_what_it_could_not_read(tmp_path, capsys):
+    from ib_nice_funcs.cli import main
+
+    path = tmp_path / "corrupt.sqlite3"
+    path.write_bytes(b"not sqlite at all" * 200)
+    assert main(["report", "--journal", str(path)]) == 1
+    assert f"could not read: journal {path}" in capsys.readouterr().out
