@@ -250,9 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_journal_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .dashboard.cli import add_commands as add_dashboard
     from .trade_journal.cli import add_commands
 
     add_commands(sub, common, command)
+    add_dashboard(sub, common, command)
 
 
 def _add_trading_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -103,9 +103,13 @@ def resolve_path(setting: str | None) -> Path | None:
 
 
 def default_agent() -> str:
-    """The running script's name without its extension (``python`` in a REPL)."""
+    """The running script's name without its extension; a package's for ``python -m pkg``;
+    ``python`` in a REPL."""
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
-    name = Path(argv0).stem if argv0 and argv0 != "-c" else ""
+    if not argv0 or argv0 == "-c":
+        return "python"
+    script = Path(argv0)
+    name = script.parent.name if script.stem == "__main__" else script.stem
     return name or "python"
 
 

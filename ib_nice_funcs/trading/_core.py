@@ -351,6 +351,25 @@ class TraderCore:
             day_trades_last_5_days=used,
         )
 
+    def risk_snapshot(self, *, timeout: float | None = None) -> PortfolioSnapshot:
+        """What the risk check sees now: positions in USD, net liquidation, daily P&L,
+        day trades; for dashboards (read-only: no live-account guard, nothing sent).
+
+        Blocks up to ``timeout`` seconds (default: the ``timeout`` setting).
+
+        Raises:
+            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+            IBNiceFuncsError: IB reports no net liquidation.
+        """
+        deadline = self._deadline(timeout)
+
+        async def run(ib: IB) -> PortfolioSnapshot:
+            self._follow(ib)
+            return await self._snapshot_async(ib, self._data_account() or "")
+
+        return self._run(lambda: self.gateway.request(run, "risk snapshot"), deadline,
+                         "risk snapshot")
+
     # -- loop side: sending and waiting --------------------------------------------
 
     async def _wait_async(self, trade: Trade, for_fill: bool, deadline: float) -> bool:

@@ -1,0 +1,252 @@
+"""What the dashboard shows, gathered from one Client and the journal.
+
+:func:`risk_bars` and :func:`journal_view` are pure; :class:`StateCollector`
+asks the Client (blocking calls, each bounded by its timeout) at most once
+per ``min_interval_s`` however many browser tabs poll, and never raises:
+a section that failed carries its error instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from ..trade_journal.store import JournalUnreadableError, read_rows
+from ..trade_journal.writer import flush_writer
+
+__all__ = ["RiskBar", "risk_bars", "journal_view", "StateCollector", "HaltState"]
+
+log = logging.getLogger("ib_nice_funcs")
+
+#: Day trades a margin account under USD 25,000 may make in 5 business days.
+_PDT_ALLOWED = 3
+_RECENT_FILLS = 50
+
+
+class RiskBar(TypedDict):
+    """One risk limit: how much of it is used (``used`` / ``limit``, ``fraction`` 0..1+)."""
+
+    name: str
+    label: str
+    used: float
+    limit: float
+    fraction: float
+
+
+def risk_bars(limits: Mapping[str, Any], positions_usd: Mapping[str, float],
+              daily_pnl: float, day_trades: int) -> list[RiskBar]:
+    """One bar per risk limit from a risk snapshot's numbers (pure)."""
+
+    def bar(name: str, label: str, used: float, limit: float) -> RiskBar:
+        return RiskBar(name=name, label=label, used=used, limit=limit,
+                       fraction=(used / limit) if limit > 0 else 0.0)
+
+    largest_symbol, largest = "", 0.0
+    for symbol, value in positions_usd.items():
+        if abs(value) > largest:
+            largest_symbol, largest = symbol, abs(value)
+    bars = [
+        bar("max_daily_loss_usd", "daily loss", max(0.0, -daily_pnl),
+            float(limits["max_daily_loss_usd"])),
+        bar("max_position_usd",
+            f"largest position{' (' + largest_symbol + ')' if largest_symbol else ''}",
+            largest, float(limits["max_position_usd"])),
+        bar("max_exposure_usd", "gross exposure",
+            sum(abs(v) for v in positions_usd.values()), float(limits["max_exposure_usd"])),
+    ]
+    if limits.get("pdt_guard"):
+        bars.append(bar("pdt", "day trades (5 days)", float(day_trades), float(_PDT_ALLOWED)))
+    return bars
+
+
+def journal_view(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Recent fills (newest first) and the agents seen, from journal rows (pure)."""
+    fills = [r for r in rows if r["kind"] == "fill"]
+    recent = [
+        {k: r.get(k) for k in ("ts", "fill_time", "agent", "symbol", "side", "quantity", "price",
+                               "arrival_price", "slippage_bps", "client_order_id", "exec_id")}
+        for r in sorted(fills, key=lambda r: (r["ts"], r.get("id") or 0), reverse=True)
+    ][:_RECENT_FILLS]
+    agents: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        name = r.get("agent")
+        if not name:
+            continue
+        entry = agents.setdefault(name, {"agent": name, "last_seen": 0.0, "orders": 0,
+                                         "fills": 0, "refusals": 0})
+        entry["last_seen"] = max(entry["last_seen"], float(r["ts"]))
+        entry["orders"] += r["kind"] == "sent"
+        entry["fills"] += r["kind"] == "fill"
+        entry["refusals"] += r["kind"] == "refused"
+    return {"fills": recent, "agents": sorted(agents.values(), key=lambda a: a["agent"]),
+            "fill_count": len(fills)}
+
+
+class HaltState:
+    """The halt the dashboard shows: issue's fleet latch when installed, else this process's.
+
+    ``resume_trading()`` from :mod:`ib_nice_funcs.fleet` is called on Resume when it exists.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.halted = False
+        self.reason = ""
+        self.since: float | None = None
+        self.last_stop: dict[str, Any] | None = None
+
+    def halt(self, reason: str, result: dict[str, Any] | None) -> None:
+        with self._lock:
+            self.halted, self.reason, self.since = True, reason, time.time()
+            self.last_stop = result
+
+    def resume(self) -> str:
+        """Lift the halt; the fleet-wide latch too when the package has one."""
+        note = "dashboard halt lifted"
+        try:
+            from .. import fleet  # type: ignore[attr-defined]
+        except ImportError:
+            fleet = None
+        resume = getattr(fleet, "resume_trading", None)
+        if callable(resume):
+            resume()
+            note = "resume_trading() called: the fleet may trade again"
+        with self._lock:
+            self.halted, self.reason, self.since = False, "", None
+        return note
+
+    def view(self) -> dict[str, Any]:
+        with self._lock:
+            stop = self.last_stop
+            return {"halted": self.halted, "reason": self.reason, "since": self.since,
+                    "last_stop": None if stop is None else {
+                        "success": stop.get("success"),
+                        "cancelled_orders": stop.get("cancelled_orders"),
+                        "closed": len(stop.get("closed") or []),
+                        "remaining_positions": stop.get("remaining_positions"),
+                        "error": stop.get("error")}}
+
+
+def _section(fn: Callable[[], Any]) -> Any:
+    """``fn()``'s value, or ``{"error": ...}`` when it failed (the page shows it)."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - one broken section must not blank the page
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+class StateCollector:
+    """Builds the page's state from a Client, at most once per ``min_interval_s``.
+
+    Threading: :meth:`state` may be called from many threads (web workers);
+    one refresh runs at a time, the others get the last state. Each refresh
+    blocks up to about ``timeout`` seconds per gateway call.
+    """
+
+    def __init__(self, client: Any, journal_path: Path | None, halt: HaltState,
+                 min_interval_s: float = 0.5, timeout: float = 5.0) -> None:
+        self.client = client
+        self.journal_path = journal_path
+        self.halt = halt
+        self.min_interval_s = min_interval_s
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] | None = None
+        self._at = 0.0
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = 0.0
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            if self._state is not None and time.monotonic() - self._at < self.min_interval_s:
+                return self._state
+            self._state = self._collect()
+            self._at = time.monotonic()
+            return self._state
+
+    # -- the sections -------------------------------------------------------------
+
+    def _collect(self) -> dict[str, Any]:
+        settings = self.client.settings
+        trader = self.client.trading
+        t = self.timeout
+        snapshot = _section(lambda: trader.risk_snapshot(timeout=t))
+        limits = {"max_daily_loss_usd": settings.max_daily_loss_usd,
+                  "max_position_usd": settings.max_position_usd,
+                  "max_exposure_usd": settings.max_exposure_usd,
+                  "pdt_guard": settings.pdt_guard}
+        if isinstance(snapshot, dict):  # the gateway failed
+            account: dict[str, Any] = dict(snapshot)
+            bars: Any = snapshot
+        else:
+            cash = _section(lambda: trader.get_balance(timeout=t))
+            account = {"net_liquidation": snapshot.net_liquidation,
+                       "cash": cash if not isinstance(cash, dict) else None,
+                       "daily_pnl": snapshot.daily_pnl,
+                       "max_daily_loss_usd": settings.max_daily_loss_usd}
+            bars = risk_bars(limits, snapshot.positions_usd, snapshot.daily_pnl,
+                             snapshot.day_trades_last_5_days)
+        return {
+            "now": float(settings.clock()),
+            "gateway": f"{settings.host}:{settings.port}",
+            "client_id": settings.client_id,
+            "account": account,
+            "positions": _section(lambda: trader.get_all_positions(timeout=t)),
+            "orders": _section(lambda: trader.get_open_orders(timeout=t)),
+            "risk": bars,
+            "sources": self._sources(),
+            "journal": self._journal(),
+            "halt": self.halt.view(),
+        }
+
+    def _sources(self) -> dict[str, Any]:
+        client = self.client
+        settings = client.settings
+        rows = []
+        ib_source = None
+        for name in settings.sources:
+            if name == "ib":
+                ib_source = _section(lambda: client.source("ib"))
+                up = bool(_section(lambda: client.gateway.connected))
+                delayed = bool(getattr(ib_source, "delayed", False)) if not isinstance(
+                    ib_source, dict) else False
+                rows.append({"name": "ib", "up": up, "delayed": delayed,
+                             "detail": f"TWS / IB Gateway {settings.host}:{settings.port}"})
+            elif name == "portal":
+                rows.append({"name": "portal", "up": None, "delayed": False,
+                             "detail": settings.portal_url or "not configured"})
+            else:
+                rows.append({"name": name, "up": None, "delayed": name == "yfinance",
+                             "detail": "fallback, not probed (delayed quotes)"
+                             if name == "yfinance" else "registered source"})
+        lines = pacing = None
+        if ib_source is not None and not isinstance(ib_source, dict):
+            tickers = getattr(ib_source, "tickers", None)
+            if tickers is not None:
+                lines = _section(lambda: tickers.lines)
+            budget = getattr(ib_source, "pacing", None)
+            if budget is not None:
+                pacing = {"left": budget.requests_left(), "limit": budget.max_requests,
+                          "window_s": 600}
+        return {"sources": rows,
+                "lines": {"used": lines, "limit": settings.max_market_data_lines},
+                "pacing": pacing}
+
+    def _journal(self) -> dict[str, Any]:
+        path = self.journal_path
+        if path is None:
+            return {"path": None, "fills": [], "agents": [], "fill_count": 0,
+                    "error": "the journal is off"}
+        flush_writer(path, 1.0)
+        try:
+            rows = read_rows(path)
+        except JournalUnreadableError as exc:
+            return {"path": str(path), "fills": [], "agents": [], "fill_count": 0,
+                    "error": str(exc)}
+        return {"path": str(path), **journal_view(rows), "error": None}
