@@ -75,8 +75,12 @@ def _price(args: argparse.Namespace) -> int:
 
 @command("ohlcv")
 def _ohlcv(args: argparse.Namespace) -> int:
+    if args.plot and not args.plot.lower().endswith((".png", ".html")):
+        raise CLIError(f"--plot {args.plot}: use a .png or .html file name")
     with _client(args) as client:
         frame = client.ohlcv(args.symbol, args.timeframe, args.days)
+    if args.plot:
+        _plot(frame, args)
     if args.csv:
         frame.to_csv(args.csv, index=False)
         print(f"wrote {len(frame)} bars of {args.symbol} ({args.timeframe}) to {args.csv} "
@@ -85,6 +89,29 @@ def _ohlcv(args: argparse.Namespace) -> int:
     _print_frame(frame, args.rows)
     print(f"{len(frame)} bars of {args.symbol} ({args.timeframe}, {args.days} days) from {frame.attrs.get('source')}")
     return 0
+
+
+def _plot(frame: Any, args: argparse.Namespace) -> None:
+    """Draw the bars (and the journal's fills of the symbol, in HTML) to ``args.plot``."""
+    from .symbols import parse_symbol
+    from .trade_journal.api import journal_path
+    from .trade_journal.store import JournalUnreadableError, read_rows
+
+    symbol = parse_symbol(args.symbol).symbol
+    fills: list[dict[str, Any]] = []
+    path = journal_path()
+    if path is not None:
+        try:
+            fills = [r for r in read_rows(path) if r["kind"] == "fill" and r["symbol"] == symbol]
+        except JournalUnreadableError:
+            fills = []  # the chart is still worth drawing
+    try:
+        from .charts import write_chart
+
+        written = write_chart(frame, args.plot, symbol, fills)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"drew {len(frame)} bars of {symbol} ({args.timeframe}) to {written}")
 
 
 def _print_frame(frame: Any, rows: int) -> None:
@@ -210,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--timeframe", default="1h")
     p.add_argument("-d", "--days", type=float, default=3.0, help="days back (fractional allowed)")
     p.add_argument("--csv", metavar="FILE", help="write all bars to FILE instead of printing")
+    p.add_argument("--plot", metavar="FILE.png|FILE.html",
+                   help="also draw candles and volume to a PNG or an HTML page (the journal's "
+                        "fills marked in HTML); needs the dashboard extra")
     p.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
 
     p = sub.add_parser("sim", help="run the paper TWS simulator")
