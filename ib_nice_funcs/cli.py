@@ -117,6 +117,7 @@ def _plot(frame: Any, args: argparse.Namespace) -> None:
 def _print_frame(frame: Any, rows: int) -> None:
     shown = frame.tail(rows).copy()
     shown["timestamp"] = shown["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
+    shown = shown.rename(columns={"timestamp": "timestamp (UTC)"})
     print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
 
 
@@ -152,20 +153,43 @@ def _demo(args: argparse.Namespace) -> int:
     symbols = ["AAPL", "MSFT", "EURUSD", "BTC-USD"]
     with run_simulator(seed=args.seed) as sim:
         print(f"Started the embedded paper TWS simulator on 127.0.0.1:{sim.port}\n")
-        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15) as client:
+        # The demo's paper trade is journaled apart from the user's own journal.
+        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15,
+                    journal="off") as client:
             for round_no in range(1, args.rounds + 1):
                 if round_no > 1:
                     time.sleep(1.0)  # let the quotes move (prices are cached for 1 s)
                 prices = client.prices(symbols)
-                print(f"Live prices, round {round_no}/{args.rounds}:")
+                print(f"Live prices, round {round_no}/{args.rounds} "
+                      f"({time.strftime('%H:%M:%S', time.gmtime())} UTC):")
                 _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
                 print()
             frame = client.ohlcv("AAPL", "1h", 2)
-            print("AAPL, 1-hour bars, last 2 days (tail):")
+            print("AAPL, 1-hour bars, last 2 days (tail; times UTC):")
             _print_frame(frame, 8)
-            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}")
-    print("\nDone. Point your agent at TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
+            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}\n")
+            _demo_trade(client)
+    print("\nNext: `ib-nice-funcs sim` runs this paper gateway for your own agents, "
+          "`ib-nice-funcs dashboard` watches them live in a browser, and examples/ "
+          "(sma_agent.py, install_into_module.py) shows agents to start from. Point them at "
+          "TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
     return 0
+
+
+def _demo_trade(client: Any) -> None:
+    """A paper market buy of BTC-USD (crypto trades around the clock), then its position."""
+    symbol = "BTC-USD"
+    print(f"Paper trade: market_buy({symbol!r}, 1000) on the simulator's paper account")
+    result = client.trading.market_buy(symbol, 1000)
+    print(f"  {result['status']}: bought {result['filled_qty']:g} {symbol} at "
+          f"{_fmt_price(result['avg_price'])} (order id {result['order_id']}, "
+          f"client order id {result['client_order_id']})")
+    position = client.trading.get_position(symbol)
+    pnl = position["unrealized_pnl"] or 0.0
+    print(f"  position: {position['quantity']:g} {symbol}, average cost "
+          f"{_fmt_price(position['avg_cost'])}, price {_fmt_price(position['current_price'])}, "
+          f"value ${position['market_value']:,.2f}, unrealized P&L "
+          f"{'-' if pnl < 0 else ''}${abs(pnl):,.2f}")
 
 
 @command("doctor")
@@ -252,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also serve the Client Portal REST API (default port 5000; 0 = any free port)")
     p.add_argument("--no-tls", action="store_true", help="serve the Client Portal over plain HTTP")
 
-    p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
+    p = sub.add_parser("demo", help="prices, bars and a paper trade on the embedded simulator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3)
 
