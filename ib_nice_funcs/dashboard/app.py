@@ -84,7 +84,8 @@ def create_app(client: Any, token: str, journal_path: Path | None,
     def index(request: Request) -> Response:
         if not authorised(request):
             return forbidden()
-        return HTMLResponse(page.replace("__TOKEN_URL__", token).replace("__TOKEN__", json.dumps(token)),
+        html = page.replace("__TOKEN_URL__", token).replace("__TOKEN__", json.dumps(token))
+        return HTMLResponse(html,
                             headers={"Cache-Control": "no-store"})
 
     def plotly(request: Request) -> Response:

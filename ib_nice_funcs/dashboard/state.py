@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -63,7 +63,7 @@ def risk_bars(limits: Mapping[str, Any], positions_usd: Mapping[str, float],
     return bars
 
 
-def journal_view(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+def journal_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Recent fills (newest first) and the agents seen, from journal rows (pure)."""
     fills = [r for r in rows if r["kind"] == "fill"]
     recent = [

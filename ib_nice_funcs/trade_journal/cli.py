@@ -70,11 +70,11 @@ def _table(title: str, groups: list[GroupStats]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     out = ["  ".join(h.ljust(w) if i in (0, 9) else h.rjust(w)
-                     for i, (h, w) in enumerate(zip(headers, widths)))]
+                     for i, (h, w) in enumerate(zip(headers, widths, strict=True)))]
     out.append("  ".join("-" * w for w in widths))
     for r in rows:
         out.append("  ".join(c.ljust(w) if i in (0, 9) else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+                             for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     return out
 
 
@@ -113,7 +113,8 @@ def _csv(report: Report) -> str:
     writer.writerow(("group", *_COLUMNS))
     for group, items in (("symbol", report["by_symbol"]), ("agent", report["by_agent"])):
         for g in items:
-            writer.writerow((group, *(json.dumps(g[c]) if c == "refusals" else g[c]
+            values = dict(g)
+            writer.writerow((group, *(json.dumps(values[c]) if c == "refusals" else values[c]
                                       for c in _COLUMNS)))
     return buf.getvalue()
 

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .store import default_agent, resolve_path
@@ -157,7 +158,7 @@ class JournalRecorder:
                 entry["arrival_price"] = arrival
 
     def refused(self, request: OrderRequest, symbol: str, exc: BaseException) -> None:
-        """An order ended in ``exc``: refused before sending, or failed after (then a status row)."""
+        """An order ended in ``exc``: refused before sending, or failed after (a status row)."""
         known = self._order(request.client_order_id)
         result = getattr(exc, "result", None) or {}
         kind = "status" if known.get("sent") else "refused"
@@ -246,7 +247,7 @@ class JournalRecorder:
         self._put("fill", symbol=known.get("symbol"), side=side, client_order_id=coid,
                   order_id=execution.orderId, account=execution.acctNumber or None,
                   quantity=float(execution.shares), price=price, exec_id=execution.execId,
-                  fill_time=when.timestamp() if hasattr(when, "timestamp") else None,
+                  fill_time=when.timestamp() if isinstance(when, datetime) else None,
                   arrival_price=arrival, slippage_bps=slippage_bps(side, arrival, price),
                   order_type=known.get("order_type"), source="tws")
 

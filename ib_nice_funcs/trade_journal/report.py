@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypedDict
 
@@ -86,7 +86,7 @@ def realized_pnl(fills: Iterable[tuple[str, float, float]]) -> tuple[float, floa
     return realized, position
 
 
-def _stats(key: str, rows: list[Mapping[str, Any]]) -> GroupStats:
+def _stats(key: str, rows: Sequence[Mapping[str, Any]]) -> GroupStats:
     sent_orders = {r["client_order_id"] for r in rows if r["kind"] in ("sent", "failover")}
     fills = [r for r in rows if r["kind"] == "fill"]
     filled_orders = {r["client_order_id"] for r in fills if (r["quantity"] or 0) > 0}
@@ -130,7 +130,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _group(rows: list[Mapping[str, Any]], field: str) -> list[GroupStats]:
+def _group(rows: Sequence[Mapping[str, Any]], field: str) -> list[GroupStats]:
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get(field):
@@ -138,7 +138,7 @@ def _group(rows: list[Mapping[str, Any]], field: str) -> list[GroupStats]:
     return [_stats(key, groups[key]) for key in sorted(groups)]
 
 
-def month_costs(rows: list[Mapping[str, Any]], now: float) -> MonthCosts:
+def month_costs(rows: Sequence[Mapping[str, Any]], now: float) -> MonthCosts:
     """The calendar month (UTC) of ``now``: commissions paid, by the schedule, and market data.
 
     The schedule's figure charges each filled order once at its total
@@ -181,9 +181,9 @@ def month_costs(rows: list[Mapping[str, Any]], now: float) -> MonthCosts:
 
 
 def build_report(
-    rows: list[Mapping[str, Any]], now: float, *, since: float | None = None,
+    rows: Sequence[Mapping[str, Any]], now: float, *, since: float | None = None,
     agent: str | None = None, unreadable: Iterable[str] = (),
-    month_rows: list[Mapping[str, Any]] | None = None,
+    month_rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> Report:
     """The report of ``rows`` (already filtered by ``since`` / ``agent``).
 

@@ -116,7 +116,8 @@ def default_agent() -> str:
 def _schema_sql() -> str:
     cols = ",\n  ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
     return (
-        f"CREATE TABLE IF NOT EXISTS events (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  {cols}\n);\n"
+        "CREATE TABLE IF NOT EXISTS events (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+        f"  {cols}\n);\n"
         "CREATE UNIQUE INDEX IF NOT EXISTS events_exec ON events(kind, exec_id) "
         "WHERE exec_id IS NOT NULL;\n"
         "CREATE INDEX IF NOT EXISTS events_ts ON events(ts);\n"
@@ -198,7 +199,8 @@ def read_rows(
     try:
         if _check_version(conn, path) == 0:
             return []  # created, never written
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if since is not None:
             where.append("ts >= ?")
             params.append(float(since))

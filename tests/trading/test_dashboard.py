@@ -161,8 +161,9 @@ def test_page_shows_a_trade_updates_without_reload_and_stop_flattens(
 
 def test_chart_marks_the_journal_fills(sim_factory, make_client, tmp_path, browser):
     """Crypto trades around the clock, so the simulator's wall-clock bars exist now."""
-    from ib_nice_funcs.sim import run_simulator
     from selenium.webdriver.common.by import By
+
+    from ib_nice_funcs.sim import run_simulator
 
     journal = tmp_path / "journal.sqlite3"
     with run_simulator(seed=5) as handle:

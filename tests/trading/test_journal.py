@@ -55,8 +55,8 @@ def test_a_sell_slippage_is_positive_when_below_arrival(journaled):
     sold = trader.market_sell("MSFT")
     frame = rows(trader)
     fill = frame[(frame["kind"] == "fill") & (frame["client_order_id"] == sold["client_order_id"])]
-    arrival = frame[(frame["kind"] == "sent")
-                    & (frame["client_order_id"] == sold["client_order_id"])]["arrival_price"].iloc[0]
+    sent = frame[(frame["kind"] == "sent") & (frame["client_order_id"] == sold["client_order_id"])]
+    arrival = sent["arrival_price"].iloc[0]
     assert arrival > 0
     for _, row in fill.iterrows():
         assert row["side"] == "SELL"
@@ -139,7 +139,7 @@ def test_report_matches_the_fills(journaled, tmp_path, capsys):
     frame = rows(trader)
     arrivals = frame[frame["kind"] == "sent"].set_index("client_order_id")["arrival_price"]
     # Independently, from the order results: average cost of the buys against the sale.
-    bought = [(first["filled_qty"], first["avg_price"]), (second["filled_qty"], second["avg_price"])]
+    bought = [(r["filled_qty"], r["avg_price"]) for r in (first, second)]
     qty = sum(q for q, _ in bought)
     assert sold["filled_qty"] == qty
     expected_pnl = qty * sold["avg_price"] - sum(q * p for q, p in bought)
