@@ -102,7 +102,7 @@ def _plot(frame: Any, args: argparse.Namespace) -> None:
     path = journal_path()
     if path is not None:
         try:
-            fills = [r for r in read_rows(path) if r["kind"] == "fill" and r["symbol"] == symbol]
+            fills = read_rows(path, kind="fill", symbol=symbol)
         except JournalUnreadableError:
             fills = []  # the chart is still worth drawing
     try:

@@ -98,3 +98,39 @@ def test_module_journal_warns_and_returns_an_empty_frame_on_a_corrupt_file(
 def test_no_file_yet_is_an_empty_journal(tmp_path, monkeypatch):
     monkeypatch.setenv("IB_NICE_FUNCS_JOURNAL", str(tmp_path / "none.sqlite3"))
     assert journal().empty
+
+
+def test_summary_counts_per_agent_and_keeps_the_newest_fills(tmp_path):
+    from ib_nice_funcs.trade_journal.store import summary
+
+    path = tmp_path / "j.sqlite3"
+    conn = connect_for_writing(path)
+    rows = [{"ts": float(i), "kind": "fill", "agent": "a" if i % 2 else "b", "exec_id": f"E{i}",
+             "price": 1.0, "quantity": 1.0} for i in range(10)]
+    rows += [{"ts": 20.0, "kind": "sent", "agent": "a"}, {"ts": 21.0, "kind": "refused",
+                                                          "agent": "b"}]
+    insert_rows(conn, rows)
+    conn.close()
+    got = summary(path, recent=3)
+    assert [f["exec_id"] for f in got["fills"]] == ["E9", "E8", "E7"] and got["fill_count"] == 10
+    assert got["agents"] == [
+        {"agent": "a", "last_seen": 20.0, "orders": 1, "fills": 5, "refusals": 0},
+        {"agent": "b", "last_seen": 21.0, "orders": 0, "fills": 5, "refusals": 1}]
+    assert summary(tmp_path / "none.sqlite3")["fill_count"] == 0
+
+
+def test_risk_bars_measure_each_limit():
+    from ib_nice_funcs.dashboard.state import risk_bars
+
+    limits = {"max_daily_loss_usd": 1000.0, "max_position_usd": 5000.0,
+              "max_exposure_usd": 20000.0, "pdt_guard": True}
+    bars = {b["name"]: b for b in risk_bars(limits, {"AAPL": 2500.0, "TSLA": -4000.0},
+                                            -250.0, 2)}
+    assert bars["max_daily_loss_usd"]["fraction"] == pytest.approx(0.25)
+    assert bars["max_position_usd"]["used"] == 4000.0 and "TSLA" in bars["max_position_usd"]["label"]
+    assert bars["max_exposure_usd"]["fraction"] == pytest.approx(6500 / 20000)
+    assert bars["pdt"]["fraction"] == pytest.approx(2 / 3)
+    gains = risk_bars({**limits, "pdt_guard": False}, {}, 300.0, 0)
+    assert [b["name"] for b in gains] == ["max_daily_loss_usd", "max_position_usd",
+                                          "max_exposure_usd"]
+    assert gains[0]["used"] == 0.0

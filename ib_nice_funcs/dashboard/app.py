@@ -114,8 +114,7 @@ def create_app(client: Any, token: str, journal_path: Path | None,
         fills: list[dict[str, Any]] = []
         if journal_path is not None:
             try:
-                fills = [r for r in read_rows(journal_path)
-                         if r["kind"] == "fill" and r["symbol"] == symbol]
+                fills = read_rows(journal_path, kind="fill", symbol=symbol)
             except JournalUnreadableError:
                 fills = []
         from ..charts import candles_figure

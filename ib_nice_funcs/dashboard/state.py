@@ -1,6 +1,6 @@
 """What the dashboard shows, gathered from one Client and the journal.
 
-:func:`risk_bars` and :func:`journal_view` are pure; :class:`StateCollector`
+:func:`risk_bars` is pure; :class:`StateCollector`
 asks the Client (blocking calls, each bounded by its timeout) at most once
 per ``min_interval_s`` however many browser tabs poll, and never raises:
 a section that failed carries its error instead.
@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ..trade_journal.store import JournalUnreadableError, read_rows
+from ..trade_journal.store import JournalUnreadableError, summary
 from ..trade_journal.writer import flush_writer
 
-__all__ = ["RiskBar", "risk_bars", "journal_view", "StateCollector", "HaltState"]
+__all__ = ["RiskBar", "risk_bars", "StateCollector", "HaltState"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -61,29 +61,6 @@ def risk_bars(limits: Mapping[str, Any], positions_usd: Mapping[str, float],
     if limits.get("pdt_guard"):
         bars.append(bar("pdt", "day trades (5 days)", float(day_trades), float(_PDT_ALLOWED)))
     return bars
-
-
-def journal_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Recent fills (newest first) and the agents seen, from journal rows (pure)."""
-    fills = [r for r in rows if r["kind"] == "fill"]
-    recent = [
-        {k: r.get(k) for k in ("ts", "fill_time", "agent", "symbol", "side", "quantity", "price",
-                               "arrival_price", "slippage_bps", "client_order_id", "exec_id")}
-        for r in sorted(fills, key=lambda r: (r["ts"], r.get("id") or 0), reverse=True)
-    ][:_RECENT_FILLS]
-    agents: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        name = r.get("agent")
-        if not name:
-            continue
-        entry = agents.setdefault(name, {"agent": name, "last_seen": 0.0, "orders": 0,
-                                         "fills": 0, "refusals": 0})
-        entry["last_seen"] = max(entry["last_seen"], float(r["ts"]))
-        entry["orders"] += r["kind"] == "sent"
-        entry["fills"] += r["kind"] == "fill"
-        entry["refusals"] += r["kind"] == "refused"
-    return {"fills": recent, "agents": sorted(agents.values(), key=lambda a: a["agent"]),
-            "fill_count": len(fills)}
 
 
 class HaltState:
@@ -245,8 +222,8 @@ class StateCollector:
                     "error": "the journal is off"}
         flush_writer(path, 1.0)
         try:
-            rows = read_rows(path)
+            got = summary(path, _RECENT_FILLS)
         except JournalUnreadableError as exc:
             return {"path": str(path), "fills": [], "agents": [], "fill_count": 0,
                     "error": str(exc)}
-        return {"path": str(path), **journal_view(rows), "error": None}
+        return {"path": str(path), **got, "error": None}

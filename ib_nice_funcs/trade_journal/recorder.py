@@ -287,7 +287,8 @@ def journaled(submit: F) -> F:
         except BaseException as exc:
             journal.refused(request, instrument.symbol, exc)
             raise
-        if isinstance(result, dict) and result.get("source") == "portal":
+        if isinstance(result, dict) and result.get("source") == "portal" \
+                and not result.get("existing"):  # a repeat of a known id sent nothing
             journal.failed_over(request, instrument.symbol, result)
         return result
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "connect_for_writing",
     "insert_rows",
     "read_rows",
+    "summary",
 ]
 
 #: ``PRAGMA user_version`` of the files this version writes; a file with another
@@ -178,13 +179,10 @@ def insert_rows(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> 
     return len(batch)
 
 
-def read_rows(
-    path: Path, since: float | None = None, agent: str | None = None
-) -> list[dict[str, Any]]:
-    """Rows of the journal at ``path`` in time order (none when the file does not exist).
+def _query(path: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Run one read-only query on the journal at ``path`` (no rows when it does not exist).
 
-    ``since``: UTC epoch seconds, rows at or after it; ``agent``: only that agent.
-    Opens the file read-only; blocks up to about 5 s on a writer's lock.
+    Blocks up to about 5 s on a writer's lock.
 
     Raises:
         JournalUnreadableError: the file is locked, corrupt or from another version.
@@ -199,19 +197,49 @@ def read_rows(
     try:
         if _check_version(conn, path) == 0:
             return []  # created, never written
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(float(since))
-        if agent is not None:
-            where.append("agent = ?")
-            params.append(agent)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
         conn.row_factory = sqlite3.Row
-        got = conn.execute(f"SELECT * FROM events{clause} ORDER BY ts, id", params).fetchall()
-        return [dict(r) for r in got]
+        return [dict(r) for r in conn.execute(sql, list(params)).fetchall()]
     except sqlite3.DatabaseError as exc:
         raise JournalUnreadableError(f"journal {path} cannot be read: {exc}") from exc
     finally:
         conn.close()
+
+
+def read_rows(
+    path: Path, since: float | None = None, agent: str | None = None, *,
+    kind: str | None = None, symbol: str | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of the journal at ``path`` in time order (none when the file does not exist).
+
+    ``since``: UTC epoch seconds, rows at or after it; ``agent``, ``kind``,
+    ``symbol``: only those. Opens the file read-only; blocks up to about 5 s
+    on a writer's lock.
+
+    Raises:
+        JournalUnreadableError: the file is locked, corrupt or from another version.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    for column, op, value in (("ts", ">=", None if since is None else float(since)),
+                              ("agent", "=", agent), ("kind", "=", kind),
+                              ("symbol", "=", symbol)):
+        if value is not None:
+            where.append(f"{column} {op} ?")
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return _query(path, f"SELECT * FROM events{clause} ORDER BY ts, id", params)
+
+
+def summary(path: Path, recent: int = 50) -> dict[str, Any]:
+    """For a dashboard: the ``recent`` newest fills, the fill count and each agent's counts.
+
+    Raises:
+        JournalUnreadableError: the file is locked, corrupt or from another version.
+    """
+    fills = _query(path, "SELECT * FROM events WHERE kind = 'fill' ORDER BY ts DESC, id DESC "
+                         "LIMIT ?", (int(recent),))
+    count = _query(path, "SELECT count(*) AS n FROM events WHERE kind = 'fill'")
+    agents = _query(path, "SELECT agent, max(ts) AS last_seen, sum(kind = 'sent') AS orders, "
+                          "sum(kind = 'fill') AS fills, sum(kind = 'refused') AS refusals "
+                          "FROM events WHERE agent IS NOT NULL GROUP BY agent ORDER BY agent")
+    return {"fills": fills, "fill_count": int(count[0]["n"]) if count else 0, "agents": agents}

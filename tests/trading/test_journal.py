@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +201,52 @@ def test_report_says_what_it_could_not_read(tmp_path, capsys):
     path.write_bytes(b"not sqlite at all" * 200)
     assert main(["report", "--journal", str(path)]) == 1
     assert f"could not read: journal {path}" in capsys.readouterr().out
+
+
+def test_a_failed_over_order_is_journaled_with_its_fill(sim_factory, tmp_path, new_client_id):
+    from ib_nice_funcs import Client
+
+    handle = sim_factory(portal=True)
+    handle.market.set_price("BTC", 50_000.0)
+    path = tmp_path / "journal.sqlite3"
+    with Client(host="127.0.0.1", port=handle.port, client_id=new_client_id(),
+                sources="ib,portal", portal_url=handle.portal.url, portal_ca=handle.portal.ca_path,
+                order_failover=True, timeout=10, journal=str(path), agent="gamma",
+                clock=handle.market.clock) as client:
+        trader = client.trading
+        handle.set_refuse_new(True)  # TWS / IB Gateway is not running
+        result = trader.market_buy("BTC-USD", 500, client_order_id="jr-fo")
+        assert result["source"] == "portal" and result["status"] == "Filled"
+        again = trader.market_buy("BTC-USD", 500, client_order_id="jr-fo")
+        assert again["existing"] is True
+        frame = rows(trader)
+    mine = frame[frame["client_order_id"] == "jr-fo"]
+    assert list(mine["kind"]) == ["failover", "fill"]
+    fill = mine[mine["kind"] == "fill"].iloc[0]
+    assert fill["source"] == "portal" and fill["agent"] == "gamma"
+    assert fill["quantity"] == pytest.approx(result["filled_qty"])
+    assert fill["price"] == pytest.approx(result["avg_price"])
+
+
+def test_several_processes_share_one_journal(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.sqlite3"
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from ib_nice_funcs.trade_journal.writer import writer_for\n"
+        "w = writer_for(Path(sys.argv[1]))\n"
+        "for i in range(200):\n"
+        "    w.put({'ts': float(i), 'kind': 'fill', 'agent': sys.argv[2],\n"
+        "           'exec_id': sys.argv[2] + str(i), 'price': 1.0, 'quantity': 1.0})\n"
+        "assert w.flush(30) and w.dropped == 0, w.dropped\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), name], env=env)
+             for name in ("p1", "p2", "p3")]
+    assert [p.wait(120) for p in procs] == [0, 0, 0]
+    from ib_nice_funcs.trade_journal.store import read_rows
+
+    got = read_rows(path)
+    assert len(got) == 600 and {r["agent"] for r in got} == {"p1", "p2", "p3"}
