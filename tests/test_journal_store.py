@@ -127,7 +127,8 @@ def test_risk_bars_measure_each_limit():
     bars = {b["name"]: b for b in risk_bars(limits, {"AAPL": 2500.0, "TSLA": -4000.0},
                                             -250.0, 2)}
     assert bars["max_daily_loss_usd"]["fraction"] == pytest.approx(0.25)
-    assert bars["max_position_usd"]["used"] == 4000.0 and "TSLA" in bars["max_position_usd"]["label"]
+    largest = bars["max_position_usd"]
+    assert largest["used"] == 4000.0 and "TSLA" in largest["label"]
     assert bars["max_exposure_usd"]["fraction"] == pytest.approx(6500 / 20000)
     assert bars["pdt"]["fraction"] == pytest.approx(2 / 3)
     gains = risk_bars({**limits, "pdt_guard": False}, {}, 300.0, 0)
