@@ -133,12 +133,18 @@ class JournalWriter:
 
 _lock = threading.Lock()
 _writers: dict[Path, JournalWriter] = {}
+_atexit_registered = False
 
 
 def writer_for(path: Path) -> JournalWriter:
-    """The process's writer for ``path`` (created on first use)."""
+    """The process's writer for ``path`` (created on first use; the first one also
+    registers :func:`close_writers` to run at interpreter exit)."""
+    global _atexit_registered
     key = path.expanduser().absolute()
     with _lock:
+        if not _atexit_registered:
+            atexit.register(close_writers)
+            _atexit_registered = True
         writer = _writers.get(key)
         if writer is None:
             writer = _writers[key] = JournalWriter(key)
@@ -159,6 +165,3 @@ def close_writers(timeout: float = 5.0) -> None:
         _writers.clear()
     for writer in writers:
         writer.close(timeout)
-
-
-atexit.register(close_writers)
