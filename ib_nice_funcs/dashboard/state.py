@@ -25,6 +25,8 @@ log = logging.getLogger("ib_nice_funcs")
 #: Day trades a margin account under USD 25,000 may make in 5 business days.
 _PDT_ALLOWED = 3
 _RECENT_FILLS = 50
+#: Seconds between Client Portal probes (a REST round trip; its rate limit is shared).
+_PORTAL_PROBE_S = 10.0
 
 
 class RiskBar(TypedDict):
@@ -134,6 +136,7 @@ class StateCollector:
         self._lock = threading.Lock()
         self._state: dict[str, Any] | None = None
         self._at = 0.0
+        self._portal: tuple[float, bool] | None = None
 
     def invalidate(self) -> None:
         with self._lock:
@@ -196,7 +199,7 @@ class StateCollector:
                 rows.append({"name": "ib", "up": up, "delayed": delayed,
                              "detail": f"TWS / IB Gateway {settings.host}:{settings.port}"})
             elif name == "portal":
-                rows.append({"name": "portal", "up": None, "delayed": False,
+                rows.append({"name": "portal", "up": self._portal_up(), "delayed": False,
                              "detail": settings.portal_url or "not configured"})
             else:
                 rows.append({"name": name, "up": None, "delayed": name == "yfinance",
@@ -214,6 +217,20 @@ class StateCollector:
         return {"sources": rows,
                 "lines": {"used": lines, "limit": settings.max_market_data_lines},
                 "pacing": pacing}
+
+    def _portal_up(self) -> bool | None:
+        """Whether the Client Portal answers (asked at most every ``_PORTAL_PROBE_S``)."""
+        if not self.client.settings.portal_url:
+            return None
+        now = time.monotonic()
+        if self._portal is None or now - self._portal[0] >= _PORTAL_PROBE_S:
+            try:
+                self.client.source("portal").account(timeout=min(self.timeout, 3.0))
+                up = True
+            except Exception:  # noqa: BLE001 - down is the answer
+                up = False
+            self._portal = (now, up)
+        return self._portal[1]
 
     def _journal(self) -> dict[str, Any]:
         path = self.journal_path

@@ -185,3 +185,22 @@ def test_a_taken_port_is_named(board):
     port = int(board["base"].rsplit(":", 1)[1])
     with pytest.raises(PortInUseError, match=f"port {port} on 127.0.0.1 is in use"):
         DashboardServer(lambda *a: None, "127.0.0.1", port)
+
+
+def test_state_names_each_source_and_its_health(sim_factory, new_client_id, tmp_path):
+    from ib_nice_funcs import Client
+    from ib_nice_funcs.dashboard.state import HaltState, StateCollector
+
+    handle = sim_factory(portal=True)
+    with Client(host="127.0.0.1", port=handle.port, client_id=new_client_id(),
+                sources="ib,portal", portal_url=handle.portal.url,
+                portal_ca=handle.portal.ca_path, timeout=10, journal="off",
+                clock=handle.market.clock) as client:
+        state = StateCollector(client, None, HaltState()).state()
+    sources = {s["name"]: s for s in state["sources"]["sources"]}
+    assert sources["ib"]["up"] is True and sources["ib"]["delayed"] is False
+    assert sources["portal"]["up"] is True
+    assert state["sources"]["lines"]["limit"] == 100
+    assert state["sources"]["pacing"]["limit"] == 60
+    assert state["journal"]["error"] == "the journal is off"
+    assert state["account"]["net_liquidation"] > 0
