@@ -106,7 +106,8 @@ def create_app(client: Any, token: str, journal_path: Path | None,
         if not symbol or timeframe not in _CHART_TIMEFRAMES:
             return JSONResponse({"error": f"give symbol=... and timeframe in "
                                           f"{', '.join(_CHART_TIMEFRAMES)}"}, status_code=400)
-        days = {"1m": 0.25, "5m": 1.0, "15m": 3.0, "1h": 5.0, "1d": 120.0}[timeframe]
+        # Enough days back that a weekend or holiday still leaves bars to draw.
+        days = {"1m": 1.0, "5m": 4.0, "15m": 7.0, "1h": 10.0, "1d": 180.0}[timeframe]
         try:
             frame = client.ohlcv(symbol, timeframe, days)
         except Exception as exc:  # noqa: BLE001 - shown on the page

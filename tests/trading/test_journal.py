@@ -64,6 +64,21 @@ def test_a_sell_slippage_is_positive_when_below_arrival(journaled):
         assert row["slippage_bps"] == pytest.approx((arrival - row["price"]) / arrival * 10_000)
 
 
+def test_a_resting_order_records_each_status_change(journaled, tsim, wait_status):
+    trader = journaled
+    price = trader.client.price("ETH-USD")
+    placed = trader.limit_buy("ETH-USD", 500, round(price * 0.8, 2))
+    assert trader.cancel_order(placed["order_id"])["success"]
+    coid = placed["client_order_id"]
+    trader.journal.writer.flush()
+    frame = rows(trader)
+    statuses = list(frame[(frame["kind"] == "status") & (frame["client_order_id"] == coid)]
+                    ["status"])
+    assert statuses[-1] == "Cancelled" and "Submitted" in statuses
+    assert len(statuses) == len(set(statuses))  # a change is recorded once
+    assert frame[(frame["kind"] == "fill") & (frame["client_order_id"] == coid)].empty
+
+
 def test_refusals_are_recorded_with_their_reason(journaled, tsim):
     trader = journaled
     with pytest.raises(RiskLimitError):
