@@ -139,7 +139,10 @@ def create_app(client: Any, token: str, journal_path: Path | None,
     def resume(request: Request) -> Response:
         if not authorised(request):
             return forbidden()
-        note = halt.resume()
+        try:
+            note = halt.resume(client.trading, stop_timeout)
+        except Exception as exc:  # noqa: BLE001 - the page shows why the halt stays
+            return _json({"halt": halt.view(), "error": f"{type(exc).__name__}: {exc}"}, 502)
         collector.invalidate()
         return _json({"halt": halt.view(), "note": note})
 

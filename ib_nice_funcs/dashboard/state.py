@@ -66,9 +66,12 @@ def risk_bars(limits: Mapping[str, Any], positions_usd: Mapping[str, float],
 
 
 class HaltState:
-    """The halt the dashboard shows: issue's fleet latch when installed, else this process's.
+    """The halt the dashboard shows and lifts.
 
-    ``resume_trading()`` from :mod:`ib_nice_funcs.fleet` is called on Resume when it exists.
+    Resume calls the package's ``resume_trading()`` when it has one (the
+    fleet-wide latch that ``emergency_stop()`` sets for every agent process:
+    ``Trader.resume_trading`` or ``ib_nice_funcs.fleet.resume_trading``);
+    without it, the halt is the dashboard's own record of its stop.
     """
 
     def __init__(self) -> None:
@@ -83,17 +86,20 @@ class HaltState:
             self.halted, self.reason, self.since = True, reason, time.time()
             self.last_stop = result
 
-    def resume(self) -> str:
-        """Lift the halt; the fleet-wide latch too when the package has one."""
-        note = "dashboard halt lifted"
-        try:
-            from .. import fleet  # type: ignore[attr-defined]
-        except ImportError:
-            fleet = None
-        resume = getattr(fleet, "resume_trading", None)
+    def resume(self, trader: Any = None, timeout: float | None = None) -> str:
+        """Lift the halt, the fleet-wide one too when the package has it (blocks up to
+        ``timeout``). Errors from the fleet's resume propagate and the halt stays."""
+        resume = getattr(trader, "resume_trading", None)
+        if resume is None:
+            try:
+                from .. import fleet  # type: ignore[attr-defined]
+            except ImportError:
+                fleet = None
+            resume = getattr(fleet, "resume_trading", None)
+        note = "the dashboard's halt is lifted"
         if callable(resume):
-            resume()
-            note = "resume_trading() called: the fleet may trade again"
+            resume(timeout=timeout)
+            note = "resume_trading() called: every agent process may open positions again"
         with self._lock:
             self.halted, self.reason, self.since = False, "", None
         return note
