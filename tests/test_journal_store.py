@@ -135,3 +135,29 @@ def test_risk_bars_measure_each_limit():
     assert [b["name"] for b in gains] == ["max_daily_loss_usd", "max_position_usd",
                                           "max_exposure_usd"]
     assert gains[0]["used"] == 0.0
+
+
+prices = st.floats(1.0, 1000.0)
+sizes = st.integers(1, 500).map(float)
+
+
+@given(st.lists(st.tuples(sizes, prices), min_size=1, max_size=8), prices)
+def test_realized_pnl_of_buys_closed_at_once(buys, exit_price):
+    from ib_nice_funcs.trade_journal.report import realized_pnl
+
+    held = sum(q for q, _ in buys)
+    fills = [("BUY", q, p) for q, p in buys] + [("SELL", held, exit_price)]
+    realized, position = realized_pnl(fills)
+    assert position == pytest.approx(0.0, abs=1e-9)
+    assert realized == pytest.approx(held * exit_price - sum(q * p for q, p in buys), rel=1e-9,
+                                     abs=1e-6)
+
+
+@given(sizes, sizes, prices, prices, prices)
+def test_realized_pnl_through_a_flip_to_short(long_qty, extra, p1, p2, p3):
+    from ib_nice_funcs.trade_journal.report import realized_pnl
+
+    fills = [("BUY", long_qty, p1), ("SELL", long_qty + extra, p2), ("BUY", extra, p3)]
+    realized, position = realized_pnl(fills)
+    assert position == pytest.approx(0.0, abs=1e-9)
+    assert realized == pytest.approx(long_qty * (p2 - p1) + extra * (p2 - p3), rel=1e-9, abs=1e-6)
