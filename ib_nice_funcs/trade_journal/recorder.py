@@ -284,7 +284,7 @@ def journaled(submit: F) -> F:
                         journal.arrival_price(self.client, request, budget / 4))
         try:
             result = submit(self, instrument, request, *args, **kwargs)
-        except BaseException as exc:
+        except Exception as exc:
             journal.refused(request, instrument.symbol, exc)
             raise
         if isinstance(result, dict) and result.get("source") == "portal" \

@@ -6,7 +6,9 @@ opposite for a short); commissions are reported apart and subtracted in
 ``net_pnl``. P&L is computed per (agent, symbol), so two agents trading one
 symbol each see their own. Slippage is quantity-weighted over fills that have
 an arrival price; positive = adverse. Fill rate = orders with any fill /
-orders sent (TWS or Client Portal).
+orders sent (TWS or Client Portal). Refusals count orders refused before
+sending and sent orders that IB rejected or that failed (timeout, lost
+connection), by reason code.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def _stats(key: str, rows: Sequence[Mapping[str, Any]]) -> GroupStats:
     weighted = [(float(r["slippage_bps"]), float(r["quantity"])) for r in fills
                 if _number(r.get("slippage_bps")) is not None]
     weight = sum(q for _, q in weighted)
-    refusals = Counter(r["reason"] or "unknown" for r in rows if r["kind"] == "refused")
+    refusals = _refusals(rows)
     return GroupStats(
         key=str(key),
         orders_sent=len(sent_orders),
@@ -118,8 +120,15 @@ def _stats(key: str, rows: Sequence[Mapping[str, Any]]) -> GroupStats:
         net_pnl=realized - commissions,
         avg_slippage_bps=(sum(s * q for s, q in weighted) / weight) if weight else None,
         worst_slippage_bps=max((s for s, _ in weighted), default=None),
-        refusals=dict(sorted(refusals.items())),
+        refusals=refusals,
     )
+
+
+def _refusals(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Orders refused before sending, and sent orders IB rejected or that failed, by reason."""
+    counts = Counter(r["reason"] or "unknown" for r in rows
+                     if r["kind"] == "refused" or (r["kind"] == "status" and r.get("reason")))
+    return dict(sorted(counts.items()))
 
 
 def _number(value: Any) -> float | None:
@@ -196,8 +205,7 @@ def build_report(
         since=since, agent=agent,
         by_symbol=_group(rows, "symbol"),
         by_agent=_group(rows, "agent"),
-        refusals=dict(sorted(Counter(
-            r["reason"] or "unknown" for r in rows if r["kind"] == "refused").items())),
+        refusals=_refusals(rows),
         month_costs=month_costs(month, now) if month else None,
         unreadable=list(unreadable),
     )

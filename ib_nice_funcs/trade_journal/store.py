@@ -41,9 +41,9 @@ SCHEMA_VERSION = 1
 #: What each kind of row means.
 EVENT_KINDS: dict[str, str] = {
     "sent": "an order went to TWS / IB Gateway",
-    "refused": "an order was refused before sending (risk, size, no position, ...) or rejected",
+    "refused": "an order was refused before sending (risk, size, no position, ...)",
     "failover": "an order went to the Client Portal because TWS could not take it",
-    "status": "an order's status changed",
+    "status": "an order's status changed; with a reason: IB rejected it or it failed",
     "fill": "an execution (price, quantity, execution id, slippage)",
     "commission": "IB's commission report for one execution",
 }
@@ -240,6 +240,8 @@ def summary(path: Path, recent: int = 50) -> dict[str, Any]:
                          "LIMIT ?", (int(recent),))
     count = _query(path, "SELECT count(*) AS n FROM events WHERE kind = 'fill'")
     agents = _query(path, "SELECT agent, max(ts) AS last_seen, sum(kind = 'sent') AS orders, "
-                          "sum(kind = 'fill') AS fills, sum(kind = 'refused') AS refusals "
+                          "sum(kind = 'fill') AS fills, "
+                          "sum(kind = 'refused' OR (kind = 'status' AND reason IS NOT NULL)) "
+                          "AS refusals "
                           "FROM events WHERE agent IS NOT NULL GROUP BY agent ORDER BY agent")
     return {"fills": fills, "fill_count": int(count[0]["n"]) if count else 0, "agents": agents}

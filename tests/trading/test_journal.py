@@ -25,11 +25,26 @@ def rows(trader, **kw):
     return read_journal(settings=trader.client.settings, **kw)
 
 
+def settled_rows(trader, timeout: float = 10.0):
+    """The journal once every fill in it has its commission row (IB reports the
+    commission after the execution; the order call returns at the fill)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = rows(trader)
+        fills = set(frame.loc[frame["kind"] == "fill", "exec_id"])
+        paid = set(frame.loc[frame["kind"] == "commission", "exec_id"])
+        if fills <= paid or time.monotonic() > deadline:
+            return frame
+        time.sleep(0.02)  # the next poll of the file; the condition above decides
+
+
 def test_a_market_buy_leaves_sent_status_fill_and_commission_rows(journaled):
     trader = journaled
     arrival = trader.client.price("AAPL")
     result = trader.market_buy("AAPL", 1000)
-    frame = rows(trader)
+    frame = settled_rows(trader)
     coid = result["client_order_id"]
     mine = frame[frame["client_order_id"] == coid]
     assert {"sent", "status", "fill", "commission"} <= set(mine["kind"])
@@ -152,7 +167,7 @@ def test_report_matches_the_fills(journaled, tmp_path, capsys):
     sold = trader.market_sell("AAPL")
     with pytest.raises(RiskLimitError):
         trader.market_buy("MSFT", 50_000)
-    frame = rows(trader)
+    frame = settled_rows(trader)
     arrivals = frame[frame["kind"] == "sent"].set_index("client_order_id")["arrival_price"]
     # Independently, from the order results: average cost of the buys against the sale.
     bought = [(r["filled_qty"], r["avg_price"]) for r in (first, second)]
