@@ -88,7 +88,7 @@ def candles_figure(frame: pd.DataFrame, symbol: str,
 def write_chart(frame: pd.DataFrame, path: str | Path, symbol: str,
                 fills: Iterable[Mapping[str, Any]] = ()) -> Path:
     """Draw ``frame`` to ``path``: ``.html`` (plotly, its JavaScript inline, works offline)
-    or ``.png`` (mplfinance). Returns the path written.
+    or ``.png`` (mplfinance); ``fills`` are marked in both. Returns the path written.
 
     Raises:
         ValueError: another suffix, or an empty frame.
@@ -109,6 +109,31 @@ def write_chart(frame: pd.DataFrame, path: str | Path, symbol: str,
     bars = frame.set_index("timestamp")[["open", "high", "low", "close", "volume"]]
     bars.columns = ["Open", "High", "Low", "Close", "Volume"]
     bars.index = bars.index.tz_convert("UTC").tz_localize(None)
+    marks = []
+    for side, (times, prices, _) in _fill_points(fills).items():
+        series = _on_bars(bars.index, times, prices)
+        if series is not None:
+            buy = side == "BUY"
+            marks.append(mpf.make_addplot(series, type="scatter", markersize=90,
+                                          marker="^" if buy else "v",
+                                          color="#1a9850" if buy else "#d73027"))
+    extra = {"addplot": marks} if marks else {}
     mpf.plot(bars, type="candle", volume=True, style="yahoo", title=f"{symbol} (UTC)",
-             savefig={"fname": str(path), "dpi": 110, "bbox_inches": "tight"})
+             savefig={"fname": str(path), "dpi": 110, "bbox_inches": "tight"}, **extra)
     return path
+
+
+def _on_bars(index: Any, times: list[Any], prices: list[float]) -> Any:
+    """Fill prices placed on the bar each fill falls in (NaN elsewhere); None if none falls in."""
+    import numpy as np
+    import pandas as pd
+
+    values = np.full(len(index), np.nan)
+    # The last bar spans one bar's width; later fills are off the chart.
+    width = (index[-1] - index[-2]) if len(index) > 1 else pd.Timedelta(0)
+    for when, price in zip(times, prices, strict=True):
+        stamp = pd.Timestamp(when).tz_convert("UTC").tz_localize(None)
+        at = index.searchsorted(stamp, side="right") - 1
+        if 0 <= at < len(index) and stamp <= index[-1] + width:
+            values[at] = price
+    return None if np.isnan(values).all() else pd.Series(values, index=index)

@@ -92,7 +92,7 @@ def _ohlcv(args: argparse.Namespace) -> int:
 
 
 def _plot(frame: Any, args: argparse.Namespace) -> None:
-    """Draw the bars (and the journal's fills of the symbol, in HTML) to ``args.plot``."""
+    """Draw the bars and the journal's fills of the symbol to ``args.plot``."""
     from .symbols import parse_symbol
     from .trade_journal.api import journal_path
     from .trade_journal.store import JournalUnreadableError, read_rows
@@ -262,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--days", type=float, default=3.0, help="days back (fractional allowed)")
     p.add_argument("--csv", metavar="FILE", help="write all bars to FILE instead of printing")
     p.add_argument("--plot", metavar="FILE.png|FILE.html",
-                   help="also draw candles and volume to a PNG or an HTML page (the journal's "
-                        "fills marked in HTML); needs the dashboard extra")
+                   help="also draw candles and volume to a PNG or an HTML page, the journal's "
+                        "fills marked; needs the dashboard extra")
     p.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
 
     p = sub.add_parser("sim", help="run the paper TWS simulator")

@@ -58,3 +58,20 @@ def test_fills_are_marked_by_side():
 def test_an_empty_frame_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no bars of AAPL"):
         write_chart(_bars().iloc[:0], tmp_path / "x.png", "AAPL")
+
+
+def test_png_marks_fills_that_fall_on_the_bars(tmp_path):
+    frame = _bars()
+    inside = frame["timestamp"].iloc[10].timestamp() + 60
+    fills = [{"side": "BUY", "price": 105.0, "quantity": 1, "fill_time": inside},
+             {"side": "SELL", "price": 90.0, "quantity": 1, "fill_time": inside + 10 * 86400}]
+    plain = write_chart(frame, tmp_path / "plain.png", "AAPL")
+    marked = write_chart(frame, tmp_path / "marked.png", "AAPL", fills)
+    assert plain.read_bytes() != marked.read_bytes()
+    from ib_nice_funcs.charts import _on_bars
+
+    index = frame["timestamp"].dt.tz_localize(None)
+    series = _on_bars(pd.DatetimeIndex(index), [pd.Timestamp(inside, unit="s", tz="UTC")], [105.0])
+    assert series.iloc[10] == 105.0 and series.drop(series.index[10]).isna().all()
+    later = pd.Timestamp(inside + 10 * 86400, unit="s", tz="UTC")
+    assert _on_bars(pd.DatetimeIndex(index), [later], [1.0]) is None  # off the chart
