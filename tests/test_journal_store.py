@@ -161,3 +161,50 @@ def test_realized_pnl_through_a_flip_to_short(long_qty, extra, p1, p2, p3):
     realized, position = realized_pnl(fills)
     assert position == pytest.approx(0.0, abs=1e-9)
     assert realized == pytest.approx(long_qty * (p2 - p1) + extra * (p2 - p3), rel=1e-9, abs=1e-6)
+
+
+def test_fleet_usage_sums_live_processes_of_the_gateway():
+    from ib_nice_funcs.dashboard.state import ALIVE_WITHIN_S, agents_alive, fleet_usage
+
+    now = 1000.0
+    procs = [
+        {"agent": "a", "gateway": "gw:1", "ts": now - 1, "lines": 3, "lines_limit": 100,
+         "pacing_left": 50, "pacing_limit": 60, "connected": 1},
+        {"agent": "b", "gateway": "gw:1", "ts": now - 2, "lines": 4, "lines_limit": 100,
+         "pacing_left": 41, "pacing_limit": 60, "connected": 0},
+        {"agent": "c", "gateway": "gw:1", "ts": now - ALIVE_WITHIN_S - 1, "lines": 50,
+         "lines_limit": 100, "pacing_left": 1, "pacing_limit": 60},       # gone
+        {"agent": "d", "gateway": "other:2", "ts": now, "lines": 9, "lines_limit": 100,
+         "pacing_left": 0, "pacing_limit": 60},                           # another gateway
+    ]
+    usage = fleet_usage(procs, "gw:1", now, {"lines": 1, "lines_limit": 100})
+    assert usage["processes"] == 2 and usage["lines"] == {"used": 7, "limit": 100}
+    assert usage["pacing"] == {"left": 41, "limit": 60, "agent": "b"}
+    alone = fleet_usage([], "gw:1", now, {"lines": 1, "lines_limit": 100, "pacing_left": 60,
+                                          "pacing_limit": 60})
+    assert alone["scope"] == "this dashboard" and alone["lines"]["used"] == 1
+    agents = agents_alive([{"agent": "a", "last_seen": 5.0, "orders": 1, "fills": 1,
+                            "refusals": 0},
+                           {"agent": "c", "last_seen": 4.0, "orders": 2, "fills": 0,
+                            "refusals": 1}], procs, now)
+    by = {a["agent"]: a for a in agents}
+    assert by["a"]["alive"] and by["a"]["lines"] == 3 and by["a"]["connected"] is True
+    assert not by["c"]["alive"] and by["c"]["lines"] is None
+    assert by["b"]["alive"] and by["b"]["orders"] == 0 and by["b"]["connected"] is False
+
+
+def test_a_writer_heartbeat_upserts_one_row_per_process(tmp_path):
+    from ib_nice_funcs.trade_journal.store import read_processes
+    from ib_nice_funcs.trade_journal.writer import JournalWriter
+
+    writer = JournalWriter(tmp_path / "j.sqlite3", heartbeat_s=3600)
+    beats = iter([5, 6])
+    writer.add_heartbeat(lambda: {"host": "h", "pid": 1, "client_id": 7, "agent": "a",
+                                  "lines": next(beats, None), "ts": 1.0})
+    assert writer.flush(10)
+    writer.beat()
+    assert writer.flush(10)
+    assert [(p["agent"], p["lines"]) for p in read_processes(tmp_path / "j.sqlite3")] == [("a", 6)]
+    writer.add_heartbeat(lambda: None)  # a closed client's beat is dropped
+    assert writer.flush(10) and writer.heartbeats == 1
+    writer.close()

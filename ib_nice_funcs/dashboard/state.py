@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ..trade_journal.store import JournalUnreadableError, summary
-from ..trade_journal.writer import flush_writer
+from ..trade_journal.store import JournalUnreadableError, read_processes, summary
+from ..trade_journal.writer import HEARTBEAT_S, flush_writer
 
-__all__ = ["RiskBar", "risk_bars", "StateCollector", "HaltState"]
+__all__ = ["RiskBar", "risk_bars", "fleet_usage", "agents_alive", "StateCollector",
+           "HaltState"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -63,6 +64,54 @@ def risk_bars(limits: Mapping[str, Any], positions_usd: Mapping[str, float],
     if limits.get("pdt_guard"):
         bars.append(bar("pdt", "day trades (5 days)", float(day_trades), float(_PDT_ALLOWED)))
     return bars
+
+
+#: A process whose last heartbeat is older than this is shown as gone.
+ALIVE_WITHIN_S = 3 * HEARTBEAT_S
+
+
+def fleet_usage(processes: Sequence[Mapping[str, Any]], gateway: str, now: float,
+                own: Mapping[str, Any]) -> dict[str, Any]:
+    """Market-data lines and pacing of every live process on ``gateway`` (pure).
+
+    ``own``: this process's ``lines``, ``lines_limit``, ``pacing_left``,
+    ``pacing_limit``: used when no heartbeat is known (the journal is off).
+    """
+    live = [p for p in processes
+            if p.get("gateway") == gateway and float(p["ts"]) >= now - ALIVE_WITHIN_S]
+    if not live:
+        return {"scope": "this dashboard", "processes": 1,
+                "lines": {"used": own.get("lines"), "limit": own.get("lines_limit")},
+                "pacing": None if own.get("pacing_left") is None else
+                {"left": own["pacing_left"], "limit": own["pacing_limit"]}}
+    paced = [p for p in live if p.get("pacing_left") is not None]
+    tightest = min(paced, key=lambda p: p["pacing_left"]) if paced else None
+    return {"scope": "all agents", "processes": len(live),
+            "lines": {"used": sum(int(p.get("lines") or 0) for p in live),
+                      "limit": max(int(p.get("lines_limit") or 0) for p in live)},
+            "pacing": None if tightest is None else
+            {"left": tightest["pacing_left"], "limit": tightest["pacing_limit"],
+             "agent": tightest.get("agent")}}
+
+
+def agents_alive(agents: Sequence[Mapping[str, Any]], processes: Sequence[Mapping[str, Any]],
+                 now: float) -> list[dict[str, Any]]:
+    """The journal's agents, each with its live processes, lines and connection (pure)."""
+    by_agent: dict[str, list[Mapping[str, Any]]] = {}
+    for p in processes:
+        if float(p["ts"]) >= now - ALIVE_WITHIN_S:
+            by_agent.setdefault(str(p.get("agent")), []).append(p)
+    names = [str(a["agent"]) for a in agents]
+    rows = [dict(a) for a in agents]
+    rows += [{"agent": name, "last_seen": max(float(p["ts"]) for p in procs), "orders": 0,
+              "fills": 0, "refusals": 0} for name, procs in by_agent.items() if name not in names]
+    for row in rows:
+        procs = by_agent.get(str(row["agent"]), [])
+        row["alive"] = bool(procs)
+        row["processes"] = len(procs)
+        row["connected"] = any(p.get("connected") for p in procs) if procs else None
+        row["lines"] = sum(int(p.get("lines") or 0) for p in procs) if procs else None
+    return sorted(rows, key=lambda r: str(r["agent"]))
 
 
 class HaltState:
@@ -178,6 +227,7 @@ class StateCollector:
                        "max_daily_loss_usd": settings.max_daily_loss_usd}
             bars = risk_bars(limits, snapshot.positions_usd, snapshot.daily_pnl,
                              snapshot.day_trades_last_5_days)
+        journal = self._journal()
         return {
             "now": float(settings.clock()),
             "gateway": f"{settings.host}:{settings.port}",
@@ -186,12 +236,12 @@ class StateCollector:
             "positions": _section(lambda: trader.get_all_positions(timeout=t)),
             "orders": _section(lambda: trader.get_open_orders(timeout=t)),
             "risk": bars,
-            "sources": self._sources(),
-            "journal": self._journal(),
+            "sources": self._sources(journal.get("processes", [])),
+            "journal": journal,
             "halt": self.halt.view(),
         }
 
-    def _sources(self) -> dict[str, Any]:
+    def _sources(self, processes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         client = self.client
         settings = client.settings
         rows = []
@@ -211,18 +261,14 @@ class StateCollector:
                 rows.append({"name": name, "up": None, "delayed": name == "yfinance",
                              "detail": "fallback, not probed (delayed quotes)"
                              if name == "yfinance" else "registered source"})
-        lines = pacing = None
+        own: dict[str, Any] = {"lines_limit": settings.max_market_data_lines}
         if ib_source is not None and not isinstance(ib_source, dict):
-            tickers = getattr(ib_source, "tickers", None)
-            if tickers is not None:
-                lines = _section(lambda: tickers.lines)
-            budget = getattr(ib_source, "pacing", None)
-            if budget is not None:
-                pacing = {"left": budget.requests_left(), "limit": budget.max_requests,
-                          "window_s": 600}
-        return {"sources": rows,
-                "lines": {"used": lines, "limit": settings.max_market_data_lines},
-                "pacing": pacing}
+            own["lines"] = ib_source.tickers.lines
+            own["pacing_left"] = ib_source.pacing.requests_left()
+            own["pacing_limit"] = ib_source.pacing.max_requests
+        usage = fleet_usage(processes, f"{settings.host}:{settings.port}",
+                            float(settings.clock()), own)
+        return {"sources": rows, **usage}
 
     def _portal_up(self) -> bool | None:
         """Whether the Client Portal answers (asked at most every ``_PORTAL_PROBE_S``)."""
@@ -246,7 +292,9 @@ class StateCollector:
         flush_writer(path, 1.0)
         try:
             got = summary(path, _RECENT_FILLS)
+            processes = read_processes(path)
         except JournalUnreadableError as exc:
             return {"path": str(path), "fills": [], "agents": [], "fill_count": 0,
-                    "error": str(exc)}
-        return {"path": str(path), **got, "error": None}
+                    "processes": [], "error": str(exc)}
+        got["agents"] = agents_alive(got["agents"], processes, float(self.client.settings.clock()))
+        return {"path": str(path), **got, "processes": processes, "error": None}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -96,8 +97,11 @@ class JournalRecorder:
     guarded by a lock. No method blocks or raises.
     """
 
-    def __init__(self, settings: Settings, client_id: int | None = None) -> None:
+    def __init__(self, settings: Settings, client_id: int | None = None,
+                 client: Any = None) -> None:
         path = resolve_path(settings.journal)
+        #: The Client whose market-data lines, pacing and connection the heartbeat reports.
+        self.client = client
         self.writer: JournalWriter | None = writer_for(path) if path is not None else None
         self.agent = settings.agent or default_agent()
         self.client_id = client_id
@@ -215,10 +219,34 @@ class JournalRecorder:
         """Follow status changes, fills and commissions of this process's orders on ``ib``."""
         if self.writer is None or self._watched is ib:
             return
+        first = self._watched is None
         self._watched = ib
+        if first and self.client is not None:
+            self.writer.add_heartbeat(self._heartbeat)
         ib.orderStatusEvent += self._on_status
         ib.execDetailsEvent += self._on_fill
         ib.commissionReportEvent += self._on_commission
+
+    def _heartbeat(self) -> dict[str, Any] | None:
+        """This process's row for the ``processes`` table (writer thread); None once the
+        Client is closed. Reads counters only: sends nothing to IB."""
+        client = self.client
+        try:
+            gateway = client.gateway  # raises once the Client is closed
+        except Exception:  # noqa: BLE001 - closed: stop beating
+            return None
+        settings = client.settings
+        lines = pacing_left = pacing_limit = None
+        if "ib" in settings.sources:
+            ib_source = client.source("ib")
+            lines = ib_source.tickers.lines
+            pacing_left = ib_source.pacing.requests_left()
+            pacing_limit = ib_source.pacing.max_requests
+        return {"host": socket.gethostname(), "pid": os.getpid(), "client_id": self.client_id,
+                "agent": self.agent, "gateway": f"{settings.host}:{settings.port}",
+                "connected": int(bool(gateway.connected)), "lines": lines,
+                "lines_limit": settings.max_market_data_lines, "pacing_left": pacing_left,
+                "pacing_limit": pacing_limit, "ts": float(self._clock())}
 
     def _on_status(self, trade: Trade) -> None:
         coid = trade.order.orderRef

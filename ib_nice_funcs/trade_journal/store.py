@@ -32,6 +32,9 @@ __all__ = [
     "insert_rows",
     "read_rows",
     "summary",
+    "PROCESS_COLUMNS",
+    "upsert_processes",
+    "read_processes",
 ]
 
 #: ``PRAGMA user_version`` of the files this version writes; a file with another
@@ -75,6 +78,23 @@ COLUMNS: dict[str, str] = {
     "realized_pnl": "REAL",
     "slippage_bps": "REAL",
     "source": "TEXT",
+}
+
+#: The ``processes`` table: one row per agent process, refreshed by its writer's
+#: heartbeat (what a dashboard cannot ask another process: its market-data lines,
+#: its historical pacing budget, whether it is connected, whether it is alive).
+PROCESS_COLUMNS: dict[str, str] = {
+    "host": "TEXT NOT NULL",
+    "pid": "INTEGER NOT NULL",
+    "client_id": "INTEGER NOT NULL",
+    "agent": "TEXT",
+    "gateway": "TEXT",              # host:port of TWS / IB Gateway
+    "connected": "INTEGER",
+    "lines": "INTEGER",
+    "lines_limit": "INTEGER",
+    "pacing_left": "INTEGER",
+    "pacing_limit": "INTEGER",
+    "ts": "REAL NOT NULL",          # the process's clock at the heartbeat
 }
 
 _OFF = {"off", "0", "false", "no", "none", "disabled"}
@@ -122,6 +142,9 @@ def _schema_sql() -> str:
         "CREATE UNIQUE INDEX IF NOT EXISTS events_exec ON events(kind, exec_id) "
         "WHERE exec_id IS NOT NULL;\n"
         "CREATE INDEX IF NOT EXISTS events_ts ON events(ts);\n"
+        "CREATE TABLE IF NOT EXISTS processes (\n  "
+        + ",\n  ".join(f"{name} {kind}" for name, kind in PROCESS_COLUMNS.items())
+        + ",\n  PRIMARY KEY (host, pid, client_id)\n);\n"
     )
 
 
@@ -177,6 +200,28 @@ def insert_rows(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> 
     with conn:
         conn.executemany(sql, batch)
     return len(batch)
+
+
+def upsert_processes(conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Replace the heartbeat rows of these processes (keyed by host, pid, client id).
+
+    Raises:
+        sqlite3.Error: the write failed.
+    """
+    names = list(PROCESS_COLUMNS)
+    sql = (f"INSERT OR REPLACE INTO processes ({', '.join(names)}) "
+           f"VALUES ({', '.join('?' for _ in names)})")
+    with conn:
+        conn.executemany(sql, [tuple(row.get(n) for n in names) for row in rows])
+
+
+def read_processes(path: Path) -> list[dict[str, Any]]:
+    """Every process's last heartbeat, newest first.
+
+    Raises:
+        JournalUnreadableError: the file is locked, corrupt or from another version.
+    """
+    return _query(path, "SELECT * FROM processes ORDER BY ts DESC")
 
 
 def _query(path: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

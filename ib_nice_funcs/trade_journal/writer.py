@@ -14,17 +14,25 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .store import JournalUnreadableError, connect_for_writing, insert_rows
+from .store import JournalUnreadableError, connect_for_writing, insert_rows, upsert_processes
 
 __all__ = ["JournalWriter", "writer_for", "flush_writer", "close_writers"]
 
 log = logging.getLogger("ib_nice_funcs")
 
 _STOP = object()
+_BEAT = object()
+
+#: Seconds between heartbeats (each process's row in the ``processes`` table).
+HEARTBEAT_S = 5.0
+
+#: A heartbeat source: the row to write, or None when its process part is gone.
+Heartbeat = Callable[[], "Mapping[str, Any] | None"]
 
 
 class JournalWriter:
@@ -35,8 +43,11 @@ class JournalWriter:
     :meth:`close` block the caller up to their timeout.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.path = path
+        self.heartbeat_s = heartbeat_s
+        self._heartbeats: list[Heartbeat] = []
+        self._last_beat = 0.0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._queued = 0
@@ -50,13 +61,33 @@ class JournalWriter:
 
     def put(self, row: Mapping[str, Any]) -> None:
         """Queue one row; never blocks, never raises."""
+        self._enqueue(dict(row))
+
+    def add_heartbeat(self, beat: Heartbeat) -> None:
+        """Call ``beat()`` on the writer's thread every ``heartbeat_s`` and store its row;
+        a beat that returns None (or raises) is dropped."""
+        with self._cond:
+            self._heartbeats.append(beat)
+        self.beat()
+
+    @property
+    def heartbeats(self) -> int:
+        """How many heartbeat sources still beat."""
+        with self._cond:
+            return len(self._heartbeats)
+
+    def beat(self) -> None:
+        """Ask for a heartbeat now (:meth:`flush` waits for it too); never blocks."""
+        self._enqueue(_BEAT)
+
+    def _enqueue(self, item: Any) -> None:
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name=f"ib_nice_funcs-journal-{self.path.name}", daemon=True)
                 self._thread.start()
             self._queued += 1
-        self._queue.put(dict(row))
+        self._queue.put(item)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until every row queued so far is written (or dropped); False at the timeout."""
@@ -69,32 +100,72 @@ class JournalWriter:
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
-        self._queue.put(_STOP)
+        self._queue.put(_STOP)  # not counted: flush() is over once the writer stops
         thread.join(timeout)
 
     # -- writer thread --------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            batch = [] if item is _STOP else [item]
-            stop = item is _STOP
-            while not stop:
+            try:
+                item = self._queue.get(timeout=self.heartbeat_s if self._heartbeats else None)
+            except queue.Empty:
+                item = None  # time for a heartbeat
+            items = [] if item is None else [item]
+            while items and items[-1] is not _STOP:
                 try:
-                    more = self._queue.get_nowait()
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                if more is _STOP:
-                    stop = True
-                else:
-                    batch.append(more)
-            if batch:
-                self._write(batch)
+            rows = [i for i in items if isinstance(i, dict)]
+            stop = _STOP in items
+            asked = sum(1 for i in items if i is _BEAT)
+            if rows:
+                self._write(rows)
+            if asked or time.monotonic() - self._last_beat >= self.heartbeat_s:
+                self._beat()
+            if asked:
+                self._handled_add(asked)
             if stop:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
                 return
+
+    def _handled_add(self, count: int) -> None:
+        with self._cond:
+            self._handled += count
+            self._cond.notify_all()
+
+    def _beat(self) -> None:
+        self._last_beat = time.monotonic()
+        with self._cond:
+            beats = list(self._heartbeats)
+        rows = []
+        for beat in beats:
+            try:
+                row = beat()
+            except Exception:  # noqa: BLE001 - a broken source just stops beating
+                row = None
+            if row is None:
+                with self._cond:
+                    if beat in self._heartbeats:
+                        self._heartbeats.remove(beat)
+            else:
+                rows.append(row)
+        if rows and not self._broken:
+            try:
+                if self._conn is None:
+                    self._conn = connect_for_writing(self.path)
+                upsert_processes(self._conn, rows)
+            except (JournalUnreadableError, OSError) as exc:
+                self._broken = True
+                self._warn(f"{exc}", "trading goes on without it")
+            except sqlite3.Error as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                self._warn(f"journal {self.path} could not be written ({exc})", "trading goes on")
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:
@@ -119,9 +190,7 @@ class JournalWriter:
                 self._warn(f"journal {self.path} could not be written ({exc})",
                            f"{len(batch)} row(s) lost; trading goes on")
         finally:
-            with self._cond:
-                self._handled += len(batch)
-                self._cond.notify_all()
+            self._handled_add(len(batch))
 
     def _warn(self, cause: str, effect: str) -> None:
         if self._warned:

@@ -110,7 +110,7 @@ class TraderCore:
         self._portal_closing = PortalClosing(self._failover)
         #: The trade journal: told of every order sent, refused or failed over, and
         #: (through :meth:`_follow`) of their status changes, fills and commissions.
-        self.journal = JournalRecorder(self.settings, self.settings.client_id)
+        self.journal = JournalRecorder(self.settings, self.settings.client_id, client)
         self.gateway.on_connected.append(self._on_connected)
 
     # -- thread side ---------------------------------------------------------

@@ -118,7 +118,10 @@ def test_requests_without_the_token_get_403_and_change_nothing(board, book):
     assert [p["symbol"] for p in state["positions"]] == ["AAPL"]
     assert {b["name"] for b in state["risk"]} >= {"max_daily_loss_usd", "max_position_usd",
                                                    "max_exposure_usd"}
-    assert state["journal"]["agents"][0]["agent"] == "alpha"
+    alpha = next(a for a in state["journal"]["agents"] if a["agent"] == "alpha")
+    assert alpha["alive"] is True and alpha["connected"] is True and alpha["fills"] >= 1
+    # The agent's and the dashboard's heartbeats: lines counted across both processes' clients.
+    assert state["sources"]["scope"] == "all agents" and state["sources"]["processes"] == 2
 
 
 def test_page_shows_a_trade_updates_without_reload_and_stop_flattens(
