@@ -236,12 +236,14 @@ class StateCollector:
             "positions": _section(lambda: trader.get_all_positions(timeout=t)),
             "orders": _section(lambda: trader.get_open_orders(timeout=t)),
             "risk": bars,
-            "sources": self._sources(journal.get("processes", [])),
+            "sources": self._sources(journal.get("processes", []), snapshot),
             "journal": journal,
             "halt": self.halt.view(),
         }
 
-    def _sources(self, processes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def _sources(self, processes: Sequence[Mapping[str, Any]], snapshot: Any) -> dict[str, Any]:
+        """Each source's health; IB's from this refresh's risk snapshot (it went through
+        the loop thread, so nothing here reads ib_async from a web worker)."""
         client = self.client
         settings = client.settings
         rows = []
@@ -249,7 +251,8 @@ class StateCollector:
         for name in settings.sources:
             if name == "ib":
                 ib_source = _section(lambda: client.source("ib"))
-                up = bool(_section(lambda: client.gateway.connected))
+                failed = snapshot.get("error", "") if isinstance(snapshot, dict) else ""
+                up = not failed.startswith(("ConnectionFailedError", "RequestTimeoutError"))
                 delayed = bool(getattr(ib_source, "delayed", False)) if not isinstance(
                     ib_source, dict) else False
                 rows.append({"name": "ib", "up": up, "delayed": delayed,

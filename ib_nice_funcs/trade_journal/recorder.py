@@ -111,6 +111,8 @@ class JournalRecorder:
         self._orders: dict[str, dict[str, Any]] = {}
         self._status: dict[str, str] = {}
         self._watched: Any = None
+        #: Set from ib_async's connect / disconnect events (loop thread); read by the heartbeat.
+        self._connected = False
 
     @property
     def enabled(self) -> bool:
@@ -221,18 +223,27 @@ class JournalRecorder:
             return
         first = self._watched is None
         self._watched = ib
+        self._connected = True
         if first and self.client is not None:
             self.writer.add_heartbeat(self._heartbeat)
+        ib.connectedEvent += self._on_connected
+        ib.disconnectedEvent += self._on_disconnected
         ib.orderStatusEvent += self._on_status
         ib.execDetailsEvent += self._on_fill
         ib.commissionReportEvent += self._on_commission
+
+    def _on_connected(self) -> None:
+        self._connected = True
+
+    def _on_disconnected(self) -> None:
+        self._connected = False
 
     def _heartbeat(self) -> dict[str, Any] | None:
         """This process's row for the ``processes`` table (writer thread); None once the
         Client is closed. Reads counters only: sends nothing to IB."""
         client = self.client
         try:
-            gateway = client.gateway  # raises once the Client is closed
+            _ = client.gateway  # raises once the Client is closed
         except Exception:  # noqa: BLE001 - closed: stop beating
             return None
         settings = client.settings
@@ -244,7 +255,7 @@ class JournalRecorder:
             pacing_limit = ib_source.pacing.max_requests
         return {"host": socket.gethostname(), "pid": os.getpid(), "client_id": self.client_id,
                 "agent": self.agent, "gateway": f"{settings.host}:{settings.port}",
-                "connected": int(bool(gateway.connected)), "lines": lines,
+                "connected": int(self._connected), "lines": lines,
                 "lines_limit": settings.max_market_data_lines, "pacing_left": pacing_left,
                 "pacing_limit": pacing_limit, "ts": float(self._clock())}
 
