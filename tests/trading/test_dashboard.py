@@ -207,3 +207,15 @@ def test_state_names_each_source_and_its_health(sim_factory, new_client_id, tmp_
     assert state["sources"]["pacing"]["limit"] == 60
     assert state["journal"]["error"] == "the journal is off"
     assert state["account"]["net_liquidation"] > 0
+
+
+def test_state_with_the_gateway_down_shows_why_and_raises_nothing(tsim, make_client):
+    from ib_nice_funcs.dashboard.state import HaltState, StateCollector
+
+    tsim.set_refuse_new(True)  # TWS / IB Gateway is not running
+    client = make_client(tsim, journal="off")
+    state = StateCollector(client, None, HaltState(), timeout=3).state()
+    assert "ConnectionFailedError" in state["account"]["error"]
+    assert "error" in state["positions"] and "error" in state["orders"]
+    ib = next(s for s in state["sources"]["sources"] if s["name"] == "ib")
+    assert ib["up"] is False
