@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cachetools import LRUCache
+
 from .store import default_agent, resolve_path
 from .writer import JournalWriter, writer_for
 
@@ -42,6 +44,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Longest the arrival-price quote may hold up an order that has none yet.
 _ARRIVAL_QUOTE_S = 1.0
+#: Orders of this process the recorder remembers (their fills and statuses are
+#: recorded; an order older than this many later ones is no longer followed).
+_KEEP_ORDERS = 10_000
 
 
 def slippage_bps(side: str, arrival: float | None, price: float | None) -> float | None:
@@ -107,9 +112,10 @@ class JournalRecorder:
         self.client_id = client_id
         self._clock = settings.clock
         self._lock = threading.Lock()
-        #: client order id -> what the journal knows of it (symbol, side, arrival...).
-        self._orders: dict[str, dict[str, Any]] = {}
-        self._status: dict[str, str] = {}
+        #: client order id -> what the journal knows of it (symbol, side, arrival...);
+        #: the most recent orders only, so a long-running agent's memory stays flat.
+        self._orders: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=_KEEP_ORDERS)
+        self._status: LRUCache[str, str] = LRUCache(maxsize=_KEEP_ORDERS)
         self._watched: Any = None
         #: Set from ib_async's connect / disconnect events (loop thread); read by the heartbeat.
         self._connected = False
