@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "fetch_wallet_holdings_og": "agent_calls",
     "fetch_wallet_token_single": "agent_calls",
     "close_all_positions": "agent_calls",
+    "journal": "trade_journal.api",
     # plumbing
     "configure": "nice_funcs",
     "default_client": "nice_funcs",
@@ -146,6 +147,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .sources import DataSource, register_source, unregister_source
     from .symbols import parse_symbol
     from .timeframes import parse_timeframe
+    from .trade_journal.api import journal
     from .trading.module_api import (
         cancel_all,
         cancel_order,

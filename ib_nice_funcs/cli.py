@@ -99,10 +99,14 @@ def _show_progress(what: str, done: int, total: int) -> None:
 
 @command("ohlcv")
 def _ohlcv(args: argparse.Namespace) -> int:
+    if args.plot and not args.plot.lower().endswith((".png", ".html")):
+        raise CLIError(f"--plot {args.plot}: use a .png or .html file name")
     with _client(args) as client:
         if "ib" in client.source_order():
             client.source("ib").progress_listeners.append(_show_progress)
         frame = client.ohlcv(args.symbol, args.timeframe, args.days)
+    if args.plot:
+        _plot(frame, args)
     if args.csv:
         frame.to_csv(args.csv, index=False)
         print(f"wrote {len(frame)} bars of {args.symbol} ({args.timeframe}) to {args.csv} "
@@ -113,9 +117,33 @@ def _ohlcv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(frame: Any, args: argparse.Namespace) -> None:
+    """Draw the bars and the journal's fills of the symbol to ``args.plot``."""
+    from .symbols import parse_symbol
+    from .trade_journal.api import journal_path
+    from .trade_journal.store import JournalUnreadableError, read_rows
+
+    symbol = parse_symbol(args.symbol).symbol
+    fills: list[dict[str, Any]] = []
+    path = journal_path()
+    if path is not None:
+        try:
+            fills = read_rows(path, kind="fill", symbol=symbol)
+        except JournalUnreadableError:
+            fills = []  # the chart is still worth drawing
+    try:
+        from .charts import write_chart
+
+        written = write_chart(frame, args.plot, symbol, fills)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"drew {len(frame)} bars of {symbol} ({args.timeframe}) to {written}")
+
+
 def _print_frame(frame: Any, rows: int) -> None:
     shown = frame.tail(rows).copy()
     shown["timestamp"] = shown["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
+    shown = shown.rename(columns={"timestamp": "timestamp (UTC)"})
     print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
 
 
@@ -169,20 +197,43 @@ def _demo(args: argparse.Namespace) -> int:
     symbols = ["AAPL", "MSFT", "EURUSD", "BTC-USD"]
     with run_simulator(seed=args.seed) as sim:
         print(f"Started the embedded paper TWS simulator on 127.0.0.1:{sim.port}\n")
-        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15) as client:
+        # The demo's paper trade is journaled apart from the user's own journal.
+        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15,
+                    journal="off") as client:
             for round_no in range(1, args.rounds + 1):
                 if round_no > 1:
                     time.sleep(1.0)  # let the quotes move (prices are cached for 1 s)
                 prices = client.prices(symbols)
-                print(f"Live prices, round {round_no}/{args.rounds}:")
+                print(f"Live prices, round {round_no}/{args.rounds} "
+                      f"({time.strftime('%H:%M:%S', time.gmtime())} UTC):")
                 _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
                 print()
             frame = client.ohlcv("AAPL", "1h", 2)
-            print("AAPL, 1-hour bars, last 2 days (tail):")
+            print("AAPL, 1-hour bars, last 2 days (tail; times UTC):")
             _print_frame(frame, 8)
-            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}")
-    print("\nDone. Point your agent at TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
+            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}\n")
+            _demo_trade(client)
+    print("\nNext: `ib-nice-funcs sim` runs this paper gateway for your own agents, "
+          "`ib-nice-funcs dashboard` watches them live in a browser, and examples/ "
+          "(sma_agent.py, install_into_module.py) shows agents to start from. Point them at "
+          "TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
     return 0
+
+
+def _demo_trade(client: Any) -> None:
+    """A paper market buy of BTC-USD (crypto trades around the clock), then its position."""
+    symbol = "BTC-USD"
+    print(f"Paper trade: market_buy({symbol!r}, 1000) on the simulator's paper account")
+    result = client.trading.market_buy(symbol, 1000)
+    print(f"  {result['status']}: bought {result['filled_qty']:g} {symbol} at "
+          f"{_fmt_price(result['avg_price'])} (order id {result['order_id']}, "
+          f"client order id {result['client_order_id']})")
+    position = client.trading.get_position(symbol)
+    pnl = position["unrealized_pnl"] or 0.0
+    print(f"  position: {position['quantity']:g} {symbol}, average cost "
+          f"{_fmt_price(position['avg_cost'])}, price {_fmt_price(position['current_price'])}, "
+          f"value ${position['market_value']:,.2f}, unrealized P&L "
+          f"{'-' if pnl < 0 else ''}${abs(pnl):,.2f}")
 
 
 @command("doctor")
@@ -254,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--timeframe", default="1h")
     p.add_argument("-d", "--days", type=float, default=3.0, help="days back (fractional allowed)")
     p.add_argument("--csv", metavar="FILE", help="write all bars to FILE instead of printing")
+    p.add_argument("--plot", metavar="FILE.png|FILE.html",
+                   help="also draw candles and volume to a PNG or an HTML page, the journal's "
+                        "fills marked; needs the dashboard extra")
     p.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
 
     p = sub.add_parser("sim", help="run the paper TWS simulator")
@@ -271,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start the market clock at this time (New York unless a zone is given), "
                         "e.g. to test a closed market or the close")
 
-    p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
+    p = sub.add_parser("demo", help="prices, bars and a paper trade on the embedded simulator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3)
 
@@ -294,7 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commissions", type=float,
                    help="monthly commissions for the $30 waiver (default: the estimate)")
     _add_trading_commands(sub, common)
+    _add_journal_commands(sub, common)
     return parser
+
+
+def _add_journal_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .dashboard.cli import add_commands as add_dashboard
+    from .trade_journal.cli import add_commands
+
+    add_commands(sub, common, command)
+    add_dashboard(sub, common, command)
 
 
 def _add_trading_commands(sub: Any, common: argparse.ArgumentParser) -> None:

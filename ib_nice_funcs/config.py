@@ -138,6 +138,10 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("price_ttl", "IB_NICE_FUNCS_PRICE_TTL", "number", "a number of seconds >= 0", 0),
     _Spec("max_market_data_lines", "IB_NICE_FUNCS_MAX_LINES", "int",
           "a whole number >= 1 (IB's default allowance is 100 lines)", 1),
+    _Spec("journal", "IB_NICE_FUNCS_JOURNAL", "optional str",
+          "a path to the journal's SQLite file, 'off', or None for the default file"),
+    _Spec("agent", "IB_NICE_FUNCS_AGENT", "optional str",
+          "the agent's name for journal rows, or None for the script's name"),
 )
 
 
@@ -194,6 +198,11 @@ class Settings:
     #: trading day of the daily-loss baseline and the day-trade count. Not an
     #: environment setting; tests give the simulator and the client one clock.
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    #: Trade journal: None the default file under the user's data directory,
+    #: "off" none, else a SQLite file path (``IB_NICE_FUNCS_JOURNAL``).
+    journal: str | None = None
+    #: The agent name journal rows carry (``IB_NICE_FUNCS_AGENT``); None the script's name.
+    agent: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -471,6 +471,12 @@ class PacingBudget:
         self._serial = 0
         self._lock = threading.Lock()
 
+    def requests_left(self) -> int:
+        """Historical requests that may still go out in the current 10-minute window."""
+        with self._lock:
+            self._prune(self._clock())
+            return max(0, self.max_requests - len(self._all))
+
     def delay_for(self, key: Hashable, contract_key: Hashable) -> float:
         """Seconds to wait before sending a request (0.0 when it may go now).
 

@@ -54,6 +54,9 @@ def test_demo_runs_and_exits_0(capsys):
     assert main(["demo", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "AAPL" in out and "source: ib" in out
+    assert "UTC" in out and "timestamp (UTC)" in out
+    assert "Filled: bought" in out and "position:" in out and "unrealized P&L" in out
+    assert "ib-nice-funcs sim" in out and "ib-nice-funcs dashboard" in out and "examples/" in out
 
 
 def test_price_prints_the_good_symbols_and_one_line_per_bad_one(sim, capsys, new_client_id):

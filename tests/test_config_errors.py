@@ -21,9 +21,16 @@ def test_the_issue_example():
     assert "port='abc' must be a whole number (TCP port 1..65535)" in str(info.value)
 
 
-def test_every_setting_but_sources_and_clock_has_a_spec():
-    names = {f.name for f in dataclasses.fields(Settings)} - {"sources", "clock", "extra"}
+def test_every_setting_but_lists_and_clock_has_a_spec():
+    # sources and cash_symbols are comma lists, parsed and checked on their own.
+    lists = {"sources", "cash_symbols"}
+    names = {f.name for f in dataclasses.fields(Settings)} - lists - {"clock", "extra"}
     assert names == {s.name for s in _SPECS}
+
+
+def test_cash_symbols_error_names_the_setting():
+    with pytest.raises(ConfigurationError, match="cash_symbols"):
+        Settings().replace(cash_symbols=" , ")
 
 
 @pytest.mark.parametrize("spec", _SPECS, ids=lambda s: s.name)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionFailedError, NoPositionError, OrderSizeError, RequestTimeoutError
 from ..symbols import Instrument, parse_symbol
+from ..trade_journal.recorder import journaled
 from .closing import ClosingMixin
 from .contracts import ContractSpec, position_symbol
 from .failover import Sizer
@@ -112,6 +113,7 @@ class Trader(ClosingMixin, PositionsMixin):
 
         return sizing
 
+    @journaled
     def _submit(
         self,
         instrument: Instrument,
