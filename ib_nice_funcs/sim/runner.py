@@ -16,6 +16,13 @@ __all__ = ["SimulatorHandle", "run_simulator", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
+#: IB's own texts of its connectivity notices (the default broadcast_error message).
+_NOTICES = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+}
+
 
 class SimulatorHandle:
     """A running simulator seen from other threads.
@@ -80,6 +87,19 @@ class SimulatorHandle:
     def drop_connections(self) -> None:
         """Close every client socket now; returns once they are closed."""
         self.call(self.sim._drop_all)
+
+    def half_open(self) -> None:
+        """Freeze the open connections: sockets stay open, nothing is answered or
+        sent until :meth:`heal` (new connections are served). Returns once applied."""
+        self.call(self.sim._freeze_all)
+
+    def heal(self) -> None:
+        """End :meth:`half_open`: held messages are sent, requests answered again."""
+        self.call(self.sim._thaw_all)
+
+    def broadcast_error(self, code: int, message: str = "") -> None:
+        """Send IB error ``code`` (1100, 1101, 1102...) with reqId -1 to every client."""
+        self.call(self.sim._broadcast, int(code), message or _NOTICES.get(int(code), ""))
 
     def drop_acks(self, on: bool = True) -> None:
         """Swallow (or send again) openOrder/orderStatus acknowledgements of orders.
