@@ -71,6 +71,10 @@ class Settings:
     order_failover: bool = False
     timeout: float = 10.0
     connect_timeout: float = 4.0
+    #: Seconds of silence after which the gateway is probed (reqCurrentTime);
+    #: a probe unanswered for as long again replaces the connection, so a
+    #: hung (half-open) link is noticed within 2.5 intervals.
+    heartbeat_interval: float = 10.0
     #: IB market data type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen.
     market_data_type: int = 1
     #: Seconds a quote stays fresh in the price cache.
@@ -97,7 +101,7 @@ class Settings:
                 raise ConfigurationError(f"{name}={value!r} must be a positive number")
         for name in (
             "timeout", "connect_timeout", "portal_penalty_s", "portal_rate_per_s",
-            "portal_snapshot_wait_s", "portal_tickle_s",
+            "portal_snapshot_wait_s", "portal_tickle_s", "heartbeat_interval",
         ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
@@ -171,6 +175,7 @@ class Settings:
         flag("IB_NICE_FUNCS_ORDER_FAILOVER", "order_failover")
         number("IB_NICE_FUNCS_TIMEOUT", "timeout")
         number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
+        number("IB_NICE_FUNCS_HEARTBEAT", "heartbeat_interval")
         number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
         number("IB_NICE_FUNCS_MAX_LINES", "max_market_data_lines", int)
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
