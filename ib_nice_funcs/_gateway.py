@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetools import TTLCache
 
+from ._fallback import demote_loggers
 from ._link import LinkHealth, heartbeat_step
 from ._loop import LoopThread
 from .config import Settings
@@ -51,33 +52,6 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 30.0
 #: Qualified contracts change rarely (conId is permanent); a day is safe.
 _CONTRACT_TTL_S = 24 * 3600.0
-
-
-class _DemoteToDebug(logging.Filter):
-    """Turns ib_async's own WARNING/ERROR records into DEBUG ones.
-
-    This package reports every failure itself, once, with the symbol and a
-    remedy; ib_async's records for the same event ("Error 200, reqId 5...",
-    "API connection failed") would print a second, rawer line in every script
-    that configures no logging. They stay visible at DEBUG.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.DEBUG:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-
-
-_demoted = False
-
-
-def _demote_ib_async_logs() -> None:
-    global _demoted
-    if _demoted:
-        return
-    _demoted = True
-    for name in ("ib_async.client", "ib_async.wrapper", "ib_async.ib"):
-        logging.getLogger(name).addFilter(_DemoteToDebug())
 
 
 def error_from_ib(code: int, message: str, what: str) -> IBNiceFuncsError:
@@ -223,7 +197,9 @@ class IBGateway:
     async def _connect(self) -> IB:
         from ib_async import IB
 
-        _demote_ib_async_logs()
+        # This package reports each failure once, with a remedy; ib_async's own
+        # records of the same event stay visible at DEBUG.
+        demote_loggers(("ib_async.client", "ib_async.wrapper", "ib_async.ib"))
         ib = IB()
         # Failed requests raise RequestError (with IB's code) instead of
         # quietly returning an empty list.
@@ -332,7 +308,7 @@ class IBGateway:
     def _replace_silent(self, ib: IB) -> None:
         """Drop a connection that stopped answering, so the reconnect loop replaces it."""
         quiet = self.health.quiet_for
-        self._drop_reason = (f"the gateway sent nothing for {quiet:.0f} s and did not answer "
+        self._drop_reason = (f"the gateway sent nothing for {quiet:.1f} s and did not answer "
                              "a heartbeat (a hung or half-open connection)")
         log.warning("IB gateway %s: %s; replacing the connection", self._where(),
                     self._drop_reason)

@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
+from ._fallback import FallbackNotices, combine_errors, quieted
 from ._loop import LoopThread, shared_loop
 from .config import Settings, get_settings
 from .errors import (
@@ -27,6 +28,7 @@ from .errors import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
+from .freshness import PriceQuote, stamp_frame, utc_from_epoch
 from .symbols import Instrument, parse_symbol
 from .timeframes import days_back_range, parse_timeframe
 
@@ -72,8 +74,13 @@ class Client:
         self._closed = False
         self._builtin: dict[str, Any] = {}
         self._trader: Trader | None = None
-        self._prices: TTLCache[tuple[str, str], float] = TTLCache(maxsize=4096, ttl=self.settings.price_ttl)
-        self._bars: TTLCache[tuple[Any, ...], pd.DataFrame] = TTLCache(maxsize=256, ttl=_BARS_TTL_S)
+        # Cached values keep the IB link's epoch they were fetched in: a drop,
+        # a silent link or IB's 1100 moves it, and they are not served again.
+        self._prices: TTLCache[tuple[str, str], tuple[PriceQuote, int | None]] = TTLCache(
+            maxsize=4096, ttl=self.settings.price_ttl)
+        self._bars: TTLCache[tuple[Any, ...], tuple[pd.DataFrame, int | None]] = TTLCache(
+            maxsize=256, ttl=_BARS_TTL_S)
+        self._notices = FallbackNotices()
 
     # -- plumbing ------------------------------------------------------------
 
@@ -273,6 +280,8 @@ class Client:
         market-data line, see ``max_market_data_lines``); while its last tick
         is under 10 s old the price is read from it in microseconds, with no
         message to IB and no thread hop. Older ticks fall back to a snapshot.
+        A value held from a connection that dropped, went silent or got IB's
+        1100 is never served; :meth:`quote` says where and when a price is from.
 
         Raises:
             ValueError, TypeError: a malformed symbol or unknown source (nothing sent).
@@ -282,12 +291,22 @@ class Client:
         value = self.live_price(symbol, source)
         if value is not None:
             return value
+        return self.quote(symbol, source, timeout).price
+
+    def quote(self, symbol: Any, source: str = "auto", timeout: float | None = None) -> PriceQuote:
+        """The current price of one instrument with its provenance.
+
+        Like :meth:`price` (same blocking, same errors), but returns a
+        :class:`~ib_nice_funcs.freshness.PriceQuote`: the price, the source
+        that answered, the UTC time it was current at, and whether it came
+        from a live ticker or the price cache (``.age()`` in seconds).
+        """
         instrument = parse_symbol(symbol)
         got = self._prices_by_instrument([instrument], source, timeout)
-        value = got[instrument.symbol][0]
-        if value is None:
-            raise got[instrument.symbol][1] or AllSourcesFailedError(f"no price for {instrument.symbol}")
-        return value
+        found, error = got[instrument.symbol]
+        if found is None:
+            raise error or AllSourcesFailedError(f"no price for {instrument.symbol}")
+        return found
 
     def prices(
         self,
@@ -317,14 +336,17 @@ class Client:
             failed = next((err for _, err in got.values() if err is not None), None)
             if failed is not None:
                 raise failed
-        return {
-            (s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)
-        }
+        out: dict[str, float | None] = {}
+        for s, i in zip(given, instruments):
+            found = got[i.symbol][0]
+            out[s if isinstance(s, str) else i.symbol] = found.price if found else None
+        return out
 
     def live_price(self, symbol: Any, source: str = "auto") -> float | None:
         """The price from a fresh live ticker, or None; never blocks, sends nothing.
 
-        Only when IB is the first source asked for ``source``.
+        Only when IB is the first source asked for ``source``, and only while
+        the connection is current (not down, silent, or in IB's 1100).
         """
         ib_source = self._builtin.get("ib")
         if ib_source is None or not self._ib_first(source):
@@ -340,26 +362,38 @@ class Client:
 
         return all(prio >= BUILTIN_PRIORITY_STEP for _, prio in registered_sources().values())
 
+    def _epoch_of(self, name: str) -> int | None:
+        """The IB link's epoch for values from ``name`` (None: not held from IB)."""
+        return self.gateway.health.epoch if name == "ib" else None
+
+    def _still_current(self, name: str, epoch: int | None) -> bool:
+        """Whether a value cached from ``name`` at ``epoch`` may be served as current."""
+        if name != "ib":
+            return True
+        gateway = self._gateway
+        return gateway is not None and epoch == gateway.health.epoch and gateway.health.current
+
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
-    ) -> dict[str, tuple[float | None, IBNiceFuncsError | None]]:
+    ) -> dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]]:
         order = self.source_order(source)
         budget = self.resolve_timeout(timeout)
         deadline = time.monotonic() + budget
         unique = list({i.symbol: i for i in instruments}.values())
-        result: dict[str, tuple[float | None, IBNiceFuncsError | None]] = {}
+        result: dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]] = {}
         errors: dict[str, BaseException] = {}
         todo: list[Instrument] = []
         ib_source = self._builtin.get("ib") if order[0] == "ib" else None
         if ib_source is not None:
-            live = [(i, ib_source.tickers.fresh_key(i.key)) for i in unique]
-            for i, value in live:
-                if value is not None:
-                    result[i.symbol] = (value, None)
-            unique = [i for i, value in live if value is None]
+            live = [(i, ib_source.tickers.fresh_quote(i.key)) for i in unique]
+            for i, tick in live:
+                if tick is not None:
+                    result[i.symbol] = (PriceQuote(tick.price, "ib", utc_from_epoch(tick.time),
+                                                   live=True), None)
+            unique = [i for i, tick in live if tick is None]
         with self._lock:
             for i in unique:
-                cached = next((self._prices.get((n, i.symbol)) for n in order if (n, i.symbol) in self._prices), None)
+                cached = self._cached_price(order, i.symbol)
                 if cached is not None:
                     result[i.symbol] = (cached, None)
                 else:
@@ -372,21 +406,29 @@ class Client:
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
+            epoch = self._epoch_of(name)
             try:
-                got = self._source(name).prices(todo, timeout=remaining)
+                with quieted(self._quiet_loggers(name) if errors else ()):
+                    got = self._source(name).prices(todo, timeout=remaining)
             except (IBNiceFuncsError, OSError) as exc:
                 errors[name] = exc
+                self._notices.failed(name, exc)
                 log.debug("source %s failed for prices: %s", name, exc)
                 continue
+            self._notices.answered(name)
+            now = datetime.now(timezone.utc)
             still: list[Instrument] = []
             for i in todo:
                 value = got.get(i.symbol)
                 if value is None:
                     still.append(i)
                     continue
-                result[i.symbol] = (value, None)
+                found = PriceQuote(value, name, now)
+                result[i.symbol] = (found, None)
+                self._notices.fell_back(f"price of {i.symbol}", i.symbol,
+                                        {n: e for n, e in errors.items() if n != name}, name)
                 with self._lock:
-                    self._prices[(name, i.symbol)] = value
+                    self._prices[(name, i.symbol)] = (found, epoch)
             if still:
                 errors.setdefault(
                     name,
@@ -397,8 +439,23 @@ class Client:
                 )
             todo = still
         for i in todo:
-            result[i.symbol] = (None, _combine(f"price of {i.symbol}", errors, order))
+            result[i.symbol] = (None, combine_errors(f"price of {i.symbol}", errors, order))
         return result
+
+    def _cached_price(self, order: Sequence[str], symbol: str) -> PriceQuote | None:
+        """A price from the cache still current, from the first source in ``order`` that has one."""
+        for name in order:
+            entry = self._prices.get((name, symbol))
+            if entry is not None and self._still_current(name, entry[1]):
+                return entry[0]._replace(cached=True)
+        return None
+
+    def _quiet_loggers(self, name: str) -> tuple[str, ...]:
+        """Loggers of source ``name`` to quiet while it serves as a fallback."""
+        try:
+            return tuple(getattr(self._source(name), "quiet_loggers", ()))
+        except (IBNiceFuncsError, ValueError):
+            return ()
 
     # -- streams -------------------------------------------------------------
 
@@ -513,8 +570,11 @@ class Client:
 
         Returns a frame with a RangeIndex and columns ``timestamp`` (tz-aware
         UTC), ``open``, ``high``, ``low``, ``close``, ``volume``;
-        ``df.attrs["source"]`` names the source that answered. Blocks up to
-        ``timeout`` seconds.
+        ``df.attrs`` say where and when the bars are from: ``source``,
+        ``fetched_at`` (UTC), ``live`` (a kept-up-to-date subscription) and
+        ``cached`` (this client's 15 s cache); see :mod:`ib_nice_funcs.freshness`.
+        Bars held from an IB connection that dropped, went silent or got
+        IB's 1100 are not served. Blocks up to ``timeout`` seconds.
 
         Raises:
             ValueError, TypeError: bad symbol, timeframe, days_back or source
@@ -530,32 +590,38 @@ class Client:
         deadline = time.monotonic() + budget
         errors: dict[str, BaseException] = {}
         window = (int(start.timestamp()) // tf.seconds, int(end.timestamp()) // tf.seconds)
+        what = f"{tf.name} bars of {instrument.symbol}"
         for position, name in enumerate(order):
             key = (name, instrument.key, tf.name, window)
             with self._lock:
-                cached = self._bars.get(key)
-            if cached is not None:
-                return _with_source(cached.copy(), name)
+                entry = self._bars.get(key)
+            if entry is not None and self._still_current(name, entry[1]):
+                return stamp_frame(entry[0].copy(), name, cached=True)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 errors.setdefault(name, AllSourcesFailedError("out of time"))
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
+            epoch = self._epoch_of(name)
             try:
-                frame = self._source(name).bars(instrument, tf, start, end, timeout=remaining)
+                with quieted(self._quiet_loggers(name) if errors else ()):
+                    frame = self._source(name).bars(instrument, tf, start, end, timeout=remaining)
             except (IBNiceFuncsError, OSError) as exc:
                 errors[name] = exc
+                self._notices.failed(name, exc)
                 log.debug("source %s failed for bars of %s: %s", name, instrument.symbol, exc)
                 continue
+            self._notices.answered(name)
             if frame is None or frame.empty:
                 errors[name] = NoDataError(f"{name} returned no bars")
                 continue
-            frame = _with_source(frame, name)
+            frame = stamp_frame(frame, name, cached=False)
+            self._notices.fell_back(what, instrument.symbol, errors, name)
             with self._lock:
-                self._bars[key] = frame
+                self._bars[key] = (frame, epoch)
             return frame.copy()
-        raise _combine(f"{tf.name} bars of {instrument.symbol}", errors, order)
+        raise combine_errors(what, errors, order)
 
     def classic_data(
         self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",
@@ -570,35 +636,5 @@ class Client:
 
         frame = self.ohlcv(symbol, timeframe, days_back, source, timeout)
         out = classic_frame(frame)
-        out.attrs["source"] = frame.attrs.get("source")
+        out.attrs.update(frame.attrs)
         return out
-
-
-def _with_source(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    frame.attrs["source"] = name
-    return frame
-
-
-def _combine(what: str, errors: dict[str, BaseException], order: Sequence[str]) -> IBNiceFuncsError:
-    """One error for a request every source failed, naming each source's cause.
-
-    When every source failed the same way (e.g. all said "unknown symbol"),
-    the error keeps that type so callers can catch it precisely.
-    """
-    if not errors:
-        return AllSourcesFailedError(f"{what}: no source answered in time", {})
-    if len(errors) == 1:
-        name, only = next(iter(errors.items()))
-        detail = str(only)
-    else:
-        detail = "; ".join(f"{n}: {e}" for n, e in errors.items())
-    kinds = {type(e) for e in errors.values()}
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        if issubclass(kind, IBNiceFuncsError) and kind is not AllSourcesFailedError:
-            try:
-                combined = kind(detail if what in detail else f"{what}: {detail}")
-            except TypeError:  # an error class with a different constructor
-                combined = next(iter(errors.values()))  # type: ignore[assignment]
-            return combined  # type: ignore[return-value]
-    return AllSourcesFailedError(f"{what}: every source failed ({detail})", errors)

@@ -42,7 +42,6 @@ class Conn:
         self.hangup = False
         self.serial = 0
         self.held: list[bytes] | None = None
-        self._thawed: asyncio.Event | None = None
 
     @property
     def writable(self) -> bool:
@@ -66,23 +65,15 @@ class Conn:
             self.writer.write(data)
 
     def freeze(self) -> None:
-        """Half-open the link: hold every write and stop serving requests (loop only)."""
+        """Half-open the link: hold every write (requests are dropped by the session)."""
         if self.held is None:
             self.held = []
-            self._thawed = asyncio.Event()
 
     def thaw(self) -> None:
         """Heal the link: send what was held, in order, and serve requests again."""
         held, self.held = self.held, None
         if held and self.writable:
             self.writer.write(b"".join(held))
-        if self._thawed is not None:
-            self._thawed.set()
-
-    async def wait_thawed(self) -> None:
-        """Return once the link is not half open (at once when it is not)."""
-        while self.held is not None and self._thawed is not None:
-            await self._thawed.wait()
 
     async def drain(self) -> None:
         """Wait until the socket buffer drains.

@@ -213,10 +213,12 @@ class TWSSimulator(DataRequests):
     def half_open(self) -> None:
         """Freeze every open connection, as a half-open TCP link (from any thread).
 
-        The sockets stay open and the simulator keeps reading, but nothing is
-        answered and nothing is sent (ticks, bar updates and order events are
-        held back) until :meth:`heal`; the client sees a silent connection.
-        Connections made after this call are served normally.
+        The sockets stay open, but requests are lost (read and dropped, so a
+        client closing its end is still noticed and its client id freed) and
+        nothing is sent: ticks, bar updates and order events are held back
+        until :meth:`heal`, which sends them in order; the client sees a
+        silent connection. Connections made after this call are served
+        normally.
         """
         call_in_loop(self._loop, self._freeze_all)
 
@@ -337,7 +339,8 @@ class TWSSimulator(DataRequests):
             fields = await self._read_frame(conn)
             if not fields:
                 continue
-            await conn.wait_thawed()  # half_open(): read on, answer nothing
+            if conn.held is not None:
+                continue  # half_open(): the request is lost on the way (reading goes on)
             await self._pause()
             if self.is_deaf(conn):
                 continue

@@ -159,6 +159,8 @@ class YahooSource:
     """
 
     name = "yfinance"
+    #: Loggers quieted (to DEBUG) while this source answers as a fallback.
+    quiet_loggers = ("yfinance",)
 
     def __init__(
         self,

@@ -417,15 +417,21 @@ def test_half_open_holds_everything_until_heal(sim):
         ib = await connect(sim.port, 41)
         try:
             off_thread = asyncio.get_running_loop().run_in_executor
+            notices: asyncio.Queue = asyncio.Queue()
+            ib.errorEvent += lambda req_id, code, msg, contract: notices.put_nowait(code)
             await off_thread(None, sim.half_open)
             asked = asyncio.ensure_future(ib.reqCurrentTimeAsync())
             done, _ = await asyncio.wait([asked], timeout=0.5)
-            assert not done and ib.isConnected()  # open, but silent
+            assert not done and ib.isConnected()  # open, but silent: the request is lost
             other = await connect(sim.port, 42)  # a new connection is served
             assert (await other.reqCurrentTimeAsync()).timestamp() == int(OPEN_T)
             other.disconnect()
+            await off_thread(None, sim.broadcast_error, 1102)  # held back...
+            assert notices.empty()
             await off_thread(None, sim.heal)
-            assert (await asyncio.wait_for(asked, 5)).timestamp() == int(OPEN_T)
+            assert await asyncio.wait_for(notices.get(), 5) == 1102  # ...and sent on heal
+            assert (await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)).timestamp() == int(OPEN_T)
+            asked.cancel()
         finally:
             ib.disconnect()
 
