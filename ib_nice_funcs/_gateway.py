@@ -299,10 +299,13 @@ class IBGateway:
                 return
             action, probe_at = heartbeat_step(self.health.clock(), self.health.last_heard,
                                               probe_at, interval)
-            if action == "probe":
-                ib.client.reqCurrentTime()
-            elif action == "dead":
-                self._replace_silent(ib)
+            try:
+                if action == "probe":
+                    ib.client.reqCurrentTime()
+                elif action == "dead":
+                    self._replace_silent(ib)
+                    return
+            except ConnectionError:  # went away between the check and the send
                 return
 
     def _replace_silent(self, ib: IB) -> None:

@@ -98,6 +98,17 @@ def test_link_health_notices_and_epochs():
     assert not health.current and "down" in health.why_not_current()
 
 
+def test_heartbeat_interval_setting():
+    from ib_nice_funcs.config import Settings
+    from ib_nice_funcs.errors import ConfigurationError
+
+    assert Settings().heartbeat_interval == 10.0
+    assert Settings.from_env({"IB_NICE_FUNCS_HEARTBEAT": "2.5"}).heartbeat_interval == 2.5
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ConfigurationError, match="heartbeat_interval"):
+            Settings(heartbeat_interval=bad)
+
+
 def test_fallback_notices_once_per_symbol_and_outage(caplog):
     caplog.set_level(logging.WARNING, logger="ib_nice_funcs")
     notices = FallbackNotices()
