@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "close": "nice_funcs",
     "Client": "client",
     "Settings": "config",
+    "PriceQuote": "freshness",
     "register_source": "sources",
     "unregister_source": "sources",
     "install": "_install",

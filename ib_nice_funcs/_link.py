@@ -65,6 +65,7 @@ class LinkHealth:
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = float(interval)
+        self._window = _CURRENT_INTERVALS * self.interval
         self.clock = clock
         self.connected = False
         self.ib_link_lost = False
@@ -113,8 +114,9 @@ class LinkHealth:
     @property
     def current(self) -> bool:
         """Whether data held from this connection may be served as current."""
+        # On the warm price path: plain attribute reads and one clock call.
         return (self.connected and not self.ib_link_lost
-                and self.quiet_for <= _CURRENT_INTERVALS * self.interval)
+                and self.clock() - self.last_heard <= self._window)
 
     def why_not_current(self) -> str:
         """Words for an error message when :attr:`current` is False."""
