@@ -74,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "NoPositionError": "errors",
     "MarketDataLinesExhaustedError": "errors",
     "OrderSizeError": "errors",
+    "NonAsciiSymbolError": "errors",
+    "PositionUnknownError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -105,10 +107,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         MarketDataLinesExhaustedError,
         MarketDataNotSubscribedError,
         NoDataError,
+        NonAsciiSymbolError,
         NoPositionError,
         OrderRejectedError,
         OrderSizeError,
         PacingViolationError,
+        PositionUnknownError,
         RequestTimeoutError,
         RiskLimitError,
         SourceUnavailableError,

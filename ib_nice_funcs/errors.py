@@ -20,6 +20,7 @@ __all__ = [
     "ConnectionFailedError",
     "RequestTimeoutError",
     "UnknownSymbolError",
+    "NonAsciiSymbolError",
     "NoDataError",
     "PacingViolationError",
     "MarketDataNotSubscribedError",
@@ -31,6 +32,7 @@ __all__ = [
     "LiveTradingDisabledError",
     "NoPositionError",
     "OrderSizeError",
+    "PositionUnknownError",
     "classify_ib_error",
 ]
 
@@ -53,6 +55,18 @@ class RequestTimeoutError(IBNiceFuncsError, TimeoutError):
 
 class UnknownSymbolError(IBNiceFuncsError):
     """The source has no instrument for the symbol (IB error 200)."""
+
+
+class NonAsciiSymbolError(UnknownSymbolError, ValueError):
+    """Symbol text with non-ASCII characters (``"ıbm"``, ``"ſpy"``, ``"ﬁ"``); nothing was sent.
+
+    Tickers are ASCII. Upper-casing such text would turn look-alikes into
+    other tickers (``"ıbm".upper() == "IBM"``), so it is refused instead. A
+    ValueError for :class:`~ib_nice_funcs.client.Client` callers (bad
+    input); an :class:`UnknownSymbolError` for the module-level functions,
+    which return their failure value and log one WARNING, as for any symbol
+    no source knows (agents often take symbols from text they did not write).
+    """
 
 
 class NoDataError(IBNiceFuncsError):
@@ -112,6 +126,16 @@ class NoPositionError(IBNiceFuncsError):
 
 class OrderSizeError(IBNiceFuncsError):
     """An amount is below the smallest tradable size at the current price (nothing sent)."""
+
+
+class PositionUnknownError(IBNiceFuncsError):
+    """Raised when an agent tests the truth of a value that is not known.
+
+    The module-level ``get_position`` returns, when it fails, a dict whose
+    ``has_position`` and ``quantity`` are :class:`~ib_nice_funcs.trading.positions.Unknown`:
+    ``if not pos["has_position"]: buy`` raises this instead of buying again
+    on a position that may exist. Check ``pos["known"]`` first.
+    """
 
 
 # --- IB error codes ---------------------------------------------------------
