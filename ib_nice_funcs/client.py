@@ -16,10 +16,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from cachetools import TTLCache
-
 from ._fallback import FallbackNotices, combine_errors, quieted
+from ._held import HeldCache
 from ._loop import LoopThread, shared_loop
+from ._streams import StreamsMixin
 from .config import Settings, get_settings
 from .errors import (
     AllSourcesFailedError,
@@ -36,12 +36,10 @@ from .timeframes import days_back_range, parse_timeframe
 MAX_TIMEOUT_S = 3600.0
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
-
     import pandas as pd
 
     from ._gateway import IBGateway
-    from .streaming import PriceStream, Subscription
+    from ._link import LinkHealth
     from .trading import Trader
 
 __all__ = ["Client"]
@@ -56,7 +54,7 @@ _PRIMARY_SHARE = 0.75
 _BARS_TTL_S = 15.0
 
 
-class Client:
+class Client(StreamsMixin):
     """Interactive Brokers data (and, through :attr:`trading`, orders) behind sync calls.
 
     Threading contract: every method may be called from any thread, from a
@@ -77,12 +75,10 @@ class Client:
         self._closed = False
         self._builtin: dict[str, Any] = {}
         self._trader: Trader | None = None
-        # Cached values keep the IB link's epoch they were fetched in: a drop,
-        # a silent link or IB's 1100 moves it, and they are not served again.
-        self._prices: TTLCache[tuple[str, str], tuple[PriceQuote, int | None]] = TTLCache(
-            maxsize=4096, ttl=self.settings.price_ttl)
-        self._bars: TTLCache[tuple[Any, ...], tuple[pd.DataFrame, int | None]] = TTLCache(
-            maxsize=256, ttl=_BARS_TTL_S)
+        # Cached answers keep the IB link's epoch: a drop, a silent link or IB's
+        # 1100 moves it, and they are not served again.
+        self._prices: HeldCache[PriceQuote] = HeldCache(4096, self.settings.price_ttl)
+        self._bars: HeldCache[pd.DataFrame] = HeldCache(256, _BARS_TTL_S)
         self._notices = FallbackNotices()
 
     # -- plumbing ------------------------------------------------------------
@@ -252,9 +248,9 @@ class Client:
         live tickers and bar subscriptions no stream holds. The next calls go to
         the sources. Blocks up to ``timeout`` seconds.
         """
+        self._prices.clear()
+        self._bars.clear()
         with self._lock:
-            self._prices.clear()
-            self._bars.clear()
             gateway = self._gateway
             ib_source = self._builtin.get("ib")
         if gateway is not None:
@@ -377,12 +373,9 @@ class Client:
         """The IB link's epoch for values from ``name`` (None: not held from IB)."""
         return self.gateway.health.epoch if name == "ib" else None
 
-    def _still_current(self, name: str, epoch: int | None) -> bool:
-        """Whether a value cached from ``name`` at ``epoch`` may be served as current."""
-        if name != "ib":
-            return True
+    def _health(self) -> LinkHealth | None:
         gateway = self._gateway
-        return gateway is not None and epoch == gateway.health.epoch and gateway.health.current
+        return gateway.health if gateway is not None else None
 
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
@@ -402,13 +395,14 @@ class Client:
                     result[i.symbol] = (PriceQuote(tick.price, "ib", utc_from_epoch(tick.time),
                                                    live=True), None)
             unique = [i for i, tick in live if tick is None]
-        with self._lock:
-            for i in unique:
-                cached = self._cached_price(order, i.symbol)
-                if cached is not None:
-                    result[i.symbol] = (cached, None)
-                else:
-                    todo.append(i)
+        health = self._health()
+        for i in unique:
+            cached = next((q for q in (self._prices.get((n, i.symbol), health) for n in order)
+                           if q is not None), None)
+            if cached is not None:
+                result[i.symbol] = (cached._replace(cached=True), None)
+            else:
+                todo.append(i)
         for position, name in enumerate(order):
             if not todo:
                 break
@@ -438,8 +432,7 @@ class Client:
                 result[i.symbol] = (found, None)
                 self._notices.fell_back(f"price of {i.symbol}", i.symbol,
                                         {n: e for n, e in errors.items() if n != name}, name)
-                with self._lock:
-                    self._prices[(name, i.symbol)] = (found, epoch)
+                self._prices.put((name, i.symbol), found, epoch)
             if still:
                 errors.setdefault(
                     name,
@@ -453,119 +446,12 @@ class Client:
             result[i.symbol] = (None, combine_errors(f"price of {i.symbol}", errors, order))
         return result
 
-    def _cached_price(self, order: Sequence[str], symbol: str) -> PriceQuote | None:
-        """A price from the cache still current, from the first source in ``order`` that has one."""
-        for name in order:
-            entry = self._prices.get((name, symbol))
-            if entry is not None and self._still_current(name, entry[1]):
-                return entry[0]._replace(cached=True)
-        return None
-
     def _quiet_loggers(self, name: str) -> tuple[str, ...]:
         """Loggers of source ``name`` to quiet while it serves as a fallback."""
         try:
             return tuple(getattr(self._source(name), "quiet_loggers", ()))
         except (IBNiceFuncsError, ValueError):
             return ()
-
-    # -- streams -------------------------------------------------------------
-
-    def subscribe(
-        self,
-        symbols: Any,
-        callback: Callable[[str, float, datetime], Any],
-        *,
-        timeout: float | None = None,
-        strict: bool = True,
-    ) -> Subscription:
-        """Push live prices of ``symbols`` to ``callback(symbol, price, time)``.
-
-        ``symbols`` is one symbol or a list; ``symbol`` in the callback is as
-        given, ``time`` a tz-aware UTC datetime. The callback runs on the
-        subscription's own worker thread (never the event-loop thread), once
-        for the current price and then on every price change; a slow callback
-        gets the latest price per symbol, never a backlog. After a dropped
-        connection or IB's 1101 the streams are renewed by themselves. Each
-        symbol holds one market-data line until ``close()`` (or this client's
-        ``close()``). Live prices always come from IB, whatever ``sources`` says.
-
-        Blocks up to ``timeout`` seconds while subscribing.
-
-        Raises:
-            ValueError, TypeError: malformed symbols or callback (nothing sent).
-            UnknownSymbolError, MarketDataNotSubscribedError,
-            MarketDataLinesExhaustedError, ConnectionFailedError: with
-                ``strict`` (default) when any symbol cannot be streamed;
-                otherwise those symbols are listed in ``handle.errors`` (and
-                when none can, the handle comes back closed).
-        """
-        from .streaming import Subscription
-
-        names, items = self._stream_items(symbols)
-        tickers = self._source("ib").tickers
-        handle = Subscription(tickers, names, callback)
-        handle.errors = self._open_stream(handle, items, self.resolve_timeout(timeout), strict)
-        if len(handle.errors) < len(names):
-            handle.start()
-        return handle
-
-    def stream_prices(
-        self,
-        symbols: Any,
-        *,
-        timeout: float | None = None,
-        duration: float | None = None,
-        strict: bool = True,
-    ) -> PriceStream:
-        """A sync iterator of live ``(symbol, price, time)`` updates (:class:`PriceUpdate`).
-
-        The current price of each symbol comes first, then every change.
-        Iteration ends after ``duration`` seconds (None: never), on
-        ``close()`` from any thread, or on ``break``; with ``timeout``, a wait
-        of more than ``timeout`` seconds for the next update raises
-        RequestTimeoutError. Renewed by itself after a reconnect.
-
-        Raises:
-            The same as :meth:`subscribe` (while subscribing).
-        """
-        from .streaming import PriceStream
-
-        names, items = self._stream_items(symbols)
-        for name, value in (("timeout", timeout), ("duration", duration)):
-            if value is not None and not (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            ):
-                raise ValueError(f"{name}={value!r} must be a positive number of seconds or None")
-        tickers = self._source("ib").tickers
-        stream = PriceStream(tickers, names, timeout=timeout, duration=duration,
-                             on_timeout="raise" if strict else "stop")
-        stream.errors = self._open_stream(stream, items, self.settings.timeout, strict)
-        return stream
-
-    @staticmethod
-    def _open_stream(handle: Any, items: list[tuple[str, Instrument]], timeout: float,
-                     strict: bool) -> dict[str, BaseException]:
-        """Attach ``handle`` to live streams; non-strict failures are returned (and close it if all failed)."""
-        try:
-            errors = handle._tickers.open(handle.sink, items, timeout, strict)
-        except IBNiceFuncsError as exc:
-            if strict:
-                raise
-            errors = {name: exc for name, _ in items}
-        if len(errors) == len(items):
-            handle.close()
-        return errors
-
-    def _stream_items(self, symbols: Any) -> tuple[tuple[str, ...], list[tuple[str, Instrument]]]:
-        one = isinstance(symbols, str) or hasattr(symbols, "secType")
-        given = [symbols] if one else list(symbols)
-        if not given:
-            raise ValueError("give at least one symbol to stream")
-        items: dict[str, Instrument] = {}
-        for s in given:
-            instrument = parse_symbol(s)
-            items.setdefault(s if isinstance(s, str) else instrument.symbol, instrument)
-        return tuple(items), list(items.items())
 
     # -- bars ----------------------------------------------------------------
 
@@ -604,10 +490,9 @@ class Client:
         what = f"{tf.name} bars of {instrument.symbol}"
         for position, name in enumerate(order):
             key = (name, instrument.key, tf.name, window)
-            with self._lock:
-                entry = self._bars.get(key)
-            if entry is not None and self._still_current(name, entry[1]):
-                return stamp_frame(entry[0].copy(), name, cached=True)
+            cached = self._bars.get(key, self._health())
+            if cached is not None:
+                return stamp_frame(cached.copy(), name, cached=True)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 errors.setdefault(name, AllSourcesFailedError("out of time"))
@@ -629,8 +514,7 @@ class Client:
                 continue
             frame = stamp_frame(frame, name, cached=False)
             self._notices.fell_back(what, instrument.symbol, errors, name)
-            with self._lock:
-                self._bars[key] = (frame, epoch)
+            self._bars.put(key, frame, epoch)
             return frame.copy()
         raise combine_errors(what, errors, order)
 
