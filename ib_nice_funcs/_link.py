@@ -19,16 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from .errors import (
-    CONNECTIVITY_LOST,
-    CONNECTIVITY_RESTORED_DATA_KEPT,
-    CONNECTIVITY_RESTORED_DATA_LOST,
-)
+from .errors import CONNECTIVITY_RESTORED_DATA_KEPT, CONNECTIVITY_RESTORED_DATA_LOST
 
 __all__ = ["LinkHealth", "heartbeat_step", "HeartbeatAction", "LinkNotice"]
 
 HeartbeatAction = Literal["ok", "probe", "dead"]
 LinkNotice = Literal["lost", "restored_data_lost", "restored_data_kept"]
+#: IB's "connectivity between IB and TWS has been lost".
+_IB_LINK_LOST = 1100
 #: Held data is current while the gateway was heard from within this many intervals.
 _CURRENT_INTERVALS = 2.0
 
@@ -90,8 +88,13 @@ class LinkHealth:
         self.epoch += 1
 
     def notice(self, code: int) -> LinkNotice | None:
-        """Apply IB's connectivity code (1100, 2110, 1101, 1102); what it means, or None."""
-        if code in CONNECTIVITY_LOST:
+        """Apply IB's connectivity code (1100, 1101, 1102); what it means, or None.
+
+        Only 1100 starts the "not current" state: IB ends it with 1101 or
+        1102. (2110, a TWS-to-server hiccup, has no such ending; live ticks
+        are cleared on it by the tickers themselves.)
+        """
+        if code == _IB_LINK_LOST:
             self.ib_link_lost = True
             self.epoch += 1
             return "lost"
