@@ -327,9 +327,9 @@ class IBGateway:
                         "values are not served as current until IB restores the link",
                         self._where(), code, message)
         elif notice is not None:
-            log.warning("IB gateway %s: IB error %s (%s): %s", self._where(), code, message,
-                        "resubscribing the live data" if notice == "restored_data_lost"
-                        else "the live data was kept")
+            log.info("IB gateway %s: IB error %s (%s): %s", self._where(), code, message,
+                     "resubscribing the live data" if notice == "restored_data_lost"
+                     else "the live data was kept")
             ib = self._ib
             if notice == "restored_data_lost" and ib is not None and ib.isConnected():
                 # Account values are a subscription too: ask for them again.
