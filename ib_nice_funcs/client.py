@@ -411,8 +411,8 @@ class Client(StreamsMixin):
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
-            epoch = self._epoch_of(name)
             try:
+                epoch = self._epoch_of(name)
                 with quieted(self._quiet_loggers(name) if errors else ()):
                     got = self._source(name).prices(todo, timeout=remaining)
             except (IBNiceFuncsError, OSError) as exc:
@@ -499,8 +499,8 @@ class Client(StreamsMixin):
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
-            epoch = self._epoch_of(name)
             try:
+                epoch = self._epoch_of(name)
                 with quieted(self._quiet_loggers(name) if errors else ()):
                     frame = self._source(name).bars(instrument, tf, start, end, timeout=remaining)
             except (IBNiceFuncsError, OSError) as exc:
