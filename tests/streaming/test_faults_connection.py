@@ -9,8 +9,6 @@ run after a reconnect, a round trip that orders the socket), never sleeps.
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import threading
 from datetime import timezone
 
@@ -343,20 +341,24 @@ def test_timed_out_snapshots_leave_nothing_in_ib_async(fresh_sim, make_client):
     assert client.gateway.call(tables, 5, "tables") == before
 
 
-_EXIT_SCRIPT = """
-import ib_nice_funcs as n
-from ib_nice_funcs.sim import run_simulator
-with run_simulator(seed=5) as sim:
-    n.configure(port=sim.port, client_id=901, sources="ib", timeout=0.3)
-    n.get_ohlcv_data("BTC-USD", "1m", 0.1)   # connects
-    sim.set_latency(2.0)
-    n.default_client()._bars.clear()
-    n.get_ohlcv_data("ETH-USD", "1m", 0.1)   # times out while the subscription opens
-"""
+def test_loop_stop_cancels_the_tasks_left_instead_of_destroying_them():
+    """A bar subscription still opening for a timed-out caller must not be destroyed pending."""
+    import asyncio
 
+    from ib_nice_funcs._loop import LoopThread
 
-def test_no_task_is_destroyed_pending_at_exit():
-    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "Task was destroyed" not in done.stderr, done.stderr
+    thread = LoopThread("test-stop-loop")
+    started = threading.Event()
+    left: dict[str, asyncio.Task] = {}
+
+    async def spawn() -> None:
+        async def waits_forever() -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        left["task"] = asyncio.get_running_loop().create_task(waits_forever())
+
+    thread.run(spawn, 5)
+    assert started.wait(5)
+    thread.stop()
+    assert left["task"].cancelled()
