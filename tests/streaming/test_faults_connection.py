@@ -362,3 +362,21 @@ def test_loop_stop_cancels_the_tasks_left_instead_of_destroying_them():
     assert started.wait(5)
     thread.stop()
     assert left["task"].cancelled()
+
+
+def test_token_price_after_a_drop_is_not_the_price_before_it(fresh_sim, new_client_id):
+    import ib_nice_funcs as n
+
+    n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
+                price_ttl=300.0, timeout=10)
+    fresh_sim.set_price("AAPL", 150.0)
+    assert n.token_price("AAPL") == 150.0
+    assert n.token_price("AAPL") == 150.0
+    client = n.default_client()
+    back = reconnects(client)
+    gone = disconnects(client)
+    fresh_sim.drop_connections()
+    fresh_sim.set_price("AAPL", 140.0)  # the drop came with a move
+    assert gone.wait(10)
+    assert back.wait(10)
+    assert n.token_price("AAPL") == 140.0
