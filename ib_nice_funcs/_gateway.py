@@ -7,8 +7,9 @@ keeps the qualified-contract cache. A heartbeat (setting
 one that stays silent (a half-open link); IB's 1100/1101/1102 notices are
 tracked in :attr:`IBGateway.health`, which every holder of streamed or cached
 data consults before serving it as current. Whatever happens to the socket,
-callers only ever see this package's errors (never a raw ``ConnectionError``). The data source (``sources/ib.py``) and
-the trading helpers both go through it; nothing else touches ib_async.
+callers only ever see this package's errors (never a raw ``ConnectionError``).
+The data source (``sources/ib.py``) and the trading helpers both go through
+it; nothing else touches ib_async.
 """
 
 from __future__ import annotations
@@ -451,6 +452,7 @@ class IBGateway:
     async def close_async(self) -> None:
         """Disconnect for good (loop thread only); safe to call twice."""
         self._closed = True
+        self.health.down()  # nothing held from this connection is current any more
         for task in (self._reconnect_task, self._heartbeat_task):
             if task is not None:
                 task.cancel()
