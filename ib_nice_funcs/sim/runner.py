@@ -16,14 +16,6 @@ __all__ = ["SimulatorHandle", "run_simulator", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
-#: IB's own texts of its connectivity notices (the default broadcast_error message).
-_NOTICES = {
-    1100: "Connectivity between IB and Trader Workstation has been lost.",
-    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
-    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
-}
-
-
 class SimulatorHandle:
     """A running simulator seen from other threads.
 
@@ -89,8 +81,9 @@ class SimulatorHandle:
         self.call(self.sim._drop_all)
 
     def half_open(self) -> None:
-        """Freeze the open connections: sockets stay open, nothing is answered or
-        sent until :meth:`heal` (new connections are served). Returns once applied."""
+        """Freeze the open connections: sockets stay open, requests are lost and
+        nothing is sent until :meth:`heal` (new connections are served; see
+        :meth:`TWSSimulator.half_open`). Returns once applied."""
         self.call(self.sim._freeze_all)
 
     def heal(self) -> None:
@@ -98,8 +91,11 @@ class SimulatorHandle:
         self.call(self.sim._thaw_all)
 
     def broadcast_error(self, code: int, message: str = "") -> None:
-        """Send IB error ``code`` (1100, 1101, 1102...) with reqId -1 to every client."""
-        self.call(self.sim._broadcast, int(code), message or _NOTICES.get(int(code), ""))
+        """Send IB error ``code`` (1100, 1101, 1102...) with reqId -1 to every client.
+
+        ``message`` defaults to IB's own text for the connectivity codes.
+        """
+        self.call(self.sim._broadcast, int(code), message)
 
     def drop_acks(self, on: bool = True) -> None:
         """Swallow (or send again) openOrder/orderStatus acknowledgements of orders.

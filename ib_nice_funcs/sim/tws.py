@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 
 _HELLO = re.compile(rb"^v(\d+)(?:\.\.(\d+))?")
 _MAX_MSG = 16 * 1024 * 1024
+#: IB's own texts of its connectivity notices (broadcast_error's default message).
+_NOTICES = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+}
 TWS_TZ = "US/Eastern"
 
 
@@ -235,16 +241,18 @@ class TWSSimulator(DataRequests):
         for conn in list(self._conns):
             conn.thaw()
 
-    def broadcast_error(self, code: int, message: str) -> None:
+    def broadcast_error(self, code: int, message: str = "") -> None:
         """Send IB error ``code`` with reqId -1 to every connected client (any thread).
 
         For IB's connectivity notices: 1100 (TWS lost its link to IB), 1101
-        (restored, market data lost: resubscribe), 1102 (restored, data kept).
-        Only the message is sent; the simulated market keeps running.
+        (restored, market data lost: resubscribe), 1102 (restored, data kept);
+        ``message`` defaults to IB's own text for those. Only the message is
+        sent; the simulated market keeps running.
         """
         call_in_loop(self._loop, lambda: self._broadcast(int(code), str(message)))
 
-    def _broadcast(self, code: int, message: str) -> None:
+    def _broadcast(self, code: int, message: str = "") -> None:
+        message = message or _NOTICES.get(code, "")
         for conn in self.conns():
             conn.send(w.error_msg(conn.sv, -1, code, message))
 
