@@ -264,8 +264,9 @@ class TWSSimulator(DataRequests):
         ``openOrder``/``orderStatus`` messages and the order errors (202
         cancelled, 201 rejected by the matching engine) pushed after
         ``placeOrder`` and ``cancelOrder`` never reach the client: it sees an
-        order it cannot confirm. Executions and commissions still arrive. Queries (``reqOpenOrders``, ``reqCompletedOrders``,
-        ``reqExecutions``, positions) still answer truthfully.
+        order it cannot confirm. Executions and commissions still arrive;
+        queries (``reqOpenOrders``, ``reqCompletedOrders``, ``reqExecutions``,
+        positions) still answer truthfully.
         """
         self.acks_dropped = bool(on)
 
