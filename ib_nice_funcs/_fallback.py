@@ -79,8 +79,8 @@ class FallbackNotices:
             self._said[key] = True
         causes = "; ".join(f"{name}: {error}" for name, error in errors.items())
         log.warning(
-            "%s: answered by %s instead of %s (%s). Said once per symbol until %s "
-            "answers again", what, answered_by, ", ".join(errors), causes, " / ".join(errors),
+            "%s: answered by %s instead of %s (%s). Said once per symbol and outage of %s",
+            what, answered_by, ", ".join(errors), causes, " / ".join(errors),
         )
         return True
 
