@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "close": "nice_funcs",
     "Client": "client",
     "Settings": "config",
+    "PriceQuote": "freshness",
     "register_source": "sources",
     "DataSource": "sources",
     "unregister_source": "sources",

@@ -205,7 +205,10 @@ class LoopThread:
                 self._shutdown_hooks.remove(hook)
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Run the shutdown hooks, stop the loop and join the thread (bounded)."""
+        """Run the shutdown hooks, cancel the tasks left, stop the loop and join the thread.
+
+        Each step is bounded by ``timeout`` seconds.
+        """
         with self._lock:
             loop, thread, hooks = self._loop, self._thread, list(self._shutdown_hooks)
             self._shutdown_hooks.clear()
@@ -222,10 +225,22 @@ class LoopThread:
                 except Exception:  # noqa: BLE001 - shutdown must go on
                     log.debug("shutdown hook failed", exc_info=True)
 
-        try:
-            asyncio.run_coroutine_threadsafe(run_hooks(), loop).result(timeout + 1)
-        except Exception:  # noqa: BLE001
-            log.debug("shutdown hooks did not finish", exc_info=True)
+        async def cancel_the_rest() -> None:
+            # Nothing outlives the loop: a task still pending here (a bar
+            # subscription being opened for a caller that timed out, a
+            # heartbeat) is cancelled and awaited, not destroyed pending.
+            me = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            for task in rest:
+                task.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=timeout)
+
+        for step in (run_hooks, cancel_the_rest):
+            try:
+                asyncio.run_coroutine_threadsafe(step(), loop).result(timeout + 1)
+            except Exception:  # noqa: BLE001
+                log.debug("shutdown step %s did not finish", step.__name__, exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         with self._lock:

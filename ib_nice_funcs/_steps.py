@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, TypeVar
 
 from .errors import AllSourcesFailedError, IBNiceFuncsError
+from .freshness import PriceQuote
 from .symbols import Instrument, parse_symbol
 
 __all__ = ["drive", "drive_async", "given_symbols", "keyed_prices", "one_price"]
@@ -53,11 +54,13 @@ async def drive_async(steps: Generator[tuple[Any, ...], Any, Result],
         return done.value
 
 
-def one_price(instrument: Instrument, got: dict[str, tuple[float | None, IBNiceFuncsError | None]]) -> float:
-    value, error = got[instrument.symbol]
-    if value is None:
+def one_price(instrument: Instrument,
+              got: dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]]) -> PriceQuote:
+    """The quote of ``instrument`` from a lookup's result, or its error raised."""
+    found, error = got[instrument.symbol]
+    if found is None:
         raise error or AllSourcesFailedError(f"no price for {instrument.symbol}")
-    return value
+    return found
 
 
 def given_symbols(symbols: Iterable[Any]) -> tuple[list[Any], list[Instrument]]:
@@ -68,10 +71,15 @@ def given_symbols(symbols: Iterable[Any]) -> tuple[list[Any], list[Instrument]]:
 
 
 def keyed_prices(given: list[Any], instruments: list[Instrument],
-                  got: dict[str, tuple[float | None, IBNiceFuncsError | None]],
+                  got: dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]],
                   strict: bool) -> dict[str, float | None]:
+    """Prices keyed by the symbols as given (None where no source answered)."""
     if strict:
         failed = next((err for _, err in got.values() if err is not None), None)
         if failed is not None:
             raise failed
-    return {(s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)}
+    out: dict[str, float | None] = {}
+    for s, i in zip(given, instruments):
+        found = got[i.symbol][0]
+        out[s if isinstance(s, str) else i.symbol] = found.price if found is not None else None
+    return out

@@ -133,6 +133,7 @@ _SPECS: tuple[_Spec, ...] = (
           "a boolean (1/0, true/false, yes/no)"),
     _Spec("timeout", "IB_NICE_FUNCS_TIMEOUT", "number", _SECONDS, 0, above_low=True),
     _Spec("connect_timeout", "IB_NICE_FUNCS_CONNECT_TIMEOUT", "number", _SECONDS, 0, above_low=True),
+    _Spec("heartbeat_interval", "IB_NICE_FUNCS_HEARTBEAT", "number", _SECONDS, 0, above_low=True),
     _Spec("market_data_type", "IB_NICE_FUNCS_MARKET_DATA_TYPE", "int",
           "1 live, 2 frozen, 3 delayed or 4 delayed-frozen", 1, 4),
     _Spec("price_ttl", "IB_NICE_FUNCS_PRICE_TTL", "number", "a number of seconds >= 0", 0),
@@ -187,6 +188,10 @@ class Settings:
     cash_symbols: tuple[str, ...] = ("USD", "USDC", USDC_MINT)
     timeout: float = 10.0
     connect_timeout: float = 4.0
+    #: Seconds of silence after which the gateway is probed (reqCurrentTime);
+    #: a probe unanswered for as long again replaces the connection, so a
+    #: hung (half-open) link is noticed within 2.5 intervals.
+    heartbeat_interval: float = 10.0
     #: IB market data type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen.
     market_data_type: int = 1
     #: Seconds a quote stays fresh in the price cache.

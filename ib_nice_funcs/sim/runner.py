@@ -18,7 +18,6 @@ __all__ = ["ServeInfo", "SimulatorHandle", "run_simulator", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
-
 class SimulatorHandle:
     """A running simulator seen from other threads.
 
@@ -82,6 +81,23 @@ class SimulatorHandle:
     def drop_connections(self) -> None:
         """Close every client socket now; returns once they are closed."""
         self.call(self.sim._drop_all)
+
+    def half_open(self) -> None:
+        """Freeze the open connections: sockets stay open, requests are lost and
+        nothing is sent until :meth:`heal` (new connections are served; see
+        :meth:`TWSSimulator.half_open`). Returns once applied."""
+        self.call(self.sim._freeze_all)
+
+    def heal(self) -> None:
+        """End :meth:`half_open`: held messages are sent, requests answered again."""
+        self.call(self.sim._thaw_all)
+
+    def broadcast_error(self, code: int, message: str = "") -> None:
+        """Send IB error ``code`` (1100, 1101, 1102...) with reqId -1 to every client.
+
+        ``message`` defaults to IB's own text for the connectivity codes.
+        """
+        self.call(self.sim._broadcast, int(code), message)
 
     def drop_acks(self, on: bool = True) -> None:
         """Swallow (or send again) openOrder/orderStatus acknowledgements of orders.

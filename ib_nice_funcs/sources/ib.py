@@ -27,6 +27,7 @@ from cachetools import TTLCache
 
 from .._tasks import quiet_future
 from ..errors import NOT_SUBSCRIBED, NoDataError, PacingViolationError, UnknownSymbolError
+from ..freshness import utc_from_epoch
 from ..timeframes import PacingBudget, plan_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("ib_nice_funcs")
 
-__all__ = ["IBSource", "ticker_price", "pacing_budget_for"]
+__all__ = ["IBSource", "ticker_price", "pacing_budget_for", "snapshot_ticker"]
 
 #: IB refuses an identical historical request within 15 s; within that time
 #: the answer of the first one is shared instead of asking again.
@@ -71,6 +72,37 @@ def ticker_price(ticker: Ticker) -> float | None:
         return None
     # A midpoint of two decimal quotes carries binary noise (1.1081500000000002).
     return round(float(price), 10)
+
+
+async def snapshot_ticker(ib: IB, contract: Contract) -> Ticker:
+    """One market-data snapshot (``reqTickersAsync`` for one contract), tidy on every exit.
+
+    ib_async keeps a snapshot's request id in its ticker tables for the life
+    of the connection, and a snapshot abandoned by a timed-out caller also
+    leaves its future behind; here both are removed when the call ends, and
+    an abandoned snapshot is cancelled at the gateway.
+
+    Raises:
+        RequestError: IB refused the snapshot (mapped by the caller).
+        ConnectionError: the connection dropped (mapped by the gateway).
+    """
+    wrapper = ib.wrapper
+    req_id = ib.client.getReqId()
+    future = wrapper.startReq(req_id, contract)
+    ticker = wrapper.startTicker(req_id, contract, "snapshot")
+    try:
+        ib.client.reqMktData(req_id, contract, "", True, False, [])
+        await future
+        return ticker
+    except asyncio.CancelledError:
+        if ib.isConnected():
+            ib.client.cancelMktData(req_id)
+        raise
+    finally:
+        wrapper.endTicker(ticker, "snapshot")
+        wrapper.reqId2Ticker.pop(req_id, None)
+        if not future.done() or future.cancelled():
+            wrapper._endReq(req_id)  # ib_async's own clean-up of a request's future
 
 
 class IBSource:
@@ -152,17 +184,17 @@ class IBSource:
 
         async def snapshot(ib: IB) -> list[Ticker | BaseException]:
             return await asyncio.gather(
-                *(ib.reqTickersAsync(c) for _, c in snap), return_exceptions=True
+                *(snapshot_ticker(ib, c) for _, c in snap), return_exceptions=True
             )
 
         tickers = await self.gateway.request(snapshot, what) if snap else []
         if snap and self._switch_to_delayed(ib, tickers, what):
             tickers = await self.gateway.request(snapshot, what)
-        for (instrument, _), got in zip(snap, tickers):
-            if isinstance(got, BaseException):
-                errors.append(got)
+        for (instrument, _), answer in zip(snap, tickers):
+            if isinstance(answer, BaseException):
+                errors.append(answer)
                 continue
-            result[instrument.symbol] = ticker_price(got[0]) if got else None
+            result[instrument.symbol] = ticker_price(answer)
         if errors and len(errors) == len(known):
             # Every snapshot failed the same way: surface it (e.g. not subscribed).
             from .._gateway import error_from_ib
@@ -256,7 +288,8 @@ class IBSource:
                 f"{what}: IB has no instrument for {instrument.symbol!r}; check the "
                 "symbol, or pass an ib_async Contract"
             )
-        if self.barsubs.suitable(timeframe, end):
+        live = self.barsubs.suitable(timeframe, end)
+        if live:
             # Up to now: served from a keepUpToDate subscription (opened on first use).
             frame = await self.barsubs.frame_async(
                 instrument, contract, timeframe, start, end, what, deadline
@@ -266,6 +299,9 @@ class IBSource:
                 instrument, contract, timeframe, start, end, what, deadline
             )
         frame = trim(frame, start, end)
+        # A streamed list is current as of the last message heard from the gateway.
+        fetched = self.gateway.health.heard_wall() if live else time.time()
+        frame.attrs.update(live=live, fetched_at=utc_from_epoch(fetched))
         if frame.empty:
             raise NoDataError(
                 f"{what}: IB returned no bars between {start:%Y-%m-%d %H:%M} and "

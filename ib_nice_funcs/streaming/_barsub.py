@@ -16,8 +16,11 @@ opened by a later call.
 
 A subscription is reopened when the connection dropped, IB reported 1101
 ("data lost") or an error on it, or it got no update for
-``max(3 bars, 15 minutes)``. At most :attr:`BarSubscriptions.max_subs` (50)
-are open per client, least recently read first out; one nobody read for
+``max(3 bars, 15 minutes)``. Nothing is served from it while the gateway's
+``health`` is not current (the link is silent, or IB's 1100 is in force
+until 1101 / 1102): those calls fail over to the next source. At most
+:attr:`BarSubscriptions.max_subs` (50) are open per client, least recently
+read first out; one nobody read for
 :attr:`BarSubscriptions.idle_after` (30 minutes) is cancelled.
 
 Threading contract: loop thread only.
@@ -143,6 +146,9 @@ class BarSubscriptions:
         """
         ib = await self.gateway.ib_async()
         self._bind(ib)
+        # Bars held from a silent link or during IB's 1100 are not current: the
+        # caller gets an error (and the next source) instead.
+        self.gateway.require_current(what)
         key = (instrument.key, timeframe.name)
         now = self.clock()
         self._sweep_idle(now)

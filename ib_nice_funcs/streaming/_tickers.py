@@ -15,7 +15,8 @@ Policy (documented for users in :meth:`ib_nice_funcs.Client.price`):
   :attr:`Tickers.idle_after` seconds (600) are cancelled.
 * After a reconnect, or IB's 1101 "connectivity restored, data lost", every
   stream is requested again; until its first new tick its symbol falls back
-  to snapshots.
+  to snapshots. From IB's 1100 until 1101/1102, and while the connection is
+  down or silent, no tick is served (the gateway's ``health`` says so).
 
 Threading contract: everything here runs on the loop thread except
 :meth:`Tickers.fresh_price` / :meth:`Tickers.fresh_key` (any thread: they read
@@ -143,6 +144,16 @@ class Tickers:
 
     def fresh_key(self, key: Any) -> float | None:
         """As :meth:`fresh_price`, by :attr:`Instrument.key`."""
+        quote = self.fresh_quote(key)
+        return None if quote is None else quote.price
+
+    def fresh_quote(self, key: Any) -> LiveQuote | None:
+        """The latest tick of ``key`` if fresh and the link is current, else None (any thread).
+
+        A tick is not served once it is :attr:`stale_after` seconds old, nor
+        while the connection is down, silent or in IB's 1100 (see
+        :class:`~ib_nice_funcs._link.LinkHealth`).
+        """
         entry = self._live.get(key)
         if entry is None:
             return None
@@ -150,10 +161,10 @@ class Tickers:
         if quote is None:
             return None
         now = time.monotonic()
-        if now - quote.at > self.stale_after:
+        if now - quote.at > self.stale_after or not self.gateway.health.current:
             return None
         entry.last_used = now
-        return quote.price
+        return quote
 
     @property
     def lines(self) -> int:
@@ -223,7 +234,8 @@ class Tickers:
             if entry is not None:
                 entry.last_used = now
                 quote = entry.quote
-                if quote is not None and now - quote.at <= self.stale_after:
+                if (quote is not None and now - quote.at <= self.stale_after
+                        and self.gateway.health.current):
                     values[instrument.symbol] = quote.price
                 else:
                     snap.append((instrument, contract))

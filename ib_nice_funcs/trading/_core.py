@@ -257,7 +257,13 @@ class TraderCore:
     # -- loop side: risk snapshot ---------------------------------------------------
 
     async def _account_values_async(self, ib: IB, account: str | None) -> list[Any]:
-        """Account values: the live subscription, else a one-off account summary."""
+        """Account values: the live subscription, else a one-off account summary.
+
+        Raises:
+            ConnectionFailedError: the link is not current (silent, or IB's 1100
+                until 1101 / 1102): held values are not served.
+        """
+        self.gateway.require_current("account values")
         values = ib.accountValues(account or "")
         if account_number(values, "NetLiquidation", account) is None:
             summary = await asyncio.wait_for(ib.accountSummaryAsync(account or ""), _ROUND_TRIP_S)

@@ -261,7 +261,10 @@ class PositionsMixin(TraderCore):
         async def ask(ib: IB) -> list[tuple[Any, float | None]]:
             positions = await self._positions_async(ib)
             account = self._data_account()
-            marks = {item.contract.conId: item for item in ib.portfolio(account or "")}
+            # IB's marks are a subscription: held, so only used while the link is
+            # current (else each position is priced afresh).
+            held = ib.portfolio(account or "") if self.gateway.health.current else []
+            marks = {item.contract.conId: item for item in held}
             out = []
             for pos in positions:
                 item = marks.get(pos.contract.conId)

@@ -513,3 +513,53 @@ def test_scanner_ranks_the_catalog_stocks(sim):
     losers, bad, first, last = run(go())
     assert [r.rank for r in losers] == [0, 1, 2, 3] and len(bad) == 0
     assert first.last / first.close <= last.last / last.close  # the biggest loser ranks first
+
+
+def test_half_open_holds_everything_until_heal(sim):
+    async def go():
+        ib = await connect(sim.port, 41)
+        try:
+            off_thread = asyncio.get_running_loop().run_in_executor
+            notices: asyncio.Queue = asyncio.Queue()
+            ib.errorEvent += lambda req_id, code, msg, contract: notices.put_nowait(code)
+            await off_thread(None, sim.half_open)
+            asked = asyncio.ensure_future(ib.reqCurrentTimeAsync())
+            done, _ = await asyncio.wait([asked], timeout=0.5)
+            assert not done and ib.isConnected()  # open, but silent: the request is lost
+            other = await connect(sim.port, 42)  # a new connection is served
+            assert (await other.reqCurrentTimeAsync()).timestamp() == int(OPEN_T)
+            other.disconnect()
+            await off_thread(None, sim.broadcast_error, 1102)  # held back...
+            assert notices.empty()
+            await off_thread(None, sim.heal)
+            assert await asyncio.wait_for(notices.get(), 5) == 1102  # ...and sent on heal
+            assert (await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)).timestamp() == int(OPEN_T)
+            asked.cancel()
+        finally:
+            ib.disconnect()
+
+    run(go())
+
+
+def test_broadcast_error_reaches_every_client(sim):
+    async def go():
+        a, b = await connect(sim.port, 43), await connect(sim.port, 44)
+        try:
+            seen: list[tuple[int, int]] = []
+            both = asyncio.Event()
+
+            def note(req_id, code, message, contract):
+                seen.append((req_id, code))
+                if len(seen) == 2:
+                    both.set()
+
+            a.errorEvent += note
+            b.errorEvent += note
+            await asyncio.get_running_loop().run_in_executor(None, sim.broadcast_error, 1100)
+            await asyncio.wait_for(both.wait(), 5)
+            assert seen == [(-1, 1100), (-1, 1100)]
+        finally:
+            a.disconnect()
+            b.disconnect()
+
+    run(go())
