@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import USDC_MINT
 from .errors import IBNiceFuncsError, OrderSizeError
+from .symbols import symbol_label
 from .trading.results import DONE_STATES, Outcome
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,10 +59,6 @@ class EntryResult(Outcome):
     the entry), ``bought_usd``, ``orders`` (each child's result), ``error``.
     The agents test the result for truth (``if n.ai_entry(...):``).
     """
-
-
-def _label(symbol: Any) -> str:
-    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
 
 
 def usd_amount_or_none(what: str, amount: Any) -> float | None:
@@ -115,16 +112,16 @@ def ai_entry(
     """
     from .nice_funcs import default_client, refused_symbol
 
-    what = f"ai_entry({_label(symbol)}, {amount!r})"
+    what = f"ai_entry({symbol_label(symbol)}, {amount!r})"
     target = usd_amount_or_none(what, amount)
     cap = None if max_chunk_size is None else usd_amount_or_none(what, max_chunk_size)
-    result = EntryResult(success=False, symbol=_label(symbol), target_usd=target or 0.0,
+    result = EntryResult(success=False, symbol=symbol_label(symbol), target_usd=target or 0.0,
                          position_usd=0.0, bought_usd=0.0, orders=[], error=None)
     if target is None or (max_chunk_size is not None and cap is None):
         result["error"] = "the USD amount is 0"
         return result
     if refused_symbol(what, symbol):
-        result["error"] = f"symbol {_label(symbol)!r} is not recognised"
+        result["error"] = f"symbol {symbol_label(symbol)!r} is not recognised"
         return result
     client = default_client()
     settings = client.settings
@@ -219,7 +216,7 @@ def fetch_wallet_token_single(address: Any, token_mint_address: Any) -> pd.DataF
     frame = fetch_wallet_holdings_og(address)
     if is_cash_symbol(token_mint_address):
         return frame[frame["Mint Address"] == USDC_MINT].reset_index(drop=True)
-    if refused_symbol(f"fetch_wallet_token_single({_label(token_mint_address)})", token_mint_address):
+    if refused_symbol(f"fetch_wallet_token_single({symbol_label(token_mint_address)})", token_mint_address):
         return frame.iloc[0:0]
     name = parse_symbol(token_mint_address).symbol
     return frame[frame["Mint Address"] == name].reset_index(drop=True)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import nice_funcs as _nf
 from .errors import IBNiceFuncsError, RequestTimeoutError
+from .symbols import symbol_label
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -117,7 +118,7 @@ async def token_price(symbol: Any, source: str = "auto") -> float | None:
     try:
         return await client.price_async(symbol, source)
     except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
-        log.warning("token_price(%s) failed: %s", _nf._label(symbol), exc)
+        log.warning("token_price(%s) failed: %s", symbol_label(symbol), exc)
         return None
 
 
@@ -136,7 +137,7 @@ async def get_ohlcv_data(symbol: Any, timeframe: str = "1H", days_back: float = 
     """Coroutine :func:`ib_nice_funcs.get_ohlcv_data`."""
     from .frames import empty_ohlcv
 
-    what = f"get_ohlcv_data({_nf._label(symbol)}, {timeframe!r}, {days_back!r})"
+    what = f"get_ohlcv_data({symbol_label(symbol)}, {timeframe!r}, {days_back!r})"
     try:
         return await _nf.default_client().ohlcv_async(symbol, timeframe, days_back, source)
     except (IBNiceFuncsError, OSError) as exc:
@@ -149,7 +150,7 @@ async def get_data(symbol: Any, days_back_4_data: float | None = None, timeframe
     from .frames import empty_classic
 
     days = _nf._classic_days(days_back_4_data, days_back)
-    what = f"get_data({_nf._label(symbol)}, {days!r}, {timeframe!r})"
+    what = f"get_data({symbol_label(symbol)}, {days!r}, {timeframe!r})"
     try:
         return await _nf.default_client().classic_data_async(symbol, days, timeframe, source)
     except (IBNiceFuncsError, OSError) as exc:

@@ -157,10 +157,11 @@ INVALID_REQUEST = frozenset({321, 320})
 HISTORICAL_SERVICE = frozenset({162, 165, 366})
 #: Market data is not subscribed (delayed data may be available).
 NOT_SUBSCRIBED = frozenset({354, 10089, 10090, 10167, 10168, 10186, 10197})
-#: Order rejected by IB.
+#: Order (or a cancel of it) refused by IB: 10147 names an order id that is
+#: not open, 10148 one whose state cannot be cancelled.
 ORDER_REJECTED = frozenset({201, 203, 110, 103, 135, 161, 10147, 10148})
 #: Order cancelled (also sent as confirmation of our own cancel).
-ORDER_CANCELLED = frozenset({202, 10148})
+ORDER_CANCELLED = frozenset({202})
 #: Order warnings: the order stands.
 ORDER_WARNING = frozenset({399, 2109})
 #: Informational "farm connection is OK" and friends.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import config as _config
 from .client import Client
 from .errors import IBNiceFuncsError
+from .symbols import symbol_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from datetime import datetime
@@ -96,10 +97,6 @@ def _soft(what: str, fallback: T, call: Callable[[], T]) -> T:
         return fallback
 
 
-def _label(symbol: Any) -> str:
-    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
-
-
 def refused_symbol(what: str, symbol: Any) -> bool:
     """True (after one WARNING) when ``symbol`` is text that names no instrument.
 
@@ -130,7 +127,7 @@ def token_price(symbol: Any, source: str = "auto") -> float | None:
     Raises:
         ValueError, TypeError: a malformed symbol or unknown source.
     """
-    what = f"token_price({_label(symbol)})"
+    what = f"token_price({symbol_label(symbol)})"
     if refused_symbol(what, symbol):
         return None
     client = default_client()
@@ -177,7 +174,7 @@ def get_ohlcv_data(
     """
     from .frames import empty_ohlcv
 
-    what = f"get_ohlcv_data({_label(symbol)}, {timeframe!r}, {days_back!r})"
+    what = f"get_ohlcv_data({symbol_label(symbol)}, {timeframe!r}, {days_back!r})"
     client = default_client()
     return _frame_or_empty(
         what, lambda: client.ohlcv(symbol, timeframe, days_back, source), empty_ohlcv,
@@ -215,7 +212,7 @@ def get_data(
 
     tf = parse_timeframe(timeframe)
     days = _classic_days(days_back_4_data, days_back, tf, bars)
-    what = f"get_data({_label(symbol)}, {days!r}, {timeframe!r})"
+    what = f"get_data({symbol_label(symbol)}, {days!r}, {timeframe!r})"
     client = default_client()
     frame = _frame_or_empty(
         what, lambda: client.classic_data(symbol, days, timeframe, source), empty_classic,

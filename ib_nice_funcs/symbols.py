@@ -51,6 +51,7 @@ __all__ = [
     "FX_CURRENCIES",
     "Instrument",
     "parse_symbol",
+    "symbol_label",
     "unrecognised",
 ]
 
@@ -405,3 +406,8 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
+
+
+def symbol_label(symbol: Any) -> str:
+    """``symbol`` as text for messages: the text itself, a contract's ``symbol``, else its repr."""
+    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..model import DONE_STATES
 from .mapping import as_conid, canonical_symbol, parse_number
 
 __all__ = [
@@ -24,9 +25,6 @@ __all__ = [
     "rows_for",
 ]
 
-#: Order statuses after which an order can no longer fill.
-DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive", "Rejected",
-                         "Expired"})
 
 
 def order_body(

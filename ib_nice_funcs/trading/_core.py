@@ -51,7 +51,7 @@ from .results import (
     trade_result,
     waits_for_fill,
 )
-from .risk import PortfolioSnapshot, RiskLimits, check_order
+from .risk import PDT_SEC_TYPES, PortfolioSnapshot, RiskLimits, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Position, Trade
@@ -69,8 +69,6 @@ T = TypeVar("T")
 _GRACE_S = 1.0
 #: Ceiling for one bookkeeping round trip (open orders, positions, details).
 _ROUND_TRIP_S = 10.0
-#: Security types the pattern-day-trader rule applies to.
-_PDT_SEC_TYPES = frozenset({"STK", "OPT", "WAR"})
 
 Sizing = Callable[["IB", "ContractSpec"], Awaitable[float]]
 
@@ -349,7 +347,7 @@ class TraderCore:
         fill_rows = [
             (position_symbol(f.contract), f.execution.side, f.execution.shares, f.execution.time)
             for f in ib.fills()
-            if f.contract.secType in _PDT_SEC_TYPES
+            if f.contract.secType in PDT_SEC_TYPES
             and (not f.execution.acctNumber or f.execution.acctNumber == account)
         ]
         used = day_trades_used(
@@ -541,7 +539,7 @@ class TraderCore:
         value = abs(quantity) * price * spec.multiplier
         # Agents may close any position intraday, so every opening order of a
         # security counts as a potential day trade for the PDT guard.
-        day_trade = self.limits.pdt_guard and spec.contract.secType in _PDT_SEC_TYPES
+        day_trade = self.limits.pdt_guard and spec.contract.secType in PDT_SEC_TYPES
         breach = check_order(
             self.limits, snapshot, spec.symbol, side, value, opens_day_trade=day_trade)
         if breach is not None:

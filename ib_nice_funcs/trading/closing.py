@@ -22,7 +22,7 @@ from ..errors import ConnectionFailedError
 from ..symbols import Instrument, parse_symbol
 from ._core import _ROUND_TRIP_S, TraderCore
 from .contracts import position_symbol
-from .positions import _matches
+from .positions import holds
 from .results import (
     DONE_STATES,
     as_unknown,
@@ -141,11 +141,11 @@ class ClosingMixin(TraderCore):
         return result
 
     async def _symbol_orders_async(self, ib: IB, instrument: Instrument) -> list[Trade]:
-        return [t for t in await self._open_trades_async(ib) if _matches(instrument, t.contract)]
+        return [t for t in await self._open_trades_async(ib) if holds(instrument, t.contract)]
 
     async def _symbol_position_async(self, ib: IB, instrument: Instrument) -> Position | None:
         for pos in await self._positions_async(ib):
-            if _matches(instrument, pos.contract):
+            if holds(instrument, pos.contract):
                 return pos
         return None
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .._gateway import IBGateway
 
-__all__ = ["ContractRules", "ContractSpec", "finite", "multiplier_of", "position_symbol"]
+__all__ = ["ContractRules", "ContractSpec", "finite", "is_instrument", "multiplier_of", "position_symbol"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -49,6 +49,20 @@ def position_symbol(contract: Contract) -> str:
         return parse_symbol(contract).symbol
     except (TypeError, ValueError):
         return str(getattr(contract, "localSymbol", "") or getattr(contract, "symbol", ""))
+
+
+def is_instrument(instrument: Instrument, con_id: Any, symbol: Any,
+                  sec_type: str | None = None) -> bool:
+    """Whether a position or order row (its ``con_id``, ``symbol``, ``sec_type``) is ``instrument``.
+
+    By conId when both sides carry one; else by canonical symbol, and by
+    security type when both name one.
+    """
+    given = getattr(instrument.contract, "conId", 0) if instrument.contract is not None else 0
+    if given and con_id:
+        return int(con_id) == int(given)
+    return symbol == instrument.symbol and (
+        not instrument.sec_type or not sec_type or instrument.sec_type == sec_type)
 
 
 def multiplier_of(contract: Contract) -> float:

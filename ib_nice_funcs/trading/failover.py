@@ -49,9 +49,9 @@ from ..errors import (
     UnknownSymbolError,
 )
 from .account import day_trades_used, signed_values_usd, trading_day
-from .contracts import ContractSpec
+from .contracts import ContractSpec, is_instrument
 from .results import effective_status, order_result, round_price, trade_result
-from .risk import PortfolioSnapshot, check_order
+from .risk import PDT_SEC_TYPES, PortfolioSnapshot, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sources.portal import PortalSource
@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._core import TraderCore
     from .validation import OrderRequest
 
-__all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec"]
+__all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec", "holds_row"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -72,8 +72,6 @@ _PENDING_TTL_S = 300.0
 #: Size steps when the Trader has no contract details for the instrument yet.
 _DEFAULT_INCREMENT = {"stock": 1.0, "fx": 1.0, "crypto": 1e-8}
 _SEC_TYPE = {"stock": "STK", "fx": "CASH", "crypto": "CRYPTO"}
-#: Security types the pattern-day-trader rule applies to (as in the TWS path).
-_PDT_SEC_TYPES = frozenset({"STK", "OPT", "WAR"})
 
 
 @dataclass(frozen=True)
@@ -121,11 +119,9 @@ def _left(deadline: float) -> float:
     return max(0.05, deadline - time.monotonic())
 
 
-def _matches(instrument: Instrument, row: dict[str, Any]) -> bool:
-    con_id = getattr(instrument.contract, "conId", 0) if instrument.contract is not None else 0
-    if con_id and row.get("con_id"):
-        return int(row["con_id"]) == int(con_id)
-    return row.get("symbol") == instrument.symbol
+def holds_row(instrument: Instrument, row: dict[str, Any]) -> bool:
+    """Whether a Client Portal position or order row is ``instrument``."""
+    return is_instrument(instrument, row.get("con_id"), row.get("symbol"))
 
 
 class PortalFailover:
@@ -364,7 +360,7 @@ class PortalFailover:
         coid = request.client_order_id
         spec = default_spec(instrument, facts.spec)
         snapshot, held = self._snapshot(portal, deadline)
-        mine = [row for row in held if _matches(instrument, row)]
+        mine = [row for row in held if holds_row(instrument, row)]
         long_qty = sum(max(0.0, row["quantity"]) for row in mine)
         quantity = sizer.size(spec, long_qty if sizer.needs_held else 0.0)
         price = unit_usd
@@ -372,7 +368,7 @@ class PortalFailover:
             price = next((row["price_usd"] for row in mine if row["price_usd"] > 0), 0.0)
         sec_type = getattr(spec.contract, "secType", None) or instrument.sec_type or \
             _SEC_TYPE.get(instrument.asset_class, "")
-        day_trade = self.core.limits.pdt_guard and sec_type in _PDT_SEC_TYPES
+        day_trade = self.core.limits.pdt_guard and sec_type in PDT_SEC_TYPES
         breach = check_order(self.core.limits, snapshot, instrument.symbol, request.side,
                              abs(quantity) * price * spec.multiplier, opens_day_trade=day_trade)
         if breach is not None:
@@ -525,7 +521,7 @@ class PortalFailover:
                  deadline: float) -> dict[str, Any] | None:
         """The position in ``instrument`` from the portal, or None when flat."""
         return next((r for r in self.positions(cause, deadline)
-                     if _matches(instrument, r) and r["quantity"]), None)
+                     if holds_row(instrument, r) and r["quantity"]), None)
 
     def account_number(self, tags: tuple[str, ...], cause: BaseException,
                        deadline: float) -> float | None:

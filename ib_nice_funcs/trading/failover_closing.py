@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IBNiceFuncsError, RequestTimeoutError
 from ..symbols import parse_symbol
-from .failover import _left, _matches
+from .failover import _left, holds_row
 from .results import flatten_report, order_result
 from .validation import new_client_order_id
 
@@ -69,7 +69,7 @@ class PortalClosing:
 
         def working() -> list[dict[str, Any]]:
             rows = portal.open_orders(timeout=_left(deadline))
-            return [r for r in rows if instrument is None or _matches(instrument, r)]
+            return [r for r in rows if instrument is None or holds_row(instrument, r)]
 
         before = working()
         for row in before:
@@ -167,7 +167,7 @@ class PortalClosing:
             extra = {"cancelled_orders": cancelled, "uncancelled": left}
         self._locked(deadline, what)
         try:
-            mine = [r for r in self._held(portal, deadline) if _matches(instrument, r)]
+            mine = [r for r in self._held(portal, deadline) if holds_row(instrument, r)]
             if not mine:
                 return order_result(success=True, status="NoPosition", symbol=instrument.symbol,
                                     quantity=0.0, source="portal", **extra)

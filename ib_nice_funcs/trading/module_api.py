@@ -33,6 +33,7 @@ from ..errors import (
     RiskLimitError,
     UnknownSymbolError,
 )
+from ..symbols import symbol_label
 from .positions import unknown_position
 from .results import UNKNOWN, Outcome, empty_result
 
@@ -68,10 +69,6 @@ def _trader() -> Any:
     from ..nice_funcs import default_client
 
     return default_client().trading
-
-
-def _label(symbol: Any) -> str:
-    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
 
 
 def _remedy(exc: BaseException) -> str:
@@ -110,7 +107,7 @@ def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> dict[str, Any] | No
     """
     if isinstance(usd_amount, (int, float)) and not isinstance(usd_amount, bool) and usd_amount == 0:
         log.warning("%s: nothing sent: the USD amount is 0 (no cash to size the order with?)", what)
-        return empty_result("the USD amount is 0", symbol=_label(symbol))
+        return empty_result("the USD amount is 0", symbol=symbol_label(symbol))
     return None
 
 
@@ -120,7 +117,7 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
     Symbol text that names no instrument gets the failure dict too (nothing sent).
     """
     if symbol is not None and _refused(what, symbol):
-        return empty_result(f"symbol {_label(symbol)!r} is not recognised", symbol=_label(symbol))
+        return empty_result(f"symbol {symbol_label(symbol)!r} is not recognised", symbol=symbol_label(symbol))
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
@@ -135,7 +132,7 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
             out["success"] = False
             out["error"] = out.get("error") or str(exc)
         else:
-            out = empty_result(str(exc), symbol=_label(symbol) if symbol is not None else None)
+            out = empty_result(str(exc), symbol=symbol_label(symbol) if symbol is not None else None)
             out["code"] = getattr(exc, "code", None)
         breach = getattr(exc, "breach", None)
         if breach is not None:
@@ -182,7 +179,7 @@ def market_buy(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    what = f"market_buy({_label(symbol)}, {usd_amount!r})"
+    what = f"market_buy({symbol_label(symbol)}, {usd_amount!r})"
     zero = _zero_amount(what, symbol, usd_amount)
     if zero is not None:
         return zero
@@ -206,7 +203,7 @@ def market_sell(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"market_sell({_label(symbol)}, {percentage!r})", symbol,
+    return _order(f"market_sell({symbol_label(symbol)}, {percentage!r})", symbol,
                   lambda: _trader().market_sell(symbol, percentage, client_order_id=client_order_id,
                                                 wait=wait, timeout=timeout))
 
@@ -227,7 +224,7 @@ def market_sell_usd(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    what = f"market_sell_usd({_label(symbol)}, {usd_amount!r})"
+    what = f"market_sell_usd({symbol_label(symbol)}, {usd_amount!r})"
     zero = _zero_amount(what, symbol, usd_amount)
     if zero is not None:
         return zero
@@ -251,7 +248,7 @@ def limit_buy(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    what = f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})"
+    what = f"limit_buy({symbol_label(symbol)}, {usd_amount!r}, {limit_price!r})"
     zero = _zero_amount(what, symbol, usd_amount)
     if zero is not None:
         return zero
@@ -276,7 +273,7 @@ def limit_sell(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"limit_sell({_label(symbol)}, {percentage!r}, {limit_price!r})", symbol,
+    return _order(f"limit_sell({symbol_label(symbol)}, {percentage!r}, {limit_price!r})", symbol,
                   lambda: _trader().limit_sell(symbol, percentage, limit_price, tif=tif,
                                                client_order_id=client_order_id, wait=wait,
                                                timeout=timeout))
@@ -304,7 +301,7 @@ def place_order(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"place_order({_label(symbol)}, {side!r}, {quantity!r}, {order_type!r})", symbol,
+    return _order(f"place_order({symbol_label(symbol)}, {side!r}, {quantity!r}, {order_type!r})", symbol,
                   lambda: _trader().place_order(symbol, side, quantity, order_type, limit_price,
                                                 stop_price, trail_percent, trail_amount, tif,
                                                 client_order_id, wait, timeout))
@@ -354,10 +351,10 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
     """
     from ..symbols import parse_symbol
 
-    what = f"get_position({_label(symbol)})"
+    what = f"get_position({symbol_label(symbol)})"
     if _refused(what, symbol):
-        return unknown_position(_label(symbol), f"symbol {_label(symbol)!r} is not recognised")
-    name = _label(symbol)
+        return unknown_position(symbol_label(symbol), f"symbol {symbol_label(symbol)!r} is not recognised")
+    name = symbol_label(symbol)
     try:
         name = parse_symbol(symbol).symbol
         return _trader().get_position(symbol, timeout=timeout)
@@ -388,7 +385,7 @@ def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float
         TypeError: ``symbol`` is neither text nor a Contract.
         ValueError: a malformed timeout (nothing sent).
     """
-    what = f"get_token_balance_usd({_label(symbol)})"
+    what = f"get_token_balance_usd({symbol_label(symbol)})"
     if is_cash_symbol(symbol):
         return _value(what, None, lambda: _trader().get_cash(timeout=timeout))
     if _refused(what, symbol):
@@ -446,7 +443,7 @@ def reconcile_positions(
 
 def kill_switch(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
     """Cancel the symbol's open orders and flatten its position at market."""
-    return _order(f"kill_switch({_label(symbol)})", symbol,
+    return _order(f"kill_switch({symbol_label(symbol)})", symbol,
                   lambda: _trader().kill_switch(symbol, timeout=timeout))
 
 
@@ -467,13 +464,13 @@ def chunk_kill(
         ValueError, TypeError: bad arguments (nothing sent).
     """
     return Outcome(_order(
-        f"chunk_kill({_label(symbol)}, {max_order_size!r})", symbol,
+        f"chunk_kill({symbol_label(symbol)}, {max_order_size!r})", symbol,
         lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout)))
 
 
 def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
     """Flatten the position in ``symbol`` with one market order (open orders stay)."""
-    return _order(f"close_position({_label(symbol)})", symbol,
+    return _order(f"close_position({symbol_label(symbol)})", symbol,
                   lambda: _trader().close_position(symbol, timeout=timeout))
 
 

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionFailedError, NoPositionError, OrderSizeError, RequestTimeoutError
-from ..symbols import Instrument, parse_symbol
+from ..symbols import Instrument, parse_symbol, symbol_label
 from ..trade_journal.recorder import journaled
 from .closing import ClosingMixin
 from .contracts import ContractSpec, position_symbol
@@ -331,7 +331,7 @@ class Trader(ClosingMixin, PositionsMixin):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
         return self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol), client_order_id,
-                             wait, timeout, f"market_buy({_label(symbol)}, {usd_amount!r})")
+                             wait, timeout, f"market_buy({symbol_label(symbol)}, {usd_amount!r})")
 
     def market_sell_usd(
         self,
@@ -349,7 +349,7 @@ class Trader(ClosingMixin, PositionsMixin):
         Sized, blocks and raises like :meth:`market_buy`.
         """
         return self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol), client_order_id,
-                             wait, timeout, f"market_sell_usd({_label(symbol)}, {usd_amount!r})",
+                             wait, timeout, f"market_sell_usd({symbol_label(symbol)}, {usd_amount!r})",
                              side="SELL")
 
     def limit_buy(
@@ -368,7 +368,7 @@ class Trader(ClosingMixin, PositionsMixin):
         Blocks up to ``timeout`` seconds until IB accepts (or fills) the order.
         Raises like :meth:`market_buy`.
         """
-        what = f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})"
+        what = f"limit_buy({symbol_label(symbol)}, {usd_amount!r}, {limit_price!r})"
         return self._buy_usd(symbol, usd_amount, "LMT", limit_price, tif, client_order_id, wait,
                              timeout, what)
 
@@ -391,7 +391,7 @@ class Trader(ClosingMixin, PositionsMixin):
             Otherwise like :meth:`market_buy`.
         """
         return self._sell_pct(symbol, percentage, "MKT", None, _market_tif(symbol), client_order_id,
-                              wait, timeout, f"market_sell({_label(symbol)}, {percentage!r})")
+                              wait, timeout, f"market_sell({symbol_label(symbol)}, {percentage!r})")
 
     def limit_sell(
         self,
@@ -409,7 +409,7 @@ class Trader(ClosingMixin, PositionsMixin):
         Blocks up to ``timeout`` seconds until IB accepts (or fills) it.
         Raises like :meth:`market_sell`.
         """
-        what = f"limit_sell({_label(symbol)}, {percentage!r}, {limit_price!r})"
+        what = f"limit_sell({symbol_label(symbol)}, {percentage!r}, {limit_price!r})"
         return self._sell_pct(symbol, percentage, "LMT", limit_price, tif, client_order_id, wait,
                               timeout, what)
 
@@ -466,7 +466,7 @@ class Trader(ClosingMixin, PositionsMixin):
         if reference is None or request.order_type == "TRAIL":
             reference = self._price(instrument, symbol, deadline)
         unit_usd = self._usd_per_unit(instrument, reference, deadline)
-        what = f"place_order({_label(symbol)}, {request.side}, {quantity!r}, {request.order_type})"
+        what = f"place_order({symbol_label(symbol)}, {request.side}, {quantity!r}, {request.order_type})"
 
         def size(spec: ContractSpec, held: float) -> float:
             qty = request.quantity
@@ -600,10 +600,6 @@ def _down(route: str | ConnectionFailedError) -> ConnectionFailedError | None:
 def _check_wait(wait: object) -> None:
     if not isinstance(wait, bool):
         raise TypeError(f"wait must be True or False, got {wait!r}")
-
-
-def _label(symbol: Any) -> str:
-    return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
 
 
 def _market_tif(symbol: Any) -> str:

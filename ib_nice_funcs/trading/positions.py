@@ -21,7 +21,7 @@ from ..errors import ConnectionFailedError, IBNiceFuncsError, PositionUnknownErr
 from ..symbols import Instrument, parse_symbol
 from ._core import TraderCore
 from .account import account_number
-from .contracts import finite, multiplier_of, position_symbol
+from .contracts import finite, is_instrument, multiplier_of, position_symbol
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract
@@ -241,13 +241,9 @@ def _finite(value: numbers.Real) -> bool:
         return False
 
 
-def _matches(instrument: Instrument, contract: Contract) -> bool:
-    given = instrument.contract
-    if given is not None and getattr(given, "conId", 0):
-        return given.conId == contract.conId
-    return position_symbol(contract) == instrument.symbol and (
-        not instrument.sec_type or instrument.sec_type == contract.secType
-    )
+def holds(instrument: Instrument, contract: Contract) -> bool:
+    """Whether an IB position's (or order's) ``contract`` is ``instrument``."""
+    return is_instrument(instrument, contract.conId, position_symbol(contract), contract.secType)
 
 
 class PositionsMixin(TraderCore):
@@ -324,7 +320,7 @@ class PositionsMixin(TraderCore):
             found = self._failover.position(instrument, exc, deadline)
             return with_perp_keys(found) if found is not None else no_position(instrument.symbol)
         for pos, mark in holdings:
-            if _matches(instrument, pos.contract):
+            if holds(instrument, pos.contract):
                 return self._as_dict(pos, mark, deadline)
         return no_position(instrument.symbol)
 

@@ -29,6 +29,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NoPositionError, OrderSizeError  # noqa: F401 - re-exported
+from ..model import ACCEPTED_STATES, DONE_STATES, UNKNOWN
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import Fill, Order, Trade
@@ -59,12 +60,6 @@ __all__ = [
     "waits_for_fill",
 ]
 
-#: Statuses after which an order can no longer fill (ib_async's DoneStates).
-DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
-#: The status of an order whose fate is not known (``success`` None).
-UNKNOWN = "Unknown"
-#: Statuses of an order IB has accepted and is working.
-ACCEPTED_STATES = frozenset({"Submitted", "PreSubmitted"})
 #: Order types that should fill at once, so ``wait=True`` waits for the fill.
 _IMMEDIATE_TYPES = frozenset({"MKT"})
 #: Time-in-force values that end the order at once (filled or cancelled).

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "PDT_MAX_DAY_TRADES",
     "PDT_MIN_EQUITY_USD",
+    "PDT_SEC_TYPES",
     "PortfolioSnapshot",
     "RiskBreach",
     "RiskLimits",
@@ -30,6 +31,8 @@ __all__ = [
 PDT_MIN_EQUITY_USD = 25_000.0
 #: ...may make at most this many day trades in any 5 business days.
 PDT_MAX_DAY_TRADES = 3
+#: Security types the pattern-day-trader rule applies to.
+PDT_SEC_TYPES = frozenset({"STK", "OPT", "WAR"})
 
 # Half a cent: order values come from qty * price and must not trip a limit
 # they meet exactly because of float rounding.
