@@ -24,7 +24,7 @@ from ib_nice_funcs.trading.validation import (
 
 
 def test_constants():
-    assert ORDER_TYPES == ("MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE")
+    assert ORDER_TYPES == ("MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE", "STP LMT")
     assert SIDES == ("BUY", "SELL")
     assert TIFS == ("DAY", "GTC", "IOC", "OPG", "FOK")
 

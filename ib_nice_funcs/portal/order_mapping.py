@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import DONE_STATES
+from ..model import DONE_STATES, ORDER_TYPE_ALIASES, portal_body_fields, spec_of
 from .mapping import as_conid, canonical_symbol, parse_number
 
 __all__ = [
@@ -44,10 +44,13 @@ def order_body(
 ) -> dict[str, Any]:
     """The body of ``POST /iserver/account/{acct}/orders`` for one order.
 
-    MKT/MOC: no price. LMT/LOC: ``price``. STP: the stop in ``price`` (the
-    CP convention) and ``auxPrice``. TRAIL: ``trailingAmt`` with
-    ``trailingType`` ``"%"`` or ``"amt"``, an initial stop in ``price``.
-    MIDPRICE: an optional cap in ``price``.
+    The price fields follow the type's row in
+    :data:`ib_nice_funcs.model.ORDER_SPECS`: MKT/MOC: no price. LMT/LOC:
+    ``price``. STP: the stop in ``price`` (the CP convention) and
+    ``auxPrice``. STP LMT (CP ``STOP_LIMIT``): the limit in ``price``, the
+    stop in ``auxPrice``. TRAIL: ``trailingAmt`` with ``trailingType``
+    ``"%"`` or ``"amt"``, an initial stop in ``price``. MIDPRICE: an
+    optional cap in ``price``.
 
     Raises:
         ValueError: a required price is missing for the order type.
@@ -58,31 +61,14 @@ def order_body(
         "conid": int(conid),
         "side": side.upper(),
         "quantity": float(quantity),
-        "orderType": kind,
+        "orderType": spec_of(kind).portal_type,
         "tif": tif.upper(),
         "cOID": client_order_id,
         "outsideRTH": bool(outside_rth),
     }
-    if kind in ("LMT", "LOC"):
-        if limit_price is None:
-            raise ValueError(f"{kind} needs limit_price")
-        order["price"] = float(limit_price)
-    elif kind == "STP":
-        if stop_price is None:
-            raise ValueError("STP needs stop_price")
-        order["price"] = float(stop_price)
-        order["auxPrice"] = float(stop_price)
-    elif kind == "TRAIL":
-        if trail_percent is not None:
-            order["trailingAmt"], order["trailingType"] = float(trail_percent), "%"
-        elif trail_amount is not None:
-            order["trailingAmt"], order["trailingType"] = float(trail_amount), "amt"
-        else:
-            raise ValueError("TRAIL needs trail_percent or trail_amount")
-        if stop_price is not None:
-            order["price"] = float(stop_price)
-    elif kind == "MIDPRICE" and limit_price is not None:
-        order["price"] = float(limit_price)
+    order.update(portal_body_fields(kind, {
+        "limit_price": limit_price, "stop_price": stop_price,
+        "trail_percent": trail_percent, "trail_amount": trail_amount}))
     return {"orders": [order]}
 
 
@@ -166,8 +152,7 @@ def open_order_row(row: Mapping[str, Any]) -> dict[str, Any]:
     if remaining is None:
         remaining = max(0.0, total - filled)
     kind = str(row.get("orderType") or row.get("origOrderType") or "").upper()
-    kind = {"MARKET": "MKT", "LIMIT": "LMT", "STOP": "STP",
-            "TRAILING STOP": "TRAIL"}.get(kind, kind)
+    kind = ORDER_TYPE_ALIASES.get(kind, kind)
     price = parse_number(row.get("price"))
     aux = parse_number(row.get("auxPrice")) or parse_number(row.get("stop_price"))
     ref = row.get("order_ref") or row.get("cOID") or row.get("orderRef")
@@ -181,8 +166,8 @@ def open_order_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "side": _side(row.get("side")),
         "quantity": float(total),
         "order_type": kind or None,
-        "limit_price": price if kind in ("LMT", "LOC", "MIDPRICE") else None,
-        "stop_price": (aux or price) if kind == "STP" else None,
+        "limit_price": price if kind in ("LMT", "LOC", "MIDPRICE", "STP LMT") else None,
+        "stop_price": aux if kind == "STP LMT" else (aux or price) if kind == "STP" else None,
         "trail_percent": None,
         "tif": str(row.get("timeInForce") or row.get("tif") or "") or None,
         "status": str(row.get("status") or row.get("order_status") or ""),

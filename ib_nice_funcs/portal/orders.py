@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from cachetools import TTLCache
 
 from ..errors import RequestTimeoutError, UnknownSymbolError
-from ..trading.validation import ORDER_TYPES as _VALID_ORDER_TYPES
+from ..model import ORDER_TYPES as _VALID_ORDER_TYPES
+from ..model import order_result
 from .http import PortalHTTPError
 from .mapping import parse_number
 from .order_mapping import (
@@ -48,7 +49,7 @@ __all__ = ["OrderDesk", "ORDER_TYPES", "result_dict"]
 
 log = logging.getLogger("ib_nice_funcs.portal")
 
-#: The same seven order types as the TWS path (one list, in trading.validation).
+#: The same order types as the TWS path (one row each, in ib_nice_funcs.model).
 ORDER_TYPES = frozenset(_VALID_ORDER_TYPES)
 #: Statuses of an order the broker accepted and is working.
 _ACCEPTED = frozenset({"Submitted", "PreSubmitted", "PendingSubmit", "PendingCancel"})
@@ -62,8 +63,6 @@ Confirm = Callable[[Sequence[str], Sequence[str]], bool]
 
 def result_dict(*, success: bool, **fields: Any) -> dict[str, Any]:
     """The order result dict of the TWS trading helpers, with ``source="portal"``."""
-    from ..trading.results import order_result
-
     fields.setdefault("source", "portal")
     return order_result(success=success, **fields)
 

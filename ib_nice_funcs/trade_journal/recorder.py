@@ -34,8 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Trade
 
     from ..config import Settings
+    from ..model import OrderRequest
     from ..symbols import Instrument
-    from ..trading.validation import OrderRequest
 
 __all__ = ["JournalRecorder", "journaled", "slippage_bps", "refusal_reason"]
 

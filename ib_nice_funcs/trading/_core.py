@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Position, Trade
 
     from ..client import Client
-    from .validation import OrderRequest
+    from ..model import OrderRequest
 
 __all__ = ["TraderCore", "ContractSpec"]
 

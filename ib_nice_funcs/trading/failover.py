@@ -54,10 +54,10 @@ from .results import effective_status, order_result, round_price, trade_result
 from .risk import PDT_SEC_TYPES, PortfolioSnapshot, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..model import OrderRequest
     from ..sources.portal import PortalSource
     from ..symbols import Instrument
     from ._core import TraderCore
-    from .validation import OrderRequest
 
 __all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec", "holds_row"]
 

@@ -293,7 +293,7 @@ def place_order(
     wait: bool = True,
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Place a MKT, LMT, STP, TRAIL, MOC, LOC or MIDPRICE order.
+    """Place a MKT, LMT, STP, STP LMT, TRAIL, MOC, LOC or MIDPRICE order.
 
     See :meth:`ib_nice_funcs.trading.orders.Trader.place_order`. Placing
     again with a ``client_order_id`` already used returns that order.

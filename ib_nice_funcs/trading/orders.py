@@ -428,16 +428,18 @@ class Trader(ClosingMixin, PositionsMixin):
         wait: bool = True,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Place any supported order: MKT, LMT, STP, TRAIL, MOC, LOC, MIDPRICE.
+        """Place any supported order: MKT, LMT, STP, STP LMT, TRAIL, MOC, LOC, MIDPRICE.
 
         Args:
             symbol: Symbol text or an ib_async Contract.
             side: ``BUY`` or ``SELL``.
             quantity: Units, a multiple of the contract's size increment.
-            order_type: MKT, LMT, STP, TRAIL, MOC, LOC or MIDPRICE.
-            limit_price: LMT and LOC (required); MIDPRICE (optional cap).
+            order_type: MKT, LMT, STP, STP LMT, TRAIL, MOC, LOC or MIDPRICE (one
+                row each in :data:`ib_nice_funcs.model.ORDER_SPECS`).
+            limit_price: LMT, LOC and STP LMT (required); MIDPRICE (optional cap).
                 Put on the tick grid in your favour.
-            stop_price: STP (required); TRAIL (optional initial stop).
+            stop_price: STP and STP LMT (required); TRAIL (optional initial stop).
+                A BUY STP LMT's limit is at or above its stop, a SELL's at or below.
             trail_percent: TRAIL distance in percent (or ``trail_amount``).
             trail_amount: TRAIL distance in price units.
             tif: DAY, GTC, IOC, OPG or FOK.

@@ -4,14 +4,11 @@ Everything here is a plain function of ib_async objects (or of plain
 values), so it is tested without a gateway. ib_async is imported only inside
 :func:`build_ib_order`; the rest reads attributes.
 
-The result dict every order helper returns (nice_funcs shape plus a few
-extras)::
-
-    {"success": bool | None, "order_id": int | None, "client_order_id": str | None,
-     "status": str, "filled_qty": float, "avg_price": float | None,
-     "error": str | None, "code": int | None, "symbol": str | None,
-     "side": str | None, "quantity": float | None, "order_type": str | None}
-
+The result dict every order helper returns is
+:class:`ib_nice_funcs.model.OrderResult` (built by
+:func:`ib_nice_funcs.model.order_result`, re-exported here), the order
+states and the order-type rows (:data:`~ib_nice_funcs.model.ORDER_SPECS`,
+which :func:`build_ib_order` follows) live in :mod:`ib_nice_funcs.model`.
 ``success`` is None, and ``status`` :data:`UNKNOWN`, when the order was (or
 may have been) sent and its fate is not known: the acknowledgement was lost,
 the wait timed out before IB answered, or the connection dropped after the
@@ -29,12 +26,12 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NoPositionError, OrderSizeError  # noqa: F401 - re-exported
-from ..model import ACCEPTED_STATES, DONE_STATES, UNKNOWN
+from ..model import ACCEPTED_STATES, DONE_STATES, ORDER_SPECS, UNKNOWN, OrderResult, order_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import Fill, Order, Trade
 
-    from .validation import OrderRequest
+    from ..model import OrderRequest
 
 __all__ = [
     "Outcome",
@@ -60,8 +57,6 @@ __all__ = [
     "waits_for_fill",
 ]
 
-#: Order types that should fill at once, so ``wait=True`` waits for the fill.
-_IMMEDIATE_TYPES = frozenset({"MKT"})
 #: Time-in-force values that end the order at once (filled or cancelled).
 _IMMEDIATE_TIFS = frozenset({"IOC", "FOK"})
 #: ib_async's sentinel for "no value" in float order fields.
@@ -102,7 +97,8 @@ def _fully_executed(trade: Trade) -> bool:
 
 def waits_for_fill(order_type: str, tif: str) -> bool:
     """Whether ``wait=True`` waits for a fill (MKT, IOC, FOK) or only for acceptance."""
-    return order_type.upper() in _IMMEDIATE_TYPES or tif.upper() in _IMMEDIATE_TIFS
+    spec = ORDER_SPECS.get(order_type.upper())
+    return (spec is not None and spec.fills_at_once) or tif.upper() in _IMMEDIATE_TIFS
 
 
 def is_settled(trade: Trade, for_fill: bool) -> bool:
@@ -139,45 +135,6 @@ def rejection_of(trade: Trade) -> tuple[int | None, str] | None:
 # -- result dicts ----------------------------------------------------------------
 
 
-def order_result(
-    *,
-    success: bool | None,
-    order_id: int | None = None,
-    client_order_id: str | None = None,
-    status: str = "",
-    filled_qty: float = 0.0,
-    avg_price: float | None = None,
-    error: str | None = None,
-    code: int | None = None,
-    symbol: str | None = None,
-    side: str | None = None,
-    quantity: float | None = None,
-    order_type: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The order result dict (see the module docstring); ``extra`` keys are appended.
-
-    ``success`` is None whenever ``status`` is :data:`UNKNOWN` (and may be
-    None only then).
-    """
-    result: dict[str, Any] = {
-        "success": None if status == UNKNOWN or success is None else bool(success),
-        "order_id": order_id,
-        "client_order_id": client_order_id,
-        "status": status,
-        "filled_qty": float(filled_qty or 0.0),
-        "avg_price": avg_price,
-        "error": error,
-        "code": code,
-        "symbol": symbol,
-        "side": side,
-        "quantity": quantity,
-        "order_type": order_type,
-    }
-    result.update(extra)
-    return result
-
-
 def as_unknown(result: dict[str, Any], error: str) -> dict[str, Any]:
     """Mark a sent order's result as of unknown fate (``success`` None), in place.
 
@@ -188,7 +145,7 @@ def as_unknown(result: dict[str, Any], error: str) -> dict[str, Any]:
     return result
 
 
-def empty_result(error: str, symbol: str | None = None, **fields: Any) -> dict[str, Any]:
+def empty_result(error: str, symbol: str | None = None, **fields: Any) -> OrderResult:
     """A failure result for an order that was never sent."""
     return order_result(success=False, status="NotSent", error=error, symbol=symbol, **fields)
 
@@ -197,7 +154,7 @@ def _price(value: float) -> float | None:
     return float(value) if value and math.isfinite(value) and value < _UNSET else None
 
 
-def trade_result(trade: Trade, symbol: str | None = None, **extra: Any) -> dict[str, Any]:
+def trade_result(trade: Trade, symbol: str | None = None, **extra: Any) -> OrderResult:
     """The result dict describing a live ib_async trade.
 
     ``success`` is True when the order filled, or when IB accepted it and it
@@ -239,7 +196,7 @@ def trade_result(trade: Trade, symbol: str | None = None, **extra: Any) -> dict[
 
 def completed_result(
     trade: Trade, fills: list[Fill], symbol: str | None = None, **extra: Any
-) -> dict[str, Any]:
+) -> OrderResult:
     """The result for an order the gateway lists as completed (``reqCompletedOrders``).
 
     ib_async builds such a trade from the completedOrder message, without
@@ -258,7 +215,7 @@ def _avg_price(fills: Iterable[Fill]) -> float | None:
 
 def fills_result(
     fills: list[Fill], client_order_id: str, symbol: str | None = None, **extra: Any
-) -> dict[str, Any]:
+) -> OrderResult:
     """A result for an order known only by its executions (it is no longer open).
 
     Used after a reconnect or a restart: the gateway reports executions with
@@ -379,18 +336,21 @@ def build_ib_order(
     )
     if account:
         order.account = account
-    if request.limit_price is not None:
-        order.lmtPrice = round_price(request.limit_price, min_tick, limit_dir)
-    if request.order_type == "STP" and request.stop_price is not None:
-        order.auxPrice = round_price(request.stop_price, min_tick)
-    if request.order_type == "TRAIL":
-        if request.trail_percent is not None:
-            order.trailingPercent = request.trail_percent
-        elif request.trail_amount is not None:
-            order.auxPrice = round_price(request.trail_amount, min_tick)
-        if request.stop_price is not None:
-            order.trailStopPrice = round_price(request.stop_price, min_tick)
+    # The type's row says which request fields go to which Order fields.
+    for attribute, field, rounding in ORDER_SPECS[request.order_type].ib_fields:
+        value = getattr(request, field)
+        if value is None:
+            continue
+        if rounding != "none":
+            value = round_price(value, min_tick, limit_dir if rounding == "limit" else "nearest")
+        setattr(order, attribute, value)
     return order
+
+
+def _stop_in_aux(order_type: str) -> bool:
+    """Whether the type's stop price travels in IB's ``auxPrice`` (STP, STP LMT; not TRAIL)."""
+    spec = ORDER_SPECS.get(order_type)
+    return spec is not None and ("auxPrice", "stop_price", "nearest") in spec.ib_fields
 
 
 def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
@@ -406,7 +366,7 @@ def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
         "quantity": float(order.totalQuantity),
         "order_type": order.orderType,
         "limit_price": _price(order.lmtPrice) if order.orderType != "TRAIL" else None,
-        "stop_price": _price(order.auxPrice) if order.orderType == "STP" else None,
+        "stop_price": _price(order.auxPrice) if _stop_in_aux(order.orderType) else None,
         "trail_percent": _price(order.trailingPercent),
         "tif": order.tif,
         "status": effective_status(trade),

@@ -19,10 +19,10 @@ import numbers
 import os
 import re
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..model import ORDER_SPECS, ORDER_TYPE_ALIASES, ORDER_TYPES, OrderRequest
 from ..symbols import parse_symbol
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "validate_usd_amount",
 ]
 
-ORDER_TYPES: tuple[str, ...] = ("MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE")
 SIDES: tuple[str, ...] = ("BUY", "SELL")
 TIFS: tuple[str, ...] = ("DAY", "GTC", "IOC", "OPG", "FOK")
 
@@ -60,43 +59,7 @@ MAX_PRICE = 1e9
 MIN_USD = 0.01
 MAX_USD = 1e9
 
-_ORDER_TYPE_ALIASES = {"MARKET": "MKT", "LIMIT": "LMT", "STOP": "STP"}
-_NEEDS_LIMIT = frozenset({"LMT", "LOC"})
-# MIDPRICE takes an optional price cap in lmtPrice.
-_TAKES_LIMIT = frozenset({"LMT", "LOC", "MIDPRICE"})
-# TRAIL takes an optional initial stop (IB's trailStopPrice).
-_TAKES_STOP = frozenset({"STP", "TRAIL"})
 _ORDER_REF_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    """A validated, normalised order; what the trading layer sends.
-
-    Attributes:
-        symbol: The symbol as given (stripped), or an ib_async Contract.
-        side: ``BUY`` or ``SELL``.
-        quantity: Positive quantity.
-        order_type: One of :data:`ORDER_TYPES`.
-        limit_price: Limit price (LMT, LOC; optional cap for MIDPRICE).
-        stop_price: Stop trigger (STP; optional initial stop for TRAIL).
-        trail_percent: Trailing distance in percent (TRAIL).
-        trail_amount: Trailing distance in price units (TRAIL).
-        tif: One of :data:`TIFS`.
-        client_order_id: IB ``orderRef``; generated when not given, so a
-            resend after a reconnect can be recognised.
-    """
-
-    symbol: Any
-    side: str
-    quantity: float
-    order_type: str = "MKT"
-    limit_price: float | None = None
-    stop_price: float | None = None
-    trail_percent: float | None = None
-    trail_amount: float | None = None
-    tif: str = "DAY"
-    client_order_id: str = ""
 
 
 def _number(name: str, value: object, low: float | None = None, high: float | None = None) -> float:
@@ -155,10 +118,12 @@ def validate_order(
         side: ``BUY``/``SELL`` (any case).
         quantity: In [:data:`MIN_QUANTITY`, :data:`MAX_QUANTITY`]; not a bool.
         order_type: One of :data:`ORDER_TYPES` (any case; ``market``,
-            ``limit``, ``stop`` also accepted).
-        limit_price: Required for LMT and LOC; optional cap for MIDPRICE.
+            ``limit``, ``stop``, ``stop limit`` also accepted). Which prices each
+            type needs or takes is its row in :data:`ib_nice_funcs.model.ORDER_SPECS`.
+        limit_price: Required for LMT, LOC and STP LMT; optional cap for MIDPRICE.
             Prices are in [:data:`MIN_PRICE`, :data:`MAX_PRICE`].
-        stop_price: Required for STP; optional initial stop for TRAIL.
+        stop_price: Required for STP and STP LMT; optional initial stop for TRAIL.
+            A BUY STP LMT needs limit_price >= stop_price, a SELL one <=.
         trail_percent: TRAIL distance in percent, in (0, 100).
         trail_amount: TRAIL distance in price units, a price.
         tif: One of :data:`TIFS` (any case).
@@ -187,47 +152,38 @@ def validate_order(
         raise TypeError(f"symbol must be a str or an ib_async Contract, got {symbol!r}")
     s = _choice("side", side, SIDES, {"B": "BUY", "S": "SELL"})
     qty = _number("quantity", quantity, MIN_QUANTITY, MAX_QUANTITY)
-    otype = _choice("order_type", order_type, ORDER_TYPES, _ORDER_TYPE_ALIASES)
+    otype = _choice("order_type", order_type, ORDER_TYPES, ORDER_TYPE_ALIASES)
     t = _choice("tif", tif, TIFS, {})
     lmt = _optional_price("limit_price", limit_price)
     stp = _optional_price("stop_price", stop_price)
 
-    if otype in _NEEDS_LIMIT and lmt is None:
-        raise ValueError(f"limit_price is required for order_type {otype}")
-    if lmt is not None and otype not in _TAKES_LIMIT:
-        raise ValueError(
-            f"limit_price is only used with order_type {', '.join(sorted(_TAKES_LIMIT))}; "
-            f"got limit_price={limit_price!r} with {otype}"
-        )
-    if otype == "STP" and stp is None:
-        raise ValueError("stop_price is required for order_type STP")
-    if stp is not None and otype not in _TAKES_STOP:
-        raise ValueError(
-            f"stop_price is only used with order_type STP or TRAIL; got "
-            f"stop_price={stop_price!r} with {otype}"
-        )
+    spec = ORDER_SPECS[otype]
+    for name, value, given in (("limit_price", lmt, limit_price), ("stop_price", stp, stop_price)):
+        if name in spec.needs and value is None:
+            raise ValueError(f"{name} is required for order_type {otype}")
+        if value is not None and name not in spec.needs + spec.takes:
+            users = [k for k, row in ORDER_SPECS.items() if name in row.needs + row.takes]
+            raise ValueError(
+                f"{name} is only used with order_type {', '.join(sorted(users))}; "
+                f"got {name}={given!r} with {otype}"
+            )
 
     # IB accepts auction orders only as day orders, and opening-auction (OPG)
     # time in force only on market and limit orders: refuse here, not at IB.
-    if otype in ("MOC", "LOC") and t != "DAY":
+    if spec.day_only and t != "DAY":
         raise ValueError(f"order_type {otype} needs tif='DAY', got tif={tif!r}")
-    if t == "OPG" and otype not in ("MKT", "LMT"):
-        raise ValueError(f"tif OPG is only for order_type MKT or LMT, got {otype}")
+    if t == "OPG" and not spec.opening_auction:
+        openers = [k for k, row in ORDER_SPECS.items() if row.opening_auction]
+        raise ValueError(f"tif OPG is only for order_type {' or '.join(openers)}, got {otype}")
 
     pct = amt = None
-    if otype == "TRAIL":
-        if (trail_percent is None) == (trail_amount is None):
-            raise ValueError(
-                "order_type TRAIL needs exactly one of trail_percent (in (0, 100)) or "
-                f"trail_amount (> 0); got trail_percent={trail_percent!r}, "
-                f"trail_amount={trail_amount!r}"
-            )
-        if trail_percent is not None:
+    if "trail_percent" in spec.takes:
+        if trail_percent is not None and trail_amount is None:
             pct = _number("trail_percent", trail_percent)
-            if pct >= 100:
-                raise ValueError(f"trail_percent must be in (0, 100), got {trail_percent!r}")
-        else:
+        elif trail_amount is not None and trail_percent is None:
             amt = _price("trail_amount", trail_amount)
+        else:  # neither or both: the row's check below refuses it, naming the rule
+            pct, amt = trail_percent, trail_amount
     elif trail_percent is not None or trail_amount is not None:
         raise ValueError(
             f"trail_percent/trail_amount are only used with order_type TRAIL, got {otype}"
@@ -242,7 +198,10 @@ def validate_order(
         )
     else:
         coid = client_order_id
-    return OrderRequest(sym, s, qty, otype, lmt, stp, pct, amt, t, coid)
+    request = OrderRequest(sym, s, qty, otype, lmt, stp, pct, amt, t, coid)
+    if spec.check is not None:
+        spec.check(request)
+    return request
 
 
 def validate_usd_amount(x: float, name: str = "usd_amount") -> float:

@@ -373,3 +373,21 @@ def test_getting_out_with_failover_off_fails_and_sends_nothing(both, make):
         with pytest.raises(ConnectionFailedError):
             call()
     assert both.sim.order_count == 0 and placed_over_rest(both) == 0 and _deletes(both) == 0
+
+
+def test_stop_limit_order_fails_over_to_the_portal(both, make):
+    trader = make(both).trading
+    both.set_refuse_new(True)
+    placed = trader.place_order("BTC-USD", "BUY", 0.01, "STP LMT", stop_price=60_000.0,
+                                limit_price=61_000.0, client_order_id="fo-stplmt")
+    assert placed["success"] is True and placed["source"] == "portal"
+    assert placed["status"] in ("Submitted", "PreSubmitted")
+    [row] = trader.get_open_orders()
+    assert row["client_order_id"] == "fo-stplmt" and row["order_type"] == "STP LMT"
+    assert (row["stop_price"], row["limit_price"]) == (60_000.0, 61_000.0)
+    assert both.sim.order_count == 1 and placed_over_rest(both) == 1
+    with pytest.raises(ValueError, match="a BUY STP LMT needs limit_price >= stop_price"):
+        trader.place_order("BTC-USD", "BUY", 0.01, "STP LMT", stop_price=60_000.0,
+                           limit_price=59_000.0)
+    assert both.sim.order_count == 1
+    assert trader.cancel_order("fo-stplmt")["success"] is True

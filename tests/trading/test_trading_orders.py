@@ -170,3 +170,22 @@ def test_positions_account_and_reconcile(trader, tsim):
     assert kinds == {"AAPL": "quantity_mismatch", "MSFT": "missing_at_broker",
                      "ETH-USD": "unexpected_at_broker"}
     assert tsim.sim.order_count == 2  # reconciliation only reads
+
+
+def test_stop_limit_order_triggers_then_fills_within_its_limit(trader, tsim, wait_status):
+    trader.market_buy("AAPL", 2000)
+    price = trader.client.price("AAPL")
+    stop, limit = round(price * 0.95, 2), round(price * 0.93, 2)
+    order = trader.place_order("AAPL", "SELL", 2, "STP LMT", stop_price=stop, limit_price=limit)
+    assert order["success"] is True and order["status"] in ("Submitted", "PreSubmitted")
+    assert order["order_type"] == "STP LMT"
+    [row] = trader.get_open_orders()
+    assert (row["order_type"], row["stop_price"], row["limit_price"]) == ("STP LMT", stop, limit)
+    tsim.set_price("AAPL", price * 0.94)  # through the stop, above the limit
+    assert wait_status(trader, order["client_order_id"], {"Filled"}) == "Filled"
+
+
+def test_stop_limit_on_the_wrong_side_sends_nothing(trader, tsim):
+    with pytest.raises(ValueError, match="a SELL STP LMT needs limit_price <= stop_price"):
+        trader.place_order("AAPL", "SELL", 1, "STP LMT", stop_price=100.0, limit_price=101.0)
+    assert tsim.sim.order_count == 0
