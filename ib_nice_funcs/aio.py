@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import nice_funcs as _nf
 from .errors import IBNiceFuncsError, RequestTimeoutError
+from .face_results import classic_days, empty_after, warn_missing_prices, warn_stream_errors
 from .symbols import symbol_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -128,7 +129,7 @@ get_current_price = token_price
 async def token_prices(symbols: Iterable[Any], source: str = "auto") -> dict[str, float | None]:
     """Coroutine :func:`ib_nice_funcs.token_prices`."""
     prices = await _nf.default_client().prices_async(symbols, source)
-    _nf._warn_missing_prices(prices)
+    warn_missing_prices(prices)
     return prices
 
 
@@ -141,7 +142,7 @@ async def get_ohlcv_data(symbol: Any, timeframe: str = "1H", days_back: float = 
     try:
         return await _nf.default_client().ohlcv_async(symbol, timeframe, days_back, source)
     except (IBNiceFuncsError, OSError) as exc:
-        return _nf._empty_after(what, exc, empty_ohlcv)
+        return empty_after(what, exc, empty_ohlcv)
 
 
 async def get_data(symbol: Any, days_back_4_data: float | None = None, timeframe: str = "1H", *,
@@ -149,12 +150,12 @@ async def get_data(symbol: Any, days_back_4_data: float | None = None, timeframe
     """Coroutine :func:`ib_nice_funcs.get_data`."""
     from .frames import empty_classic
 
-    days = _nf._classic_days(days_back_4_data, days_back)
+    days = classic_days(days_back_4_data, days_back)
     what = f"get_data({symbol_label(symbol)}, {days!r}, {timeframe!r})"
     try:
         return await _nf.default_client().classic_data_async(symbol, days, timeframe, source)
     except (IBNiceFuncsError, OSError) as exc:
-        return _nf._empty_after(what, exc, empty_classic)
+        return empty_after(what, exc, empty_classic)
 
 
 # -- streams -----------------------------------------------------------------
@@ -270,7 +271,7 @@ class AsyncPriceStream:
                 raise
             self.errors = {n: exc for n in self._names}
         if self.errors and not self._strict:
-            _nf._warn_stream_errors("aio.stream_prices", self.errors)
+            warn_stream_errors("aio.stream_prices", self.errors)
         if len(self.errors) == len(self._names):
             await self.aclose()
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import config as _config
 from .client import Client
 from .errors import IBNiceFuncsError
+from .face_results import classic_days, empty_after, warn_missing_prices, warn_stream_errors
 from .symbols import symbol_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -147,17 +148,8 @@ def token_prices(symbols: Iterable[Any], source: str = "auto") -> dict[str, floa
     """
     client = default_client()
     prices = client.prices(symbols, source)
-    _warn_missing_prices(prices)
+    warn_missing_prices(prices)
     return prices
-
-
-def _warn_missing_prices(prices: dict[str, float | None]) -> None:
-    missing = [s for s, p in prices.items() if p is None]
-    if missing:
-        log.warning(
-            "token_prices: no price for %s; check the symbols and that TWS / IB Gateway "
-            "is running (ib-nice-funcs doctor)", ", ".join(missing)
-        )
 
 
 def get_ohlcv_data(
@@ -211,7 +203,7 @@ def get_data(
     from .timeframes import parse_timeframe
 
     tf = parse_timeframe(timeframe)
-    days = _classic_days(days_back_4_data, days_back, tf, bars)
+    days = classic_days(days_back_4_data, days_back, tf, bars)
     what = f"get_data({symbol_label(symbol)}, {days!r}, {timeframe!r})"
     client = default_client()
     frame = _frame_or_empty(
@@ -225,23 +217,6 @@ def get_data(
     return frame
 
 
-def _classic_days(
-    days_back_4_data: float | None, days_back: float | None, tf: Any = None,
-    bars: int | None = None,
-) -> float:
-    """The days a ``get_data`` call asks for: one of its three spellings, default 3."""
-    if days_back_4_data is not None and days_back is not None:
-        raise ValueError("give days_back_4_data or days_back, not both")
-    days = days_back_4_data if days_back_4_data is not None else days_back
-    if bars is not None:
-        if days is not None:
-            raise ValueError("give bars or days_back_4_data, not both")
-        from .timeframes import days_for_bars
-
-        return days_for_bars(tf, bars)
-    return 3 if days is None else days
-
-
 def _frame_or_empty(
     what: str, call: Callable[[], pd.DataFrame], empty: Callable[[], pd.DataFrame],
     *, refused: bool = False,
@@ -253,15 +228,7 @@ def _frame_or_empty(
     try:
         return call()
     except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
-        return _empty_after(what, exc, empty)
-
-
-def _empty_after(what: str, exc: BaseException, empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """The empty frame a failed bar call returns, after its one WARNING."""
-    log.warning("%s failed: %s", what, exc)
-    frame = empty()
-    frame.attrs["source"] = None
-    return frame
+        return empty_after(what, exc, empty)
 
 
 # -- streams -------------------------------------------------------------------
@@ -285,7 +252,7 @@ def subscribe(symbols: Any, callback: Callable[[str, float, datetime], Any]) -> 
         ValueError, TypeError: malformed symbols or a non-callable callback.
     """
     handle = default_client().subscribe(symbols, callback, strict=False)
-    _warn_stream_errors("subscribe", handle.errors)
+    warn_stream_errors("subscribe", handle.errors)
     return handle
 
 
@@ -307,11 +274,5 @@ def stream_prices(
         ValueError, TypeError: malformed symbols, timeout or duration.
     """
     stream = default_client().stream_prices(symbols, timeout=timeout, duration=duration, strict=False)
-    _warn_stream_errors("stream_prices", stream.errors)
+    warn_stream_errors("stream_prices", stream.errors)
     return stream
-
-
-def _warn_stream_errors(what: str, errors: dict[str, BaseException]) -> None:
-    if errors:
-        log.warning("%s: no live prices for %s: %s", what, ", ".join(errors),
-                    "; ".join(dict.fromkeys(str(e) for e in errors.values())))

@@ -1,6 +1,7 @@
 """I/O-free mapping of orders between this package and the Client Portal's JSON.
 
-Order arguments -> the CP order body; order and reply answers -> "placed /
+Order arguments -> the CP order body (the price fields from the order
+type's row in :data:`ib_nice_funcs.model.ORDER_SPECS`); order and reply answers -> "placed /
 question / error"; live-order rows -> this package's open-order dicts. Like
 :mod:`ib_nice_funcs.portal.mapping`, every reader tolerates ids as strings
 or ints, missing fields and extra fields.

@@ -6,7 +6,9 @@ manager running one on a background thread) and :func:`serve_forever`
 (foreground, for the CLI); :class:`MarketClock` (a settable market-hours
 clock); :class:`PortalSimulator` (Client Portal REST over
 HTTPS, sharing a TWS simulator's market and engine when given one) and
-:func:`run_portal_simulator`.
+:func:`run_portal_simulator`. The handler modules of both simulators are
+typed against the protocols of :mod:`ib_nice_funcs.sim.views`; the engine's
+records are :mod:`ib_nice_funcs.sim.records`.
 """
 
 from ._history import PacingRules

@@ -12,7 +12,7 @@ from .matching import Position
 
 if TYPE_CHECKING:
     from ._conn import Conn
-    from .tws import TWSSimulator
+    from .views import TWSView
 
 # Tags sent by reqAccountUpdates / reqAccountUpdatesMulti (all in USD).
 _VALUE_TAGS = ("NetLiquidation", "TotalCashValue", "CashBalance", "SettledCash", "AccruedCash",
@@ -24,7 +24,7 @@ _VALUE_TAGS = ("NetLiquidation", "TotalCashValue", "CashBalance", "SettledCash",
 _NO_CURRENCY = {"Cushion", "DayTradesRemaining", "Leverage"}
 
 
-def account_rows(sim: TWSSimulator) -> list[tuple[str, str, str]]:
+def account_rows(sim: TWSView) -> list[tuple[str, str, str]]:
     """(tag, value, currency) rows describing the account now."""
     values = sim.engine.values(sim.market.now())
     live = not sim.account.startswith("D")
@@ -55,7 +55,7 @@ def position_msg(sv: int, account: str, pos: Position) -> list[object]:
             + [w.qty(pos.quantity, sv), w.num(pos.avg_cost)])
 
 
-def portfolio_msg(sim: TWSSimulator, sv: int, pos: Position, price: float, value: float,
+def portfolio_msg(sim: TWSView, sv: int, pos: Position, price: float, value: float,
                   unrealized: float) -> list[object]:
     """updatePortfolio (7), version 8."""
     inst = pos.inst
@@ -66,7 +66,7 @@ def portfolio_msg(sim: TWSSimulator, sv: int, pos: Position, price: float, value
             w.num(round(pos.realized, 2)), sim.account]
 
 
-def send_account(sim: TWSSimulator, conn: Conn, end: bool) -> None:
+def send_account(sim: TWSView, conn: Conn, end: bool) -> None:
     """Account values, portfolio and time, as reqAccountUpdates answers."""
     for tag, val, cur in account_rows(sim):
         conn.send([w.ACCT_VALUE, 2, tag, val, cur, sim.account])
@@ -78,7 +78,7 @@ def send_account(sim: TWSSimulator, conn: Conn, end: bool) -> None:
         conn.send([w.ACCT_DOWNLOAD_END, 1, sim.account])
 
 
-def push_account(sim: TWSSimulator, changed: set[int]) -> None:
+def push_account(sim: TWSView, changed: set[int]) -> None:
     """After fills: update every subscriber of account updates and positions."""
     positions = [p for c, p in sim.engine.positions.items() if c in changed]
     for conn in sim.conns():
@@ -92,7 +92,7 @@ def push_account(sim: TWSSimulator, changed: set[int]) -> None:
                 conn.send([w.ACCOUNT_UPDATE_MULTI, 1, req_id, sim.account, model, tag, val, cur])
 
 
-async def req_account_updates(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_account_updates(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()  # version
     subscribe = f.bool()
     account = f.str()
@@ -105,7 +105,7 @@ async def req_account_updates(sim: TWSSimulator, conn: Conn, f: w.Fields) -> Non
         send_account(sim, conn, end=True)
 
 
-async def req_account_updates_multi(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_account_updates_multi(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     req_id, account, model = f.int(), f.str(), f.str()
     if account not in ("", "All", sim.account):
@@ -118,23 +118,23 @@ async def req_account_updates_multi(sim: TWSSimulator, conn: Conn, f: w.Fields) 
     conn.send([w.ACCOUNT_UPDATE_MULTI_END, 1, req_id])
 
 
-async def cancel_account_updates_multi(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_account_updates_multi(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     conn.multi_subs.pop(f.int(), None)
 
 
-async def req_positions(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_positions(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.positions_sub = True
     for pos in sim.engine.positions.values():
         conn.send(position_msg(conn.sv, sim.account, pos))
     conn.send([w.POSITION_END, 1])
 
 
-async def cancel_positions(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_positions(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.positions_sub = False
 
 
-async def req_positions_multi(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_positions_multi(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     req_id, _account, model = f.int(), f.str(), f.str()
     for pos in sim.engine.positions.values():
@@ -143,7 +143,7 @@ async def req_positions_multi(sim: TWSSimulator, conn: Conn, f: w.Fields) -> Non
     conn.send([w.POSITION_MULTI_END, 1, req_id])
 
 
-async def req_account_summary(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_account_summary(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     req_id, _group, tags = f.int(), f.str(), f.str()
     wanted = {t.strip() for t in tags.split(",") if t.strip()}
@@ -160,7 +160,7 @@ async def req_account_summary(sim: TWSSimulator, conn: Conn, f: w.Fields) -> Non
     conn.send([w.ACCOUNT_SUMMARY_END, 1, req_id])
 
 
-async def cancel_account_summary(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_account_summary(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     conn.summaries.pop(f.int(), None)
 

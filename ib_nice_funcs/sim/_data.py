@@ -66,7 +66,7 @@ class DataRequests:
             f.skip(3)
         f.str()  # generic tick list
         snapshot = f.bool()
-        inst = self._one(conn, req_id, contract)
+        inst = self.one_instrument(conn, req_id, contract)
         if inst is None:
             return
         md_type = conn.md_type
@@ -154,7 +154,7 @@ class DataRequests:
         if str(contract["secType"]).upper() == "BAG":
             f.skip(4 * f.int())
         keep = f.bool() if conn.sv >= w.V_SYNT_REALTIME_BARS and f.more() else False
-        inst = self._one(conn, req_id, contract)
+        inst = self.one_instrument(conn, req_id, contract)
         if inst is None:
             return
         now = self.market.now()
@@ -237,7 +237,7 @@ class DataRequests:
         f.skip(2)  # includeExpired, useRTH
         what = f.str().upper()
         format_date = f.int()
-        inst = self._one(conn, req_id, contract)
+        inst = self.one_instrument(conn, req_id, contract)
         if inst is None:
             return
         if (what == "TRADES" and inst.sec_type in (FX, CRYPTO)) or \

@@ -24,7 +24,7 @@ from .market import Bars
 
 if TYPE_CHECKING:
     from ._conn import Conn
-    from .tws import TWSSimulator
+    from .views import TWSView
 
 _FA_XML = '<?xml version="1.0" encoding="UTF-8"?><ListOfGroups/>'
 #: Seconds between P&L updates of a subscription (TWS sends about one a second).
@@ -33,7 +33,7 @@ REALTIME_BAR_S = 5
 
 
 # ----------------------------------------------------------------------- P&L
-def _pnl_fields(sim: TWSSimulator, conn: Conn, req_id: int) -> list[object]:
+def _pnl_fields(sim: TWSView, conn: Conn, req_id: int) -> list[object]:
     values = sim.engine.values(sim.market.now())
     unreal, real = values["UnrealizedPnL"], values["RealizedPnL"]
     fields: list[object] = [w.PNL, req_id, w.num(round(unreal + real, 2))]
@@ -44,7 +44,7 @@ def _pnl_fields(sim: TWSSimulator, conn: Conn, req_id: int) -> list[object]:
     return fields
 
 
-def _pnl_single_fields(sim: TWSSimulator, conn: Conn, req_id: int, con_id: int) -> list[object]:
+def _pnl_single_fields(sim: TWSView, conn: Conn, req_id: int, con_id: int) -> list[object]:
     row = next(((pos, value, unreal) for pos, _px, value, unreal in
                 sim.engine.portfolio(sim.market.now()) if pos.inst.con_id == con_id), None)
     qty, value, unreal, real = 0.0, 0.0, 0.0, 0.0
@@ -61,7 +61,7 @@ def _pnl_single_fields(sim: TWSSimulator, conn: Conn, req_id: int, con_id: int) 
     return fields
 
 
-async def _pnl_stream(sim: TWSSimulator, conn: Conn, req_id: int,
+async def _pnl_stream(sim: TWSView, conn: Conn, req_id: int,
                       build: Callable[[], list[object]]) -> None:
     """Send ``build()`` now and again whenever it changes (checked once a second)."""
     last: list[object] | None = None
@@ -90,7 +90,7 @@ def _unsubscribe(conn: Conn, key: tuple[str, int]) -> None:
         task.cancel()
 
 
-async def req_pnl(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_pnl(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     req_id, account = f.int(), f.str()
     if account and account != sim.account:
         conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bZ' : cause - "
@@ -100,7 +100,7 @@ async def req_pnl(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
                _pnl_stream(sim, conn, req_id, lambda: _pnl_fields(sim, conn, req_id)))
 
 
-async def req_pnl_single(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_pnl_single(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     req_id, account, _model, con_id = f.int(), f.str(), f.str(), f.int()
     if account and account != sim.account:
         conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bZ' : cause - "
@@ -114,12 +114,12 @@ async def req_pnl_single(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
         sim, conn, req_id, lambda: _pnl_single_fields(sim, conn, req_id, con_id)))
 
 
-async def cancel_pnl(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_pnl(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     _unsubscribe(conn, ("pnl", f.int()))
 
 
 # ------------------------------------------------------------ real-time bars
-def _bar_fields(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument, what: str,
+def _bar_fields(sim: TWSView, conn: Conn, req_id: int, inst: Instrument, what: str,
                 rth: bool, start: int) -> list[object] | None:
     if what == "TRADES" and inst.sec_type == FX:  # FX has no trades: TWS sends midpoints
         what = "MIDPOINT"
@@ -135,7 +135,7 @@ def _bar_fields(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument, wh
             max(0, int(bars.count[-1]))]
 
 
-async def _bar_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument, what: str,
+async def _bar_stream(sim: TWSView, conn: Conn, req_id: int, inst: Instrument, what: str,
                       rth: bool) -> None:
     """One 5-second bar each time one completes on the market clock (the last
     completed bar at once, so a client sees data without waiting)."""
@@ -154,7 +154,7 @@ async def _bar_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrume
         pass
 
 
-async def req_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_real_time_bars(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()  # version
     req_id = f.int()
     contract = w.read_contract(f)
@@ -167,13 +167,13 @@ async def req_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None
         conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'bW' : cause - "
                               f"Invalid whatToShow {what!r}: use TRADES, MIDPOINT, BID or ASK"))
         return
-    inst = sim._one(conn, req_id, contract)
+    inst = sim.one_instrument(conn, req_id, contract)
     if inst is None:
         return
     _subscribe(conn, ("rtb", req_id), _bar_stream(sim, conn, req_id, inst, what, rth))
 
 
-async def cancel_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_real_time_bars(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     _unsubscribe(conn, ("rtb", f.int()))
 
@@ -182,7 +182,7 @@ async def cancel_real_time_bars(sim: TWSSimulator, conn: Conn, f: w.Fields) -> N
 _TBT_TYPES = {"LAST": 1, "ALLLAST": 2, "BIDASK": 3, "MIDPOINT": 4}
 
 
-def _tbt_fields(sim: TWSSimulator, conn: Conn, inst: Instrument, kind: int) -> list[object]:
+def _tbt_fields(sim: TWSView, conn: Conn, inst: Instrument, kind: int) -> list[object]:
     q = sim.market.quote(inst.key)
     if kind in (1, 2):
         return [w.num(q.last), w.size(q.last_size, conn.sv), 0, inst.primary_exchange, ""]
@@ -192,7 +192,7 @@ def _tbt_fields(sim: TWSSimulator, conn: Conn, inst: Instrument, kind: int) -> l
     return [w.num(q.mid)]
 
 
-async def _tbt_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrument,
+async def _tbt_stream(sim: TWSView, conn: Conn, req_id: int, inst: Instrument,
                       kind: int) -> None:
     """A tick whenever the paper quote changes (none while the market is closed)."""
     last: list[object] | None = None
@@ -208,11 +208,11 @@ async def _tbt_stream(sim: TWSSimulator, conn: Conn, req_id: int, inst: Instrume
         pass
 
 
-async def req_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_tick_by_tick(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     req_id = f.int()
     contract = w.read_contract(f)
     kind = _TBT_TYPES.get(f.str().upper().replace(" ", ""))
-    inst = sim._one(conn, req_id, contract)
+    inst = sim.one_instrument(conn, req_id, contract)
     if inst is None:
         return
     if kind is None or (kind in (1, 2) and inst.sec_type == FX):
@@ -222,7 +222,7 @@ async def req_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
     _subscribe(conn, ("tbt", req_id), _tbt_stream(sim, conn, req_id, inst, kind))
 
 
-async def cancel_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_tick_by_tick(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     _unsubscribe(conn, ("tbt", f.int()))
 
 
@@ -231,7 +231,7 @@ async def cancel_tick_by_tick(sim: TWSSimulator, conn: Conn, f: w.Fields) -> Non
 MAX_TICKS = 1000
 
 
-def _tick_window(sim: TWSSimulator, inst: Instrument, start: float | None, end: float | None,
+def _tick_window(sim: TWSView, inst: Instrument, start: float | None, end: float | None,
                  count: int, what: str, rth: bool) -> Bars:
     """1-second bars holding ``count`` ticks from ``start`` on or up to ``end``."""
     span = max(60.0, 2.0 * count)
@@ -244,7 +244,7 @@ def _tick_window(sim: TWSSimulator, inst: Instrument, start: float | None, end: 
         span *= 4
 
 
-async def req_historical_ticks(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_historical_ticks(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     """One tick per second of the paper market's path (trades: last price and the
     second's volume; BID_ASK: the quote around it; MIDPOINT: the midpoint)."""
     req_id = f.int()
@@ -252,7 +252,7 @@ async def req_historical_ticks(sim: TWSSimulator, conn: Conn, f: w.Fields) -> No
     f.skip()  # includeExpired
     start_text, end_text, count = f.str(), f.str(), f.int()
     what, rth = f.str().upper(), f.bool()
-    inst = sim._one(conn, req_id, contract)
+    inst = sim.one_instrument(conn, req_id, contract)
     if inst is None:
         return
     if bool(start_text.strip()) == bool(end_text.strip()) or what not in ("TRADES", "MIDPOINT",
@@ -301,15 +301,15 @@ async def req_historical_ticks(sim: TWSSimulator, conn: Conn, f: w.Fields) -> No
 
 
 # -------------------------------------------------------- reference lookups
-async def req_scanner_parameters(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_scanner_parameters(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.SCANNER_PARAMETERS, 1, SCANNER_XML])
 
 
-async def req_news_providers(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_news_providers(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.NEWS_PROVIDERS, 0])  # a paper account subscribes to no news feed
 
 
-async def req_market_rule(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_market_rule(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     rule_id = f.int()
     ticks = sorted({i.min_tick for i in sim.market.instruments()
                     if w.MARKET_RULE_IDS.get(i.sec_type) == rule_id})
@@ -317,11 +317,11 @@ async def req_market_rule(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
     conn.send([w.MARKET_RULE, rule_id, len(rows) // 2] + rows)
 
 
-async def req_family_codes(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_family_codes(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.FAMILY_CODES, 1, sim.account, ""])
 
 
-async def req_mkt_depth_exchanges(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_mkt_depth_exchanges(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     rows: list[object] = []
     for exchange, sec_type in (("ISLAND", STOCK), ("IDEALPRO", FX), ("PAXOS", "CRYPTO")):
         rows += [exchange, sec_type, "", "Deep2", 1] if conn.sv >= 120 else [exchange, sec_type,
@@ -329,27 +329,27 @@ async def req_mkt_depth_exchanges(sim: TWSSimulator, conn: Conn, f: w.Fields) ->
     conn.send([w.MKT_DEPTH_EXCHANGES, len(rows) // (5 if conn.sv >= 120 else 3)] + rows)
 
 
-async def req_soft_dollar_tiers(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_soft_dollar_tiers(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.SOFT_DOLLAR_TIERS, f.int(), 0])
 
 
-async def req_user_info(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_user_info(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.USER_INFO, f.int(), ""])
 
 
-async def req_smart_components(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_smart_components(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.SMART_COMPONENTS, f.int(), 0])
 
 
-async def req_sec_def_opt_params(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_sec_def_opt_params(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.SEC_DEF_OPT_PARAMS_END, f.int()])  # the paper market lists no options
 
 
-async def req_historical_news(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_historical_news(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     conn.send([w.HISTORICAL_NEWS_END, f.int(), 0])
 
 
-async def request_fa(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def request_fa(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()  # version
     conn.send([w.RECEIVE_FA, 1, f.int(), _FA_XML])
 

@@ -12,14 +12,33 @@ parent, not the account (they close what the parent opens).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .catalog import CRYPTO, STOCK
 
 if TYPE_CHECKING:
-    from .matching import MatchingEngine, SimOrder
+    from .catalog import Instrument
+    from .market import PaperMarket
+    from .records import SimOrder
 
-__all__ = ["SUPPORTED_ORDER_TYPES", "valid_price", "validate", "size_from_cash"]
+__all__ = ["SUPPORTED_ORDER_TYPES", "EngineView", "valid_price", "validate", "size_from_cash"]
+
+
+class EngineView(Protocol):
+    """What the rules read of the matching engine (:class:`.matching.MatchingEngine`).
+
+    A protocol here, not the engine class: the engine imports these rules.
+    """
+
+    account: str
+    market: PaperMarket
+
+    def usd_rate(self, currency: str, now: float | None = None) -> float: ...
+    def open_orders(self, client_id: int | None = None) -> list[SimOrder]: ...
+    def commission(self, inst: Instrument, quantity: float, price: float,
+                   now: float | None = None) -> float: ...
+    def position_quantity(self, inst: Instrument) -> float: ...
+    def values(self, now: float | None = None) -> dict[str, float]: ...
 
 SUPPORTED_ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", "LOC", "MIDPRICE")
 #: Order types that need a limit price / a stop price.
@@ -32,7 +51,7 @@ def valid_price(x: float | None) -> bool:
     return x is not None and not math.isinf(x) and 0 < x < 1.7e308
 
 
-def size_from_cash(engine: MatchingEngine, order: SimOrder, now: float) -> float:
+def size_from_cash(engine: EngineView, order: SimOrder, now: float) -> float:
     """The quantity a ``cashQty`` order buys or sells: the cash over the price,
     rounded down to the size increment (0.0 if it buys less than the minimum)."""
     inst = order.inst
@@ -76,7 +95,7 @@ def _shape(order: SimOrder) -> str:
     return ""
 
 
-def _margin(engine: MatchingEngine, order: SimOrder, now: float) -> str:
+def _margin(engine: EngineView, order: SimOrder, now: float) -> str:
     inst = order.inst
     held = engine.position_quantity(inst)
     if inst.sec_type == CRYPTO and order.action == "SELL":
@@ -113,7 +132,7 @@ def _margin(engine: MatchingEngine, order: SimOrder, now: float) -> str:
             f"THE INITIAL MARGIN [{need:.2f} USD]")
 
 
-def validate(engine: MatchingEngine, order: SimOrder, now: float) -> str:
+def validate(engine: EngineView, order: SimOrder, now: float) -> str:
     """Why TWS would reject ``order`` (IB's wording where it matters), or ``""``."""
     if order.account and order.account != engine.account:
         return f"The account {order.account} is not managed by this session"

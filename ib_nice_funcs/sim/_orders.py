@@ -20,7 +20,7 @@ from .matching import Event, Fill, SimOrder
 
 if TYPE_CHECKING:
     from ._conn import Conn
-    from .tws import TWSSimulator
+    from .views import TWSView
 
 log = logging.getLogger(__name__)
 U = w.UNSET_DOUBLE_TEXT
@@ -250,7 +250,7 @@ def commission_msg(fill: Fill) -> list[object]:
 
 
 # ---------------------------------------------------------------- dispatch
-def dispatch(sim: TWSSimulator, events: list[Event]) -> None:
+def dispatch(sim: TWSView, events: list[Event]) -> None:
     """Send engine events to the client that owns each order; push account changes."""
     changed: set[int] = set()
     by_client = {c.client_id: c for c in sim.conns()}
@@ -284,7 +284,7 @@ def dispatch(sim: TWSSimulator, events: list[Event]) -> None:
 
 
 # ---------------------------------------------------------------- handlers
-async def place_order(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def place_order(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     try:
         order_id, contract, o = parse_place_order(f, conn.sv)
     except OrderParseError as exc:
@@ -324,10 +324,10 @@ async def place_order(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
         return
     log.info("order %d from client %s: %s %g %s %s", order_id, conn.client_id, order.action,
              order.quantity, inst.key, order.order_type)
-    sim._dispatch_events(sim.engine.submit(order, sim.market.now()))
+    sim.dispatch_events(sim.engine.submit(order, sim.market.now()))
 
 
-def _what_if(sim: TWSSimulator, conn: Conn, order: SimOrder) -> None:
+def _what_if(sim: TWSView, conn: Conn, order: SimOrder) -> None:
     from .matching import commission_for
 
     quote = sim.market.quote(order.inst.key)
@@ -350,45 +350,45 @@ def _what_if(sim: TWSSimulator, conn: Conn, order: SimOrder) -> None:
     conn.send(open_order_msg(conn.sv, order, state))
 
 
-async def cancel_order(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_order(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     order_id = f.int()
-    sim._dispatch_events(sim.engine.cancel(conn.client_id or 0, order_id, sim.market.now()))
+    sim.dispatch_events(sim.engine.cancel(conn.client_id or 0, order_id, sim.market.now()))
 
 
-async def global_cancel(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
-    sim._dispatch_events(sim.engine.cancel_all(sim.market.now()))
+async def global_cancel(sim: TWSView, conn: Conn, f: w.Fields) -> None:
+    sim.dispatch_events(sim.engine.cancel_all(sim.market.now()))
 
 
-async def req_open_orders(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_open_orders(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     _send_open(sim, conn, conn.client_id)
 
 
-async def req_all_open_orders(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_all_open_orders(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     _send_open(sim, conn, None)
 
 
-def _send_open(sim: TWSSimulator, conn: Conn, client_id: int | None) -> None:
+def _send_open(sim: TWSView, conn: Conn, client_id: int | None) -> None:
     for order in sim.engine.open_orders(client_id):
         conn.send(open_order_msg(conn.sv, order))
         conn.send(order_status_msg(conn.sv, order))
     conn.send([w.OPEN_ORDER_END, 1])
 
 
-async def req_auto_open_orders(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_auto_open_orders(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     if conn.client_id != 0:
         conn.send(w.error_msg(conn.sv, -1, 321, "Error validating request.-'bS' : cause - "
                               "reqAutoOpenOrders can only be called from client id 0"))
 
 
-async def req_completed_orders(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_completed_orders(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     if conn.sv >= w.V_COMPLETED_ORDERS:
         for order in sim.engine.completed_orders():
             conn.send(completed_order_msg(conn.sv, order, order.inst.time_zone))
     conn.send([w.COMPLETED_ORDERS_END])
 
 
-async def req_executions(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_executions(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()
     req_id = f.int()
     client_id, acct, _time, symbol, sec_type, _exchange, side = (

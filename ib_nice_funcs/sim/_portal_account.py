@@ -16,22 +16,22 @@ from ._portal_http import HttpError, Reply, Request, Route
 from .catalog import CRYPTO, FX, STOCK
 
 if TYPE_CHECKING:
-    from .portal import PortalSimulator
+    from .views import PortalView
 
 SERVER_VERSION = "Build 10.25.0p, Dec 5, 2023 5:48:12 PM"
 
 
-def _server_info(sim: PortalSimulator) -> dict:
+def _server_info(sim: PortalView) -> dict:
     return {"serverName": "JifN" + str(int(sim.stable_hex("server", n=6), 16) % 90000 + 10000),
             "serverVersion": SERVER_VERSION}
 
 
-def _mac(sim: PortalSimulator) -> str:
+def _mac(sim: PortalView) -> str:
     h = sim.stable_hex("mac", n=12).upper()
     return ":".join(h[i:i + 2] for i in range(0, 12, 2))
 
 
-def auth_status_body(sim: PortalSimulator) -> dict:
+def auth_status_body(sim: PortalView) -> dict:
     """The body of ``/iserver/auth/status`` now."""
     up = not sim.no_bridge
     return {"authenticated": up, "competing": bool(sim.competing), "connected": True,
@@ -40,11 +40,11 @@ def auth_status_body(sim: PortalSimulator) -> dict:
             "hardware_info": sim.stable_hex("hw", n=8) + "|" + _mac(sim)}
 
 
-async def auth_status(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def auth_status(sim: PortalView, req: Request, params: dict) -> Reply:
     return Reply(200, auth_status_body(sim))
 
 
-async def tickle(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def tickle(sim: PortalView, req: Request, params: dict) -> Reply:
     status = auth_status_body(sim)
     return Reply(200, {
         "session": sim.stable_hex("session", sim.seed, n=32),
@@ -57,7 +57,7 @@ async def tickle(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     })
 
 
-async def ssodh_init(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def ssodh_init(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json() or {}
     if not isinstance(body, dict):
         raise HttpError(400, "body must be a JSON object")
@@ -71,18 +71,18 @@ async def ssodh_init(sim: PortalSimulator, req: Request, params: dict) -> Reply:
                        "MAC": status["MAC"], "serverInfo": status["serverInfo"]})
 
 
-async def reauthenticate(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def reauthenticate(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.reset_session()
     sim.no_bridge = False
     return Reply(200, {"message": "triggered"})
 
 
-async def logout(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def logout(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.authenticated = False
     return Reply(200, {"status": True})
 
 
-async def iserver_accounts(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def iserver_accounts(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.session.accounts_called = True
     acct = sim.account
     return Reply(200, {
@@ -111,7 +111,7 @@ async def iserver_accounts(sim: PortalSimulator, req: Request, params: dict) -> 
     })
 
 
-async def portfolio_accounts(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def portfolio_accounts(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.session.portfolio_called = True
     acct = sim.account
     paper = acct.startswith("D")
@@ -129,7 +129,7 @@ async def portfolio_accounts(sim: PortalSimulator, req: Request, params: dict) -
     }])
 
 
-def position_rows(sim: PortalSimulator) -> list[dict]:
+def position_rows(sim: PortalView) -> list[dict]:
     """Open positions as the gateway lists them (run on the engine's thread)."""
     now = sim.market.now()
     rows = []
@@ -166,7 +166,7 @@ def position_rows(sim: PortalSimulator) -> list[dict]:
     return rows
 
 
-async def positions(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def positions(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     try:
         page = int(params["page"])
@@ -182,14 +182,14 @@ async def positions(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return Reply(200, chunk)
 
 
-async def position_by_conid(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def position_by_conid(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     inst = sim.instrument(params["conid"])
     rows = await sim.engine_call(position_rows, sim)
     return Reply(200, [r for r in rows if r["conid"] == inst.con_id])
 
 
-async def invalidate_positions(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def invalidate_positions(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     return Reply(200, {"message": "success"})
 
@@ -215,11 +215,11 @@ _TAGS = {"netliquidation": "NetLiquidation", "totalcashvalue": "TotalCashValue",
          "lookaheadinitmarginreq": "InitMarginReq", "lookaheadmaintmarginreq": "MaintMarginReq"}
 
 
-def _values(sim: PortalSimulator) -> dict[str, float]:
+def _values(sim: PortalView) -> dict[str, float]:
     return sim.engine.values(sim.market.now())
 
 
-async def summary(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def summary(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     values = await sim.engine_call(_values, sim)
     ts = sim.now_ms()
@@ -248,7 +248,7 @@ async def summary(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return Reply(200, out)
 
 
-async def ledger(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def ledger(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
 
     def read() -> tuple[dict[str, float], float, dict[str, float]]:

@@ -18,14 +18,14 @@ from ._portal_account import portfolio_accounts, position_rows
 from ._portal_http import HttpError, Reply, Request, Route
 
 if TYPE_CHECKING:
-    from .portal import PortalSimulator
+    from .views import PortalView
 
 
-def _values(sim: PortalSimulator) -> tuple[dict[str, float], float]:
+def _values(sim: PortalView) -> tuple[dict[str, float], float]:
     return sim.engine.values(sim.market.now()), sim.engine.cash
 
 
-async def iserver_summary(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def iserver_summary(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     values, cash = await sim.engine_call(_values, sim)
 
@@ -48,7 +48,7 @@ async def iserver_summary(sim: PortalSimulator, req: Request, params: dict) -> R
     })
 
 
-async def pnl_partitioned(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def pnl_partitioned(sim: PortalView, req: Request, params: dict) -> Reply:
     values, _cash = await sim.engine_call(_values, sim)
     unreal, real = values["UnrealizedPnL"], values["RealizedPnL"]
     return Reply(200, {"upnl": {f"{sim.account}.Core": {
@@ -57,17 +57,17 @@ async def pnl_partitioned(sim: PortalSimulator, req: Request, params: dict) -> R
         "mv": round(values["StockMarketValue"], 2)}}})
 
 
-async def subaccounts(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def subaccounts(sim: PortalView, req: Request, params: dict) -> Reply:
     return await portfolio_accounts(sim, req, params)
 
 
-async def meta(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def meta(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     reply = await portfolio_accounts(sim, req, params)
     return Reply(200, reply.body[0])
 
 
-async def allocation(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def allocation(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     rows = await sim.engine_call(position_rows, sim)
     out: dict[str, dict[str, dict[str, float]]] = {
@@ -86,7 +86,7 @@ async def allocation(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return Reply(200, out)
 
 
-async def positions_unpaged(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def positions_unpaged(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     rows = await sim.engine_call(position_rows, sim)
     keep = ("position", "conid", "avgCost", "avgPrice", "currency", "description",
@@ -100,18 +100,18 @@ async def positions_unpaged(sim: PortalSimulator, req: Request, params: dict) ->
     return Reply(200, out)
 
 
-async def combo_positions(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def combo_positions(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     return Reply(200, [])
 
 
-async def positions_by_conid(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def positions_by_conid(sim: PortalView, req: Request, params: dict) -> Reply:
     inst = sim.instrument(params["conid"])
     rows = await sim.engine_call(position_rows, sim)
     return Reply(200, {sim.account: [r for r in rows if r["conid"] == inst.con_id]})
 
 
-async def switch_account(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def switch_account(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json()
     acct = body.get("acctId") if isinstance(body, dict) else None
     if not acct:
@@ -120,7 +120,7 @@ async def switch_account(sim: PortalSimulator, req: Request, params: dict) -> Re
     return Reply(200, {"set": True, "acctId": sim.account})
 
 
-async def exchange_rate(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def exchange_rate(sim: PortalView, req: Request, params: dict) -> Reply:
     source = req.query.get("source", "").upper()
     target = req.query.get("target", "").upper()
     if not source or not target:

@@ -21,7 +21,7 @@ from ._portal_orders import find_order, parse_order, parse_orders, status_of
 from .matching import SimOrder
 
 if TYPE_CHECKING:
-    from .portal import PortalSimulator
+    from .views import PortalView
 
 
 def _as_raw(o: SimOrder) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def _as_raw(o: SimOrder) -> dict[str, Any]:
     return raw
 
 
-async def modify(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def modify(sim: PortalView, req: Request, params: dict) -> Reply:
     acct = params["acct"]
     sim.check_account(acct)
     body = req.json()
@@ -74,7 +74,7 @@ async def modify(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return await sim.engine_call(do)
 
 
-async def cancel(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def cancel(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
 
     def do() -> Reply:
@@ -97,7 +97,7 @@ def _money(x: float) -> str:
     return f"{x:,.2f}"
 
 
-async def whatif(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def whatif(sim: PortalView, req: Request, params: dict) -> Reply:
     acct = params["acct"]
     sim.check_account(acct)
     p = parse_orders(sim, acct, req.json())[0]

@@ -29,7 +29,7 @@ from ._portal_http import HttpError, Reply, Request, Route
 from .catalog import CRYPTO, FX, STOCK, Instrument
 
 if TYPE_CHECKING:
-    from .portal import PortalSimulator
+    from .views import PortalView
 
 _DEFAULT_FIELDS = "31,84,86"
 _STATIC = ("55", "6008", "6070", "7051", "7221", "6509")
@@ -50,7 +50,7 @@ def _search_item(inst: Instrument) -> dict:
             "sections": sections}
 
 
-def _matches(sim: PortalSimulator, text: str, sec_type: str, by_name: bool) -> list[Instrument]:
+def _matches(sim: PortalView, text: str, sec_type: str, by_name: bool) -> list[Instrument]:
     q = text.strip().upper()
     out = []
     for inst in sim.market.instruments():
@@ -63,7 +63,7 @@ def _matches(sim: PortalSimulator, text: str, sec_type: str, by_name: bool) -> l
     return out
 
 
-async def secdef_search(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def secdef_search(sim: PortalView, req: Request, params: dict) -> Reply:
     args = dict(req.query)
     if req.method == "POST":
         body = req.json() or {}
@@ -77,7 +77,7 @@ async def secdef_search(sim: PortalSimulator, req: Request, params: dict) -> Rep
     return Reply(200, [_search_item(i) for i in _matches(sim, symbol, sec_type, by_name)])
 
 
-async def trsrv_stocks(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def trsrv_stocks(sim: PortalView, req: Request, params: dict) -> Reply:
     symbols = [s.strip() for s in req.query.get("symbols", "").split(",") if s.strip()]
     if not symbols:
         raise HttpError(400, "symbols parameter is required")
@@ -90,7 +90,7 @@ async def trsrv_stocks(sim: PortalSimulator, req: Request, params: dict) -> Repl
     return Reply(200, out)
 
 
-async def currency_pairs(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def currency_pairs(sim: PortalView, req: Request, params: dict) -> Reply:
     ccy = req.query.get("currency", "").strip().upper()
     if not ccy:
         raise HttpError(400, "currency parameter is required")
@@ -103,7 +103,7 @@ async def currency_pairs(sim: PortalSimulator, req: Request, params: dict) -> Re
     return Reply(200, {ccy: pairs})
 
 
-async def contract_info(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def contract_info(sim: PortalView, req: Request, params: dict) -> Reply:
     inst = sim.instrument(params["conid"])
     return Reply(200, {
         "cfi_code": "", "symbol": inst.symbol, "cusip": None, "expiry_full": None,
@@ -140,7 +140,7 @@ def _size(inst: Instrument, size: float) -> str:
     return f"{size:,g}"
 
 
-def snapshot_values(sim: PortalSimulator, inst: Instrument) -> dict[str, str]:
+def snapshot_values(sim: PortalView, inst: Instrument) -> dict[str, str]:
     """Every snapshot field the simulator knows for ``inst`` now (strings)."""
     out = {"55": inst.local_symbol if inst.sec_type == FX else inst.symbol,
            "6008": str(inst.con_id), "6070": inst.sec_type, "7051": inst.long_name,
@@ -174,7 +174,7 @@ def snapshot_values(sim: PortalSimulator, inst: Instrument) -> dict[str, str]:
     return out
 
 
-async def snapshot(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def snapshot(sim: PortalView, req: Request, params: dict) -> Reply:
     conids = [c.strip() for c in req.query.get("conids", "").split(",") if c.strip()]
     if not conids:
         raise HttpError(400, "conids parameter is required")
@@ -209,13 +209,13 @@ async def snapshot(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return Reply(200, out)
 
 
-async def unsubscribe_all(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def unsubscribe_all(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.session.subscriptions.clear()
     sim.session.sub_started.clear()
     return Reply(200, {"unsubscribed": True})
 
 
-async def unsubscribe(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def unsubscribe(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json() or {}
     conid = body.get("conid") if isinstance(body, dict) else None
     try:
@@ -268,7 +268,7 @@ def parse_bar(text: str) -> tuple[int, str]:
                              + ", ".join(HISTORY_BARS)) from None
 
 
-def _window_start(sim: PortalSimulator, inst: Instrument, n: int, unit: str, end: float,
+def _window_start(sim: PortalView, inst: Instrument, n: int, unit: str, end: float,
                   use_rth: bool) -> float:
     if unit == "min":
         return end - n * 60
@@ -287,7 +287,7 @@ def _window_start(sim: PortalSimulator, inst: Instrument, n: int, unit: str, end
     return local.replace(year=local.year - n, day=min(local.day, 28)).timestamp()
 
 
-def _bars(sim: PortalSimulator, inst: Instrument, start: float, end: float, bar_s: int,
+def _bars(sim: PortalView, inst: Instrument, start: float, end: float, bar_s: int,
           kind: str, use_rth: bool, limit: int):
     what = {STOCK: "TRADES", FX: "MIDPOINT", CRYPTO: "AGGTRADES"}.get(inst.sec_type, "TRADES")
     if kind != "seconds":
@@ -304,7 +304,7 @@ def _stamp(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y%m%d-%H:%M:%S")
 
 
-async def history(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def history(sim: PortalView, req: Request, params: dict) -> Reply:
     q = req.query
     if not q.get("conid", "").strip():
         raise HttpError(400, "conid parameter is required")

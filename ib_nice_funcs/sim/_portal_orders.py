@@ -34,7 +34,7 @@ from .catalog import CRYPTO, STOCK, Instrument
 from .matching import SimOrder
 
 if TYPE_CHECKING:
-    from .portal import PortalSimulator
+    from .views import PortalView
 
 #: Engine client id of orders placed over REST (no TWS API client can own them).
 PORTAL_CLIENT_ID = -1
@@ -72,7 +72,7 @@ def _num(raw: dict, key: str) -> float | None:
     return out
 
 
-def parse_order(sim: PortalSimulator, acct: str, raw: Any) -> dict[str, Any]:
+def parse_order(sim: PortalView, acct: str, raw: Any) -> dict[str, Any]:
     """Validate one order of the request body.
 
     Raises:
@@ -154,7 +154,7 @@ def _desc(p: dict) -> str:
     return f"{p['side']} {size} {inst.key} {tail}"
 
 
-def questions_for(sim: PortalSimulator, p: dict) -> list[tuple[str, str]]:
+def questions_for(sim: PortalView, p: dict) -> list[tuple[str, str]]:
     """The questions the gateway asks before placing ``p`` (message id, text)."""
     if not sim.questions:
         return []
@@ -205,7 +205,7 @@ def questions_for(sim: PortalSimulator, p: dict) -> list[tuple[str, str]]:
     return [(mid, text) for mid, text in out if mid not in sim.suppressed]
 
 
-def _question(sim: PortalSimulator, pending: Pending) -> Reply:
+def _question(sim: PortalView, pending: Pending) -> Reply:
     mid, text = pending.questions.pop(0)
     rid = sim.new_reply_id()
     sim.replies[rid] = pending
@@ -213,7 +213,7 @@ def _question(sim: PortalSimulator, pending: Pending) -> Reply:
                         "messageIds": [mid]}])
 
 
-def _duplicate(sim: PortalSimulator, coid: str) -> bool:
+def _duplicate(sim: PortalView, coid: str) -> bool:
     return bool(coid) and any(o.order_ref == coid for o in sim.engine.orders.values())
 
 
@@ -222,7 +222,7 @@ def _dup_reply(coid: str) -> Reply:
                                 "already registered."})
 
 
-def parse_orders(sim: PortalSimulator, acct: str, body: Any) -> list[dict[str, Any]]:
+def parse_orders(sim: PortalView, acct: str, body: Any) -> list[dict[str, Any]]:
     """The orders of a ``{"orders": [...]}`` body: one order, a bracket (children name
     their parent's ``cOID`` in ``parentId``) or an OCA group (``isSingleGroup``).
 
@@ -245,7 +245,7 @@ def parse_orders(sim: PortalSimulator, acct: str, body: Any) -> list[dict[str, A
     return parsed
 
 
-async def place_orders(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def place_orders(sim: PortalView, req: Request, params: dict) -> Reply:
     acct = params["acct"]
     sim.check_account(acct)
     plist = parse_orders(sim, acct, req.json())
@@ -261,7 +261,7 @@ async def place_orders(sim: PortalSimulator, req: Request, params: dict) -> Repl
     return await _place(sim, acct, plist)
 
 
-async def reply(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def reply(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json()
     pending = sim.replies.pop(params["reply_id"], None)
     if pending is None:
@@ -273,7 +273,7 @@ async def reply(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return await _place(sim, sim.account, pending.orders)
 
 
-def _sim_order(sim: PortalSimulator, acct: str, p: dict, order_id: int) -> SimOrder:
+def _sim_order(sim: PortalView, acct: str, p: dict, order_id: int) -> SimOrder:
     return SimOrder(order_id=order_id, client_id=PORTAL_CLIENT_ID, perm_id=0, account=acct,
                     inst=p["inst"], action=p["side"], quantity=p["qty"], order_type=p["type"],
                     lmt_price=p["lmt"], aux_price=p["aux"], trailing_percent=p["pct"],
@@ -282,7 +282,7 @@ def _sim_order(sim: PortalSimulator, acct: str, p: dict, order_id: int) -> SimOr
                     extra={"exchange": p["inst"].exchange, "portal": True, "cashQty": p["cash"]})
 
 
-async def _place(sim: PortalSimulator, acct: str, plist: list[dict]) -> Reply:
+async def _place(sim: PortalView, acct: str, plist: list[dict]) -> Reply:
     def submit() -> tuple[list[SimOrder], str, str]:
         for p in plist:
             if _duplicate(sim, p["coid"]):
@@ -328,7 +328,7 @@ async def _place(sim: PortalSimulator, acct: str, plist: list[dict]) -> Reply:
     return Reply(200, out)
 
 
-async def suppress(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def suppress(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json()
     ids = body.get("messageIds") if isinstance(body, dict) else None
     if not isinstance(ids, list):
@@ -337,7 +337,7 @@ async def suppress(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return Reply(200, {"status": "submitted"})
 
 
-async def suppress_reset(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def suppress_reset(sim: PortalView, req: Request, params: dict) -> Reply:
     sim.suppressed.clear()
     return Reply(200, {"status": "submitted"})
 
@@ -347,12 +347,12 @@ def _stamp(t: float | None, fmt: str = "%y%m%d%H%M%S") -> str:
     return dt.datetime.fromtimestamp(t or 0.0, dt.timezone.utc).strftime(fmt)
 
 
-def status_of(sim: PortalSimulator, o: SimOrder) -> str:
+def status_of(sim: PortalView, o: SimOrder) -> str:
     """The order's status as the gateway shows it (a refused order is Inactive)."""
     return "Inactive" if o.perm_id in sim.rejected else o.status
 
 
-def order_row(sim: PortalSimulator, o: SimOrder) -> dict:
+def order_row(sim: PortalView, o: SimOrder) -> dict:
     """One row of ``GET /iserver/account/orders``."""
     inst = o.inst
     dec = inst.price_decimals
@@ -392,7 +392,7 @@ def _norm(status: str) -> str:
     return status.replace("_", "").replace(" ", "").lower()
 
 
-async def live_orders(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def live_orders(sim: PortalView, req: Request, params: dict) -> Reply:
     first = not sim.session.orders_polled
     sim.session.orders_polled = True
     if first and sim.orders_first_call_empty:
@@ -406,7 +406,7 @@ async def live_orders(sim: PortalSimulator, req: Request, params: dict) -> Reply
     return Reply(200, {"orders": await sim.engine_call(rows), "snapshot": True})
 
 
-def find_order(sim: PortalSimulator, order_id: str) -> SimOrder:
+def find_order(sim: PortalView, order_id: str) -> SimOrder:
     """The order whose REST id (the engine's permId) is ``order_id``.
 
     Raises:
@@ -422,7 +422,7 @@ def find_order(sim: PortalSimulator, order_id: str) -> SimOrder:
     raise HttpError(400, f"OrderID {perm} doesn't exist")
 
 
-async def order_status(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def order_status(sim: PortalView, req: Request, params: dict) -> Reply:
     def build() -> dict:
         o = find_order(sim, params["order_id"])
         inst = o.inst
@@ -457,7 +457,7 @@ async def order_status(sim: PortalSimulator, req: Request, params: dict) -> Repl
     return Reply(200, await sim.engine_call(build))
 
 
-async def trades(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def trades(sim: PortalView, req: Request, params: dict) -> Reply:
     def build() -> list[dict]:
         out = []
         for f in sim.engine.fills:

@@ -17,12 +17,12 @@ from ._portal_http import HttpError, Reply, Request, Route
 from ._scanner import MAX_ROWS, SCANS, scan
 
 if TYPE_CHECKING:
-    from .portal import PortalSimulator
+    from .views import PortalView
 
 _LOCATION = "STK.US.MAJOR"
 
 
-async def params(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def params(sim: PortalView, req: Request, params: dict) -> Reply:
     return Reply(200, {
         "scan_type_list": [{"display_name": code.replace("_", " ").title(), "code": code,
                             "instruments": ["STK"]} for code in SCANS],
@@ -47,7 +47,7 @@ def _filter_value(filters: object, code: str) -> float | None:
     return None
 
 
-async def run(sim: PortalSimulator, req: Request, params: dict) -> Reply:
+async def run(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json()
     if not isinstance(body, dict):
         raise HttpError(400, 'the body must be {"instrument", "type", "location", "filter"}')

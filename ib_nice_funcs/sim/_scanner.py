@@ -21,7 +21,7 @@ from .market import PaperMarket, Quote
 
 if TYPE_CHECKING:
     from ._conn import Conn
-    from .tws import TWSSimulator
+    from .views import TWSView
 
 #: Seconds between two answers of a scanner subscription (TWS: about 30).
 RESCAN_S = 30.0
@@ -93,7 +93,7 @@ def _scan_fields(hits: list[Instrument]) -> list[object]:
     return out
 
 
-async def _stream(sim: TWSSimulator, conn: Conn, req_id: int, build: Callable[[], list]) -> None:
+async def _stream(sim: TWSView, conn: Conn, req_id: int, build: Callable[[], list]) -> None:
     try:
         while conn.writable:
             if not sim.is_deaf(conn):
@@ -104,7 +104,7 @@ async def _stream(sim: TWSSimulator, conn: Conn, req_id: int, build: Callable[[]
         pass
 
 
-async def req_scanner_subscription(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def req_scanner_subscription(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     if conn.sv < 143:
         f.skip()  # version
     req_id = f.int()
@@ -127,7 +127,7 @@ async def req_scanner_subscription(sim: TWSSimulator, conn: Conn, f: w.Fields) -
                                   above_volume))))
 
 
-async def cancel_scanner_subscription(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
+async def cancel_scanner_subscription(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     f.skip()  # version
     task = conn.tasks.pop(("scan", f.int()), None)
     if task:

@@ -51,7 +51,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import (
@@ -69,6 +68,7 @@ from ._threaded import apply_in_loop, call_in_loop
 from .catalog import Instrument
 from .market import PaperMarket
 from .matching import MatchingEngine
+from .views import PortalSession
 
 __all__ = ["PortalSimulator", "API_PREFIX"]
 
@@ -79,25 +79,6 @@ _ROUTES: list[Route] = [*_portal_account.ROUTES, *_portal_data.ROUTES, *_portal_
                         *_portal_changes.ROUTES, *_portal_account_more.ROUTES,
                         *_portal_scanner.ROUTES]
 _HISTORY = "/iserver/marketdata/history"
-
-
-@dataclass
-class PortalSession:
-    """State of the gateway's brokerage session; reset by ``ssodh/init`` and logins.
-
-    Attributes:
-        accounts_called: ``GET /iserver/accounts`` was called (pre-flight done).
-        portfolio_called: ``GET /portfolio/accounts`` was called.
-        subscriptions: conid -> snapshot fields subscribed so far.
-        sub_started: conid -> monotonic time the subscription started.
-        orders_polled: ``GET /iserver/account/orders`` was called before.
-    """
-
-    accounts_called: bool = False
-    portfolio_called: bool = False
-    subscriptions: dict[int, set[str]] = field(default_factory=dict)
-    sub_started: dict[int, float] = field(default_factory=dict)
-    orders_polled: bool = False
 
 
 async def _call(fn: Callable[..., Any], args: tuple) -> Any:
@@ -354,7 +335,7 @@ class PortalSimulator:
     def dispatch_events(self, events: list) -> None:
         """Hand engine events to the TWS clients (call on the engine's thread)."""
         if self.tws is not None and self._engine_loop() is not None and events:
-            self.tws._dispatch_events(events)
+            self.tws.dispatch_events(events)
 
     async def _order_loop(self) -> None:
         """Re-check resting orders when no running TWS simulator does it."""

@@ -112,7 +112,7 @@ class SimulatorHandle:
 
     def run_close(self) -> None:
         """Run the closing auction now (MOC/LOC orders fill)."""
-        self.call(lambda: self.sim._dispatch_events(
+        self.call(lambda: self.sim.dispatch_events(
             self.sim.engine.run_close(self.sim.market.now())))
 
     def request_counts(self) -> dict[str, int]:

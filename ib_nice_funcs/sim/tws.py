@@ -279,7 +279,7 @@ class TWSSimulator(DataRequests):
         loop = self._loop
         if loop is None:
             return
-        loop.call_soon_threadsafe(lambda: self._dispatch_events(
+        loop.call_soon_threadsafe(lambda: self.dispatch_events(
             self.engine.run_close(self.market.now())))
 
     # --------------------------------------------------------------- connection
@@ -511,7 +511,8 @@ class TWSSimulator(DataRequests):
                                 or pattern in i.long_name.upper())]
         conn.send(w.symbol_samples(conn.sv, req_id, hits[:16]))
 
-    def _one(self, conn: Conn, req_id: int, contract: dict) -> Instrument | None:
+    def one_instrument(self, conn: Conn, req_id: int, contract: dict) -> Instrument | None:
+        """The contract's instrument, or None after sending error 200 to ``conn``."""
         matches = self.resolve(contract)
         if not matches:
             conn.send(w.error_msg(conn.sv, req_id, 200, "No security definition has been found "
@@ -526,11 +527,12 @@ class TWSSimulator(DataRequests):
             await asyncio.sleep(self.tick_interval)
             try:
                 if self.engine.open_orders():
-                    self._dispatch_events(self.engine.on_time(self.market.now()))
+                    self.dispatch_events(self.engine.on_time(self.market.now()))
             except Exception:  # keep matching alive, but surface the bug
                 log.exception("matching engine error")
 
-    def _dispatch_events(self, events) -> None:
+    def dispatch_events(self, events: list) -> None:
+        """Send matching-engine events to the connected clients (the simulator's loop)."""
         _orders.dispatch(self, events)
 
     def next_order_id(self, used: int) -> None:

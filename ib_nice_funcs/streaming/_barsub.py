@@ -48,9 +48,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from ib_async import IB, BarDataList, Contract
 
-    from ..sources.ib import IBSource
     from ..symbols import Instrument
     from ..timeframes import Timeframe
+    from .source import BarSource
 
 __all__ = ["BarSubscriptions"]
 
@@ -112,7 +112,7 @@ def _longer_durations(duration: str) -> list[str]:
 class BarSubscriptions:
     """The kept-up-to-date bar lists of one IB source (one client)."""
 
-    def __init__(self, source: IBSource, max_subs: int = _MAX_SUBS) -> None:
+    def __init__(self, source: BarSource, max_subs: int = _MAX_SUBS) -> None:
         self.source = source
         self.gateway = source.gateway
         self.max_subs = max_subs

@@ -56,8 +56,8 @@ from .risk import PDT_SEC_TYPES, PortfolioSnapshot, RiskLimits, check_order
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Position, Trade
 
-    from ..client import Client
     from ..model import OrderRequest
+    from .context import ClientContext
 
 __all__ = ["TraderCore", "ContractSpec"]
 
@@ -68,7 +68,7 @@ T = TypeVar("T")
 #: the loop side can finish with a proper result instead of being cut off.
 _GRACE_S = 1.0
 #: Ceiling for one bookkeeping round trip (open orders, positions, details).
-_ROUND_TRIP_S = 10.0
+ROUND_TRIP_S = 10.0
 
 Sizing = Callable[["IB", "ContractSpec"], Awaitable[float]]
 
@@ -81,7 +81,7 @@ class TraderCore:
     mutable state belong to the loop thread.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientContext) -> None:
         self.client = client
         self.settings = client.settings
         self.gateway = client.gateway
@@ -211,7 +211,7 @@ class TraderCore:
         except IBNiceFuncsError:
             return None
 
-    async def _keyed(self, make: Callable[[], Awaitable[T]], timeout: float = _ROUND_TRIP_S) -> T:
+    async def _keyed(self, make: Callable[[], Awaitable[T]], timeout: float = ROUND_TRIP_S) -> T:
         """Run an ib_async request whose reply is keyed by name, one at a time.
 
         ``reqAllOpenOrdersAsync`` and ``reqPositionsAsync`` share one future
@@ -222,7 +222,7 @@ class TraderCore:
         async with self._keyed_lock:
             return await asyncio.wait_for(make(), max(0.1, timeout))
 
-    async def _open_trades_async(self, ib: IB, timeout: float = _ROUND_TRIP_S) -> list[Trade]:
+    async def _open_trades_async(self, ib: IB, timeout: float = ROUND_TRIP_S) -> list[Trade]:
         """Every open order on the account, whichever client placed it."""
         got = await self._keyed(ib.reqAllOpenOrdersAsync, timeout)
         account = self._data_account()
@@ -237,11 +237,11 @@ class TraderCore:
             seen.setdefault(id(trade), trade)
         return list(seen.values())
 
-    async def _completed_trades_async(self, ib: IB, timeout: float = _ROUND_TRIP_S) -> list[Trade]:
+    async def _completed_trades_async(self, ib: IB, timeout: float = ROUND_TRIP_S) -> list[Trade]:
         """The gateway's completed (filled, cancelled, rejected) API orders of today."""
         return await self._keyed(lambda: ib.reqCompletedOrdersAsync(True), timeout)
 
-    async def _positions_async(self, ib: IB, timeout: float = _ROUND_TRIP_S) -> list[Position]:
+    async def _positions_async(self, ib: IB, timeout: float = ROUND_TRIP_S) -> list[Position]:
         """Fresh non-zero positions of the account, asked of the gateway."""
         got = await self._keyed(ib.reqPositionsAsync, timeout)
         account = self._data_account()
@@ -264,7 +264,7 @@ class TraderCore:
         self.gateway.require_current("account values")
         values = ib.accountValues(account or "")
         if account_number(values, "NetLiquidation", account) is None:
-            summary = await asyncio.wait_for(ib.accountSummaryAsync(account or ""), _ROUND_TRIP_S)
+            summary = await asyncio.wait_for(ib.accountSummaryAsync(account or ""), ROUND_TRIP_S)
             values = list(summary) + list(values)
         return values
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionFailedError
 from ..symbols import Instrument, parse_symbol
-from ._core import _ROUND_TRIP_S, TraderCore
+from ._core import ROUND_TRIP_S, TraderCore
 from .contracts import position_symbol
 from .positions import holds
 from .results import (
@@ -412,7 +412,7 @@ class ClosingMixin(TraderCore):
                     symbol=position_symbol(p.contract))
                 for c, p in zip(closes, positions)
             ]
-            left = max(0.5, min(_ROUND_TRIP_S, deadline - time.monotonic()))
+            left = max(0.5, min(ROUND_TRIP_S, deadline - time.monotonic()))
             after = await self._positions_async(ib, left)
             still_open = await self._open_trades_async(ib)
             remaining_positions = {position_symbol(p.contract): float(p.position) for p in after}

@@ -57,9 +57,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model import OrderRequest
     from ..sources.portal import PortalSource
     from ..symbols import Instrument
-    from ._core import TraderCore
+    from .context import TraderCoreView
 
-__all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec", "holds_row"]
+__all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec", "holds_row", "time_left"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -115,7 +115,8 @@ def default_spec(instrument: Instrument, known: ContractSpec | None = None) -> C
                         size_increment=increment, min_size=increment)
 
 
-def _left(deadline: float) -> float:
+def time_left(deadline: float) -> float:
+    """Seconds to ``deadline`` (monotonic), at least 0.05: a blocking call's timeout."""
     return max(0.05, deadline - time.monotonic())
 
 
@@ -131,7 +132,7 @@ class PortalFailover:
     at most until its ``deadline``.
     """
 
-    def __init__(self, core: TraderCore) -> None:
+    def __init__(self, core: TraderCoreView) -> None:
         self.core = core
         self.settings = core.settings
         self._lock = threading.Lock()
@@ -232,7 +233,7 @@ class PortalFailover:
             return dict(last)
         try:
             portal = self._portal(ConnectionFailedError("the Client Portal is not configured"))
-            found = portal.find_order(client_order_id, timeout=_left(deadline))
+            found = portal.find_order(client_order_id, timeout=time_left(deadline))
         except (IBNiceFuncsError, OSError) as exc:
             return self._unknown(client_order_id, f"the Client Portal cannot tell ({exc})")
         with self._lock:
@@ -309,7 +310,7 @@ class PortalFailover:
             with self._lock:
                 known = coid in self._placed
             if known or explicit_id or facts.state != "none":
-                found = portal.find_order(coid, timeout=_left(deadline))
+                found = portal.find_order(coid, timeout=time_left(deadline))
                 if found is not None:
                     log.info("%s: order %s already exists at IB (status %s); not sending it "
                              "again", what, coid, found.get("status"))
@@ -337,8 +338,8 @@ class PortalFailover:
 
     def _guard(self, portal: PortalSource, deadline: float, what: str) -> str:
         """The portal account, after the live-account guard (nothing is sent before it)."""
-        account = portal.account(timeout=_left(deadline))
-        if not self.settings.allow_live and not portal.is_paper(timeout=_left(deadline)):
+        account = portal.account(timeout=time_left(deadline))
+        if not self.settings.allow_live and not portal.is_paper(timeout=time_left(deadline)):
             raise LiveTradingDisabledError(
                 f"{what}: the Client Portal account {account} is a live account (isPaper is "
                 "false); orders are refused and nothing was sent. To trade live on purpose set "
@@ -388,7 +389,7 @@ class PortalFailover:
                 stop_price=None if stop is None else round_price(stop, tick),
                 trail_percent=request.trail_percent,
                 trail_amount=None if trail_amount is None else round_price(trail_amount, tick),
-                tif=request.tif, client_order_id=coid, timeout=_left(deadline))
+                tif=request.tif, client_order_id=coid, timeout=time_left(deadline))
         except RequestTimeoutError as exc:
             exc.result = self._unknown(  # type: ignore[attr-defined]
                 coid, str(exc), instrument, request, source="portal")
@@ -479,8 +480,8 @@ class PortalFailover:
         Raises:
             IBNiceFuncsError: the portal reports no net liquidation (nothing is sent).
         """
-        positions = portal.positions(timeout=_left(deadline))
-        summary = portal.account_summary(timeout=_left(deadline))
+        positions = portal.positions(timeout=time_left(deadline))
+        summary = portal.account_summary(timeout=time_left(deadline))
         net_liq = summary.get("net_liquidation")
         if net_liq is None:
             raise IBNiceFuncsError(
@@ -512,7 +513,7 @@ class PortalFailover:
         """Every position from the portal (``source`` "portal"); re-raises ``cause`` when off."""
         portal = self._portal(cause)
         self.note_down(cause)
-        rows = portal.positions(timeout=_left(deadline))
+        rows = portal.positions(timeout=time_left(deadline))
         # get_token_balance_usd reads sec_type, as the TWS rows carry it.
         return [{**row, "sec_type": row.get("sec_type") or row.get("asset_class"), "known": True}
                 for row in rows]
@@ -528,7 +529,7 @@ class PortalFailover:
         """An account value (IB tag names) from the portal's account summary."""
         portal = self._portal(cause)
         self.note_down(cause)
-        summary = portal.account_summary(timeout=_left(deadline))
+        summary = portal.account_summary(timeout=time_left(deadline))
         keys = {"NetLiquidation": "net_liquidation", "AvailableFunds": "available_funds",
                 "TotalCashValue": "total_cash"}
         for tag in tags:
@@ -541,7 +542,7 @@ class PortalFailover:
         """Working orders on the account from the portal (``source`` "portal")."""
         portal = self._portal(cause)
         self.note_down(cause)
-        rows = portal.open_orders(timeout=_left(deadline))
+        rows = portal.open_orders(timeout=time_left(deadline))
         return sorted(rows, key=lambda r: str(r.get("order_id") or ""))
 
     def cancel(self, order_id: int | str, cause: BaseException, deadline: float) -> dict[str, Any]:
@@ -565,7 +566,7 @@ class PortalFailover:
                 success=False, order_id=int(order_id), status="NotFound",
                 error=(f"{cause}; order id {order_id} is a TWS order id the Client Portal does "
                        "not know: cancel by client order id (a str) while TWS is down"))
-        return {**portal.cancel_order(target, timeout=_left(deadline)), "source": "portal"}
+        return {**portal.cancel_order(target, timeout=time_left(deadline)), "source": "portal"}
 
     def _tws_ref(self, order_id: int, deadline: float) -> str | None:
         ledger = self.core._ledger

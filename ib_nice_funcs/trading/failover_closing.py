@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IBNiceFuncsError, RequestTimeoutError
 from ..symbols import parse_symbol
-from .failover import _left, holds_row
+from .failover import holds_row, time_left
 from .results import flatten_report, order_result
 from .validation import new_client_order_id
 
@@ -68,7 +68,7 @@ class PortalClosing:
         """Cancel working orders (all, or the instrument's); (cancelled, still open)."""
 
         def working() -> list[dict[str, Any]]:
-            rows = portal.open_orders(timeout=_left(deadline))
+            rows = portal.open_orders(timeout=time_left(deadline))
             return [r for r in rows if instrument is None or holds_row(instrument, r)]
 
         before = working()
@@ -78,7 +78,7 @@ class PortalClosing:
             if target is None:
                 continue
             try:
-                result = portal.cancel_order(target, timeout=_left(deadline))
+                result = portal.cancel_order(target, timeout=time_left(deadline))
             except RequestTimeoutError as exc:
                 log.warning("cancel through the Client Portal of order %s: %s", target, exc)
                 continue
@@ -95,7 +95,7 @@ class PortalClosing:
 
     def _held(self, portal: PortalSource, deadline: float) -> list[dict[str, Any]]:
         """Non-flat positions (with this Trader's fills the portal does not show yet)."""
-        rows = self.failover._rows(portal.positions(timeout=_left(deadline)), deadline,
+        rows = self.failover._rows(portal.positions(timeout=time_left(deadline)), deadline,
                                    priced=False)
         return [r for r in rows if abs(r["quantity"]) > _FLAT]
 
@@ -119,7 +119,7 @@ class PortalClosing:
             fo._placed[coid] = None  # sent, outcome unknown until the portal answers
         try:
             result = portal.place_order(instrument, side, abs(qty), "MKT", tif=tif,
-                                        client_order_id=coid, timeout=_left(deadline))
+                                        client_order_id=coid, timeout=time_left(deadline))
         except RequestTimeoutError as exc:
             result = order_result(  # the mark stays: the id is asked before any reuse
                 success=False, status="Unknown", symbol=symbol, side=side, client_order_id=coid,
@@ -184,7 +184,7 @@ class PortalClosing:
             cancelled, _ = self._cancel(portal, None, deadline)
             closed = [self._close(portal, row, deadline, "estop")
                       for row in self._held(portal, deadline)]
-            still_open = portal.open_orders(timeout=_left(deadline))
+            still_open = portal.open_orders(timeout=time_left(deadline))
             remaining_positions = {r["symbol"]: float(r["quantity"])
                                    for r in self._held(portal, deadline)}
         finally:

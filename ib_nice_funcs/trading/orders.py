@@ -3,7 +3,8 @@
 Every order goes through the same pipeline, in this order, and nothing is
 sent unless all of it passes:
 
-1. argument validation (ValueError / TypeError naming the argument);
+1. argument validation (ValueError / TypeError naming the argument; which
+   prices each order type needs is its row in :data:`ib_nice_funcs.model.ORDER_SPECS`);
 2. the live-account guard (LiveTradingDisabledError unless ``allow_live``);
 3. idempotency: the client order id (IB's ``orderRef``) is looked up in this
    Trader's ledger, in ib_async's state and, for ids the caller chose or ids
@@ -57,7 +58,7 @@ from .validation import (
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Trade
 
-    from ..client import Client
+    from .context import ClientContext
 
 __all__ = ["Trader", "NoPositionError", "OrderSizeError"]
 
@@ -89,7 +90,7 @@ class Trader(ClosingMixin, PositionsMixin):
     dict as ``exc.result``.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientContext) -> None:
         super().__init__(client)
 
     def __repr__(self) -> str:

@@ -9,6 +9,11 @@ Every number has explicit bounds (:data:`MIN_QUANTITY`..:data:`MAX_QUANTITY`,
 typo such as ``limit_buy("AAPL", 100, 1e-300)`` (1e302 shares) or a quantity
 of ``1e308`` is refused here, before anything is sent, and never reaches
 Decimal arithmetic or IB.
+
+:func:`validate_order` builds the frozen :class:`~ib_nice_funcs.model.OrderRequest`
+(re-exported here) and follows the order type's row in
+:data:`~ib_nice_funcs.model.ORDER_SPECS` for which prices it needs or takes
+and for the type's own rules.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def match_now() -> Callable[[Any], None]:
         sim = handle.sim
         if not hasattr(sim, "engine"):
             pytest.skip("this gateway has no synchronous matching pass")
-        handle.call(lambda: sim._dispatch_events(sim.engine.on_time(sim.market.now())))
+        handle.call(lambda: sim.dispatch_events(sim.engine.on_time(sim.market.now())))
 
     return run
 

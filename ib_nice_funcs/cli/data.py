@@ -1,8 +1,4 @@
-"""ib-nice-funcs: the command line.
-
-The CLI prints (the library only logs). Operational errors come out as one
-line on stderr and exit code 1, never a traceback.
-"""
+"""Data, simulator and set-up commands of ``ib-nice-funcs``: price, ohlcv, sim, demo, doctor, costs."""
 
 from __future__ import annotations
 
@@ -10,65 +6,19 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
+from .common import CLIError, client_for, command, fmt_price, print_table
 
-__all__ = ["main", "build_parser"]
-
-Handler = Callable[[argparse.Namespace], int]
-_HANDLERS: dict[str, Handler] = {}
-
-
-class CLIError(Exception):
-    """An error to show as one line, exit code 1."""
-
-
-def command(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        _HANDLERS[name] = fn
-        return fn
-
-    return register
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from .client import Client
-    from .config import get_settings
-
-    overrides: dict[str, Any] = {}
-    for key in ("host", "port", "client_id", "timeout"):
-        value = getattr(args, key, None)
-        if value is not None:
-            overrides[key] = value
-    if getattr(args, "source", None) and args.source != "auto":
-        overrides["sources"] = args.source
-    return Client(get_settings(), **overrides)
-
-
-def _print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    text = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[k]) for r in text)) if text else len(h) for k, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    print("  ".join("-" * w for w in widths))
-    for row in text:
-        print("  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths))))
-
-
-def _fmt_price(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.5f}" if abs(value) < 10 else f"{value:,.2f}"
+__all__ = ["add_commands"]
 
 
 # -- data ----------------------------------------------------------------------
 
 
-@command("price")
 def _price(args: argparse.Namespace) -> int:
     """The prices found, then one stderr line per symbol without one (exit code 1)."""
-    from .symbols import parse_symbol
+    from ..symbols import parse_symbol
 
     failed: dict[str, Exception] = {}
     wellformed = []
@@ -80,11 +30,11 @@ def _price(args: argparse.Namespace) -> int:
             failed[symbol] = exc
     results: dict[str, Any] = {}
     if wellformed:
-        with _client(args) as client:
+        with client_for(args) as client:
             results = client.price_results(wellformed)
-    good = [(s, _fmt_price(p)) for s, p in results.items() if isinstance(p, float)]
+    good = [(s, fmt_price(p)) for s, p in results.items() if isinstance(p, float)]
     if good:
-        _print_table(good, ("symbol", "price"))
+        print_table(good, ("symbol", "price"))
     failed.update((s, e) for s, e in results.items() if not isinstance(e, float))
     for error in dict.fromkeys(str(e) for e in failed.values()):
         print(f"ib-nice-funcs price: {error}", file=sys.stderr)
@@ -97,11 +47,10 @@ def _show_progress(what: str, done: int, total: int) -> None:
     print(f"\r{what}: {done}/{total} requests", end=end, file=sys.stderr, flush=True)
 
 
-@command("ohlcv")
 def _ohlcv(args: argparse.Namespace) -> int:
     if args.plot and not args.plot.lower().endswith((".png", ".html")):
         raise CLIError(f"--plot {args.plot}: use a .png or .html file name")
-    with _client(args) as client:
+    with client_for(args) as client:
         if "ib" in client.source_order():
             client.source("ib").progress_listeners.append(_show_progress)
         frame = client.ohlcv(args.symbol, args.timeframe, args.days)
@@ -119,9 +68,9 @@ def _ohlcv(args: argparse.Namespace) -> int:
 
 def _plot(frame: Any, args: argparse.Namespace) -> None:
     """Draw the bars and the journal's fills of the symbol to ``args.plot``."""
-    from .symbols import parse_symbol
-    from .trade_journal.api import journal_path
-    from .trade_journal.store import JournalUnreadableError, read_rows
+    from ..symbols import parse_symbol
+    from ..trade_journal.api import journal_path
+    from ..trade_journal.store import JournalUnreadableError, read_rows
 
     symbol = parse_symbol(args.symbol).symbol
     fills: list[dict[str, Any]] = []
@@ -132,7 +81,7 @@ def _plot(frame: Any, args: argparse.Namespace) -> None:
         except JournalUnreadableError:
             fills = []  # the chart is still worth drawing
     try:
-        from .charts import write_chart
+        from ..charts import write_chart
 
         written = write_chart(frame, args.plot, symbol, fills)
     except ImportError as exc:
@@ -150,9 +99,8 @@ def _print_frame(frame: Any, rows: int) -> None:
 # -- simulator and demo ------------------------------------------------------
 
 
-@command("sim")
 def _sim(args: argparse.Namespace) -> int:
-    from .sim import MarketClock, ServeInfo, serve_forever
+    from ..sim import MarketClock, ServeInfo, serve_forever
 
     clock = None
     if args.at:
@@ -189,10 +137,9 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("demo")
 def _demo(args: argparse.Namespace) -> int:
-    from .client import Client
-    from .sim import run_simulator
+    from ..client import Client
+    from ..sim import run_simulator
 
     symbols = ["AAPL", "MSFT", "EURUSD", "BTC-USD"]
     with run_simulator(seed=args.seed) as sim:
@@ -206,7 +153,7 @@ def _demo(args: argparse.Namespace) -> int:
                 prices = client.prices(symbols)
                 print(f"Live prices, round {round_no}/{args.rounds} "
                       f"({time.strftime('%H:%M:%S', time.gmtime())} UTC):")
-                _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
+                print_table([(s, fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
                 print()
             frame = client.ohlcv("AAPL", "1h", 2)
             print("AAPL, 1-hour bars, last 2 days (tail; times UTC):")
@@ -226,20 +173,19 @@ def _demo_trade(client: Any) -> None:
     print(f"Paper trade: market_buy({symbol!r}, 1000) on the simulator's paper account")
     result = client.trading.market_buy(symbol, 1000)
     print(f"  {result['status']}: bought {result['filled_qty']:g} {symbol} at "
-          f"{_fmt_price(result['avg_price'])} (order id {result['order_id']}, "
+          f"{fmt_price(result['avg_price'])} (order id {result['order_id']}, "
           f"client order id {result['client_order_id']})")
     position = client.trading.get_position(symbol)
     pnl = position["unrealized_pnl"] or 0.0
     print(f"  position: {position['quantity']:g} {symbol}, average cost "
-          f"{_fmt_price(position['avg_cost'])}, price {_fmt_price(position['current_price'])}, "
+          f"{fmt_price(position['avg_cost'])}, price {fmt_price(position['current_price'])}, "
           f"value ${position['market_value']:,.2f}, unrealized P&L "
           f"{'-' if pnl < 0 else ''}${abs(pnl):,.2f}")
 
 
-@command("doctor")
 def _doctor(args: argparse.Namespace) -> int:
-    from .config import get_settings
-    from .doctor import format_check, run_checks
+    from ..config import get_settings
+    from ..doctor import format_check, run_checks
 
     overrides: dict[str, Any] = {}
     for key in ("host", "port", "client_id"):
@@ -259,9 +205,8 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("costs")
 def _costs(args: argparse.Namespace) -> int:
-    from .costs import format_cost_report, plan_commissions, plan_market_data
+    from ..costs import format_cost_report, plan_commissions, plan_market_data
 
     commissions = plan_commissions(args.trades, args.shares, args.price, args.option_trades,
                                    args.contracts)
@@ -281,22 +226,13 @@ def _costs(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ib-nice-funcs",
-        description="Interactive Brokers behind one-line nice_funcs calls.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--host", help="gateway host (IB_HOST)")
-    common.add_argument("--port", type=int, help="gateway port (IB_PORT): 4002 Gateway paper, 7497 TWS paper")
-    common.add_argument("--client-id", type=int, dest="client_id", help="API client id (IB_CLIENT_ID)")
-    common.add_argument("--timeout", type=float, help="seconds per call (IB_NICE_FUNCS_TIMEOUT)")
-    common.add_argument("--source", default="auto", help="data source(s): auto, ib, yfinance or a list")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the data, simulator and set-up subcommands to the ``ib-nice-funcs`` parser.
 
+    Args:
+        sub: The argparse subparsers object.
+        common: Parent parser with --host/--port/--client-id/--timeout/--source.
+    """
     p = sub.add_parser("price", parents=[common], help="current prices")
     p.add_argument("symbols", nargs="+", metavar="SYMBOL")
 
@@ -347,45 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--professional", action="store_true", help="professional subscriber prices")
     p.add_argument("--commissions", type=float,
                    help="monthly commissions for the $30 waiver (default: the estimate)")
-    _add_trading_commands(sub, common)
-    _add_journal_commands(sub, common)
-    return parser
 
-
-def _add_journal_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    from .dashboard.cli import add_commands as add_dashboard
-    from .trade_journal.cli import add_commands
-
-    add_commands(sub, common, command)
-    add_dashboard(sub, common, command)
-
-
-def _add_trading_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    try:
-        from .trading.cli import add_commands
-    except ImportError:
-        return
-    add_commands(sub, common, command)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``ib-nice-funcs``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    from .errors import IBNiceFuncsError
-
-    try:
-        return _HANDLERS[args.command](args)
-    except (CLIError, IBNiceFuncsError, ValueError, TypeError) as exc:
-        print(f"ib-nice-funcs {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    for name, handler in (("price", _price), ("ohlcv", _ohlcv), ("sim", _sim), ("demo", _demo),
+                          ("doctor", _doctor), ("costs", _costs)):
+        command(name)(handler)

@@ -3,7 +3,8 @@
 Every command that changes something asks for confirmation on stdin unless
 ``--yes`` is given; without a terminal (a pipe, cron, EOF) the answer is no,
 so nothing is sent by accident. Errors come out as one line (``CLIError`` or
-the package's own errors, printed by :func:`ib_nice_funcs.cli.main`).
+the package's own errors, printed by :func:`ib_nice_funcs.cli.main`). Moved here
+from ``trading/cli.py`` so the trading package never imports the CLI.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .common import CLIError, Handler, client_for, fmt_price, print_table
+
 __all__ = ["add_commands", "confirm"]
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _base() -> Any:
-    from .. import cli
-
-    return cli
 
 
 def confirm(question: str, args: argparse.Namespace) -> bool:
@@ -43,7 +39,7 @@ def confirm(question: str, args: argparse.Namespace) -> bool:
 
 def _require(question: str, args: argparse.Namespace) -> None:
     if not confirm(question, args):
-        raise _base().CLIError("not confirmed; nothing was sent (pass --yes to skip the question)")
+        raise CLIError("not confirmed; nothing was sent (pass --yes to skip the question)")
 
 
 def _money(value: float | None) -> str:
@@ -56,7 +52,7 @@ def _qty(value: float) -> str:
 
 def _order_line(verb: str, result: dict[str, Any]) -> str:
     avg = result.get("avg_price")
-    price = f" at {_base()._fmt_price(avg)}" if avg else ""
+    price = f" at {fmt_price(avg)}" if avg else ""
     filled = _qty(result.get("filled_qty") or 0.0)
     asked = _qty(result.get("quantity") or 0.0)
     return (f"{verb} {filled} of {asked} {result.get('symbol')}{price}: {result.get('status')} "
@@ -68,15 +64,14 @@ def _order_line(verb: str, result: dict[str, Any]) -> str:
 
 
 def _positions(args: argparse.Namespace) -> int:
-    base = _base()
-    with base._client(args) as client:
+    with client_for(args) as client:
         rows = client.trading.get_all_positions()
     if not rows:
         print("no positions")
         return 0
-    base._print_table(
-        [(p["symbol"], _qty(p["quantity"]), base._fmt_price(p["avg_cost"]),
-          base._fmt_price(p["current_price"]), _money(p["market_value"]),
+    print_table(
+        [(p["symbol"], _qty(p["quantity"]), fmt_price(p["avg_cost"]),
+          fmt_price(p["current_price"]), _money(p["market_value"]),
           _money(p["unrealized_pnl"]), f"{p['unrealized_pnl_pct']:+.2f}%") for p in rows],
         ("symbol", "quantity", "avg cost", "price", "value", "unrealized", "pnl %"),
     )
@@ -84,15 +79,14 @@ def _positions(args: argparse.Namespace) -> int:
 
 
 def _orders(args: argparse.Namespace) -> int:
-    base = _base()
-    with base._client(args) as client:
+    with client_for(args) as client:
         rows = client.trading.get_open_orders()
     if not rows:
         print("no open orders")
         return 0
-    base._print_table(
+    print_table(
         [(o["symbol"], o["side"], _qty(o["quantity"]), o["order_type"],
-          base._fmt_price(o["limit_price"] or o["stop_price"]), o["tif"], o["status"],
+          fmt_price(o["limit_price"] or o["stop_price"]), o["tif"], o["status"],
           _qty(o["filled_qty"]), o["order_id"], o["client_id"], o["client_order_id"] or "-")
          for o in rows],
         ("symbol", "side", "qty", "type", "price", "tif", "status", "filled", "order id",
@@ -102,14 +96,13 @@ def _orders(args: argparse.Namespace) -> int:
 
 
 def _account(args: argparse.Namespace) -> int:
-    base = _base()
-    with base._client(args) as client:
+    with client_for(args) as client:
         trader = client.trading
         net = trader.get_account_value()
         available = trader.get_balance()
         account = client.gateway.account or ", ".join(client.gateway.managed_accounts) or "-"
     kind = "paper" if str(account).startswith("D") else "LIVE"
-    base._print_table(
+    print_table(
         [("account", f"{account} ({kind})"), ("net liquidation", _money(net)),
          ("available funds", _money(available))],
         ("item", "value"),
@@ -118,12 +111,12 @@ def _account(args: argparse.Namespace) -> int:
 
 
 def _buy(args: argparse.Namespace) -> int:
-    from .validation import validate_usd_amount
+    from ..trading.validation import validate_usd_amount
 
     usd = validate_usd_amount(args.usd, "--usd")
     kind = f"limit {args.limit:g}" if args.limit is not None else "market"
     _require(f"buy ${usd:,.2f} of {args.symbol} at {kind}?", args)
-    with _base()._client(args) as client:
+    with client_for(args) as client:
         if args.limit is not None:
             result = client.trading.limit_buy(args.symbol, usd, args.limit)
         else:
@@ -133,12 +126,12 @@ def _buy(args: argparse.Namespace) -> int:
 
 
 def _sell(args: argparse.Namespace) -> int:
-    from .validation import validate_percentage
+    from ..trading.validation import validate_percentage
 
     pct = validate_percentage(args.pct, "--pct")
     kind = f"limit {args.limit:g}" if args.limit is not None else "market"
     _require(f"sell {pct:g}% of the {args.symbol} position at {kind}?", args)
-    with _base()._client(args) as client:
+    with client_for(args) as client:
         if args.limit is not None:
             result = client.trading.limit_sell(args.symbol, pct, args.limit)
         else:
@@ -149,38 +142,37 @@ def _sell(args: argparse.Namespace) -> int:
 
 def _cancel_all(args: argparse.Namespace) -> int:
     _require("cancel EVERY open order on the account (all clients)?", args)
-    with _base()._client(args) as client:
+    with client_for(args) as client:
         result = client.trading.cancel_all()
     print(f"cancelled {result['cancelled']} order(s)")
     if not result["success"]:
-        raise _base().CLIError(result["error"])
+        raise CLIError(result["error"])
     return 0
 
 
 def _kill(args: argparse.Namespace) -> int:
-    base = _base()
     if bool(args.symbol) == bool(args.all):
-        raise base.CLIError("give a SYMBOL to flatten, or --all for the emergency stop (not both)")
+        raise CLIError("give a SYMBOL to flatten, or --all for the emergency stop (not both)")
     if args.all:
         _require("EMERGENCY STOP: cancel every open order and flatten every position?", args)
-        with base._client(args) as client:
+        with client_for(args) as client:
             result = client.trading.emergency_stop()
         print(f"cancelled {result['cancelled_orders']} order(s); closing orders:")
         for closed in result["closed"]:
             print("  " + _order_line("closed", closed))
         if not result["success"]:
-            raise base.CLIError(result["error"])
+            raise CLIError(result["error"])
         print("flat: no open orders, no positions")
         return 0
     _require(f"cancel {args.symbol}'s open orders and flatten its position at market?", args)
-    with base._client(args) as client:
+    with client_for(args) as client:
         result = client.trading.kill_switch(args.symbol)
     if result["status"] == "NoPosition":
         print(f"{result['symbol']}: no position; cancelled {result['cancelled_orders']} order(s)")
     else:
         print(_order_line("closed", result) + f"; cancelled {result['cancelled_orders']} order(s)")
     if result.get("uncancelled"):
-        raise base.CLIError(f"{len(result['uncancelled'])} order(s) of other clients remain; "
+        raise CLIError(f"{len(result['uncancelled'])} order(s) of other clients remain; "
                             "use 'ib-nice-funcs cancel-all'")
     return 0
 
