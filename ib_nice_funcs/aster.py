@@ -17,7 +17,6 @@ connects (settings: :func:`ib_nice_funcs.configure` and the environment).
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 from . import perp
