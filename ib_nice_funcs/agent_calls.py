@@ -216,7 +216,8 @@ def fetch_wallet_token_single(address: Any, token_mint_address: Any) -> pd.DataF
     frame = fetch_wallet_holdings_og(address)
     if is_cash_symbol(token_mint_address):
         return frame[frame["Mint Address"] == USDC_MINT].reset_index(drop=True)
-    if refused_symbol(f"fetch_wallet_token_single({symbol_label(token_mint_address)})", token_mint_address):
+    what = f"fetch_wallet_token_single({symbol_label(token_mint_address)})"
+    if refused_symbol(what, token_mint_address):
         return frame.iloc[0:0]
     name = parse_symbol(token_mint_address).symbol
     return frame[frame["Mint Address"] == name].reset_index(drop=True)

@@ -1,4 +1,6 @@
-"""The package's import graph, read from the source with ``ast``: no cycles, no borrowed private names.
+"""The package's import graph, read from the source with ``ast``.
+
+No cycles, ``portal/`` never imports ``trading/``, no borrowed private names.
 
 Every import counts: module level, inside functions, and under
 ``TYPE_CHECKING`` (typing a module against a class assembled above it is a

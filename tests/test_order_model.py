@@ -41,8 +41,8 @@ def test_stop_limit_builds_the_ib_order_and_the_portal_body():
 
 def test_a_portal_stop_limit_row_reads_back_both_prices():
     row = open_order_row({"orderId": 7, "orderType": "Stop Limit", "price": "101.23",
-                          "auxPrice": "100.00", "side": "BUY", "totalSize": 3, "status": "Submitted",
-                          "ticker": "AAPL", "order_ref": "sl-1"})
+                          "auxPrice": "100.00", "side": "BUY", "totalSize": 3,
+                          "status": "Submitted", "ticker": "AAPL", "order_ref": "sl-1"})
     assert row["order_type"] == "STP LMT"
     assert (row["limit_price"], row["stop_price"]) == (101.23, 100.0)
 

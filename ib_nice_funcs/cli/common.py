@@ -1,4 +1,4 @@
-"""What every ``ib-nice-funcs`` command shares: the handler registry, the client, the one-line error, tables.
+"""What every ``ib-nice-funcs`` command shares: handlers, the client, errors, tables.
 
 Below the command modules (:mod:`.data`, :mod:`.trading`, and the journal's
 and dashboard's ``add_commands``); it imports none of them.

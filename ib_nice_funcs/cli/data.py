@@ -1,4 +1,7 @@
-"""Data, simulator and set-up commands of ``ib-nice-funcs``: price, ohlcv, sim, demo, doctor, costs."""
+"""Data, simulator and set-up commands of ``ib-nice-funcs``.
+
+``price``, ``ohlcv``, ``sim``, ``demo``, ``doctor`` and ``costs``.
+"""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .._gateway import IBGateway
 
-__all__ = ["ContractRules", "ContractSpec", "finite", "is_instrument", "multiplier_of", "position_symbol"]
+__all__ = ["ContractRules", "ContractSpec", "finite", "is_instrument", "multiplier_of",
+           "position_symbol"]
 
 log = logging.getLogger("ib_nice_funcs")
 

@@ -117,7 +117,8 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
     Symbol text that names no instrument gets the failure dict too (nothing sent).
     """
     if symbol is not None and _refused(what, symbol):
-        return empty_result(f"symbol {symbol_label(symbol)!r} is not recognised", symbol=symbol_label(symbol))
+        label = symbol_label(symbol)
+        return empty_result(f"symbol {label!r} is not recognised", symbol=label)
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
@@ -132,7 +133,8 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
             out["success"] = False
             out["error"] = out.get("error") or str(exc)
         else:
-            out = empty_result(str(exc), symbol=symbol_label(symbol) if symbol is not None else None)
+            label = symbol_label(symbol) if symbol is not None else None
+            out = empty_result(str(exc), symbol=label)
             out["code"] = getattr(exc, "code", None)
         breach = getattr(exc, "breach", None)
         if breach is not None:
@@ -305,7 +307,8 @@ def place_order(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"place_order({symbol_label(symbol)}, {side!r}, {quantity!r}, {order_type!r})", symbol,
+    what = f"place_order({symbol_label(symbol)}, {side!r}, {quantity!r}, {order_type!r})"
+    return _order(what, symbol,
                   lambda: _trader().place_order(symbol, side, quantity, order_type, limit_price,
                                                 stop_price, trail_percent, trail_amount, tif,
                                                 client_order_id, wait, timeout))
@@ -357,7 +360,8 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
 
     what = f"get_position({symbol_label(symbol)})"
     if _refused(what, symbol):
-        return unknown_position(symbol_label(symbol), f"symbol {symbol_label(symbol)!r} is not recognised")
+        label = symbol_label(symbol)
+        return unknown_position(label, f"symbol {label!r} is not recognised")
     name = symbol_label(symbol)
     try:
         name = parse_symbol(symbol).symbol

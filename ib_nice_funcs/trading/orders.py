@@ -349,9 +349,9 @@ class Trader(ClosingMixin, PositionsMixin):
         opens (or adds to) a short, which the risk limits check like a buy.
         Sized, blocks and raises like :meth:`market_buy`.
         """
+        what = f"market_sell_usd({symbol_label(symbol)}, {usd_amount!r})"
         return self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol), client_order_id,
-                             wait, timeout, f"market_sell_usd({symbol_label(symbol)}, {usd_amount!r})",
-                             side="SELL")
+                             wait, timeout, what, side="SELL")
 
     def limit_buy(
         self,
@@ -469,7 +469,8 @@ class Trader(ClosingMixin, PositionsMixin):
         if reference is None or request.order_type == "TRAIL":
             reference = self._price(instrument, symbol, deadline)
         unit_usd = self._usd_per_unit(instrument, reference, deadline)
-        what = f"place_order({symbol_label(symbol)}, {request.side}, {quantity!r}, {request.order_type})"
+        what = (f"place_order({symbol_label(symbol)}, {request.side}, {quantity!r}, "
+                f"{request.order_type})")
 
         def size(spec: ContractSpec, held: float) -> float:
             qty = request.quantity
