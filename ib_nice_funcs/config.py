@@ -18,11 +18,17 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID"]
+__all__ = [
+    "Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_IDS",
+]
 
 #: Fixed so that a restarted agent reconnects as the same API client and can
 #: find the orders it placed before (idempotent client order ids).
 DEFAULT_CLIENT_ID = 23
+#: Client ids a process may take when its configured one is in use (IB error
+#: 326): the second, third... agent on one gateway connects without a setting.
+DEFAULT_CLIENT_IDS = (23, 54)
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
@@ -49,6 +55,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4002
     client_id: int = DEFAULT_CLIENT_ID
+    #: Inclusive range of client ids tried, after ``client_id``, when it is in use.
+    client_ids: tuple[int, int] = DEFAULT_CLIENT_IDS
     account: str | None = None
     sources: tuple[str, ...] = ("ib", "yfinance")
     allow_live: bool = False
@@ -82,6 +90,12 @@ class Settings:
     #: trading day of the daily-loss baseline and the day-trade count. Not an
     #: environment setting; tests give the simulator and the client one clock.
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    #: Redis shared by the agent processes of one account (``redis://host:6379/0``);
+    #: None: the processes of one host share the safety state through files.
+    redis_url: str | None = None
+    #: Directory of the per-host shared state (lock and halt files); None: the
+    #: user's runtime directory.
+    fleet_dir: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -119,6 +133,9 @@ class Settings:
             )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
+        _check_client_ids(self.client_ids)
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
         if not callable(self.clock):
             raise ConfigurationError(
                 f"clock={self.clock!r} must be a callable returning UTC epoch seconds"
@@ -173,6 +190,9 @@ class Settings:
         number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
         number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
         number("IB_NICE_FUNCS_MAX_LINES", "max_market_data_lines", int)
+        text("IB_NICE_FUNCS_CLIENT_IDS", "client_ids")
+        text("IB_NICE_FUNCS_REDIS_URL", "redis_url")
+        text("IB_NICE_FUNCS_FLEET_DIR", "fleet_dir")
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
             values["sources"] = env["IB_NICE_FUNCS_SOURCES"]
         elif values.get("portal_url"):
@@ -194,6 +214,8 @@ class Settings:
             )
         if "sources" in changes:
             changes["sources"] = _parse_sources(changes["sources"])
+        if "client_ids" in changes:
+            changes["client_ids"] = _parse_client_ids(changes["client_ids"])
         if "portal_url" in changes and changes["portal_url"] and "sources" not in changes:
             if self.sources == Settings.sources:
                 changes["sources"] = ("ib", "portal", "yfinance")
@@ -209,6 +231,61 @@ def _parse_sources(value: Any) -> tuple[str, ...]:
     if not parts:
         raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
     return tuple(dict.fromkeys(parts))
+
+
+def _parse_client_ids(value: Any) -> tuple[int, int]:
+    """``"23-54"``, ``"23..54"``, ``(23, 54)`` or ``range(23, 55)`` -> ``(23, 54)``."""
+    form = "two client ids as 'FIRST-LAST', e.g. IB_NICE_FUNCS_CLIENT_IDS=23-54"
+    if isinstance(value, range):
+        if not value or value.step != 1:
+            raise ConfigurationError(f"client_ids={value!r}: use {form}")
+        return (value.start, value.stop - 1)
+    if isinstance(value, str):
+        parts = value.replace("..", "-").split("-")
+    elif isinstance(value, (tuple, list)):
+        parts = list(value)
+    else:
+        raise ConfigurationError(f"client_ids={value!r}: use {form}")
+    try:
+        first, last = (int(str(p).strip()) for p in parts)
+    except ValueError:
+        raise ConfigurationError(f"client_ids={value!r}: use {form}") from None
+    return (first, last)
+
+
+def _check_client_ids(ids: Any) -> None:
+    if not (isinstance(ids, tuple) and len(ids) == 2 and 0 <= ids[0] <= ids[1]):
+        raise ConfigurationError(
+            f"client_ids={ids!r} must be FIRST-LAST with 0 <= FIRST <= LAST "
+            "(IB_NICE_FUNCS_CLIENT_IDS=23-54)"
+        )
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_redis_url(url: Any) -> None:
+    """Form only (nothing is connected): scheme, and a host for TCP URLs."""
+    from urllib.parse import urlsplit
+
+    form = ("redis_url (IB_NICE_FUNCS_REDIS_URL) must look like redis://HOST:PORT/DB, "
+            "rediss://HOST:PORT/DB or unix:///path/to/redis.sock")
+    if not isinstance(url, str) or not url.startswith(_REDIS_SCHEMES):
+        raise ConfigurationError(f"redis_url={url!r}: {form}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"redis_url={url!r}: {form}") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigurationError(f"redis_url={url!r}: {form}")
+        return
+    if not parts.hostname or (port is not None and not 0 < port < 65536):
+        raise ConfigurationError(f"redis_url={url!r}: {form}")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigurationError(f"redis_url={url!r}: the database {db!r} is not a number; {form}")
 
 
 _lock = threading.Lock()

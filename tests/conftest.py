@@ -13,13 +13,15 @@ _client_ids = itertools.count(200)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch):
-    """Each test starts from defaults: no IB_* variables, no configure() leftovers."""
+def _isolated_settings(monkeypatch, tmp_path):
+    """Each test starts from defaults: no IB_* variables, no configure() leftovers,
+    and a per-host fleet state (halt latch, order-id claims) of its own."""
     import os
 
     for key in list(os.environ):
         if key.startswith(("IB_", "IB_NICE_FUNCS_")):
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("IB_NICE_FUNCS_FLEET_DIR", str(tmp_path / "fleet-state"))
     ib_config.reset_settings()
     yield
     from ib_nice_funcs import nice_funcs

@@ -1,0 +1,62 @@
+"""An agent process for the fleet tests: runs nice_funcs calls sent on stdin.
+
+Started by :class:`tests.fleet.conftest.Agent` as ``python agent_proc.py``
+with ``PYTHONPATH`` at the repository root. Each stdin line is a JSON
+command; each answer is one JSON line on stdout:
+
+- ``{"op": "configure", "settings": {...}, "clock_offset": s}``: configure()
+  (the clock runs ``clock_offset`` seconds ahead of the wall clock, so the
+  process dates things like the test's simulator);
+- ``{"op": "call", "fn": name, "args": [...], "kwargs": {...}}``: call
+  ``ib_nice_funcs.<name>`` and answer ``{"ok": true, "value": ...}`` (or the
+  error's type and text);
+- ``{"op": "gateway"}``: the live session's client id;
+- ``{"op": "exit"}``: close and exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(process)d %(levelname)s %(name)s %(message)s")
+    import ib_nice_funcs as n
+
+    out = sys.stdout
+    print(json.dumps({"ready": True}), file=out, flush=True)
+    for line in sys.stdin:
+        command: dict[str, Any] = json.loads(line)
+        op = command["op"]
+        try:
+            if op == "configure":
+                settings = dict(command.get("settings", {}))
+                offset = command.get("clock_offset")
+                if offset is not None:
+                    settings["clock"] = lambda: time.time() + offset
+                n.configure(**settings)
+                value: Any = None
+            elif op == "call":
+                fn = getattr(n, command["fn"])
+                value = fn(*command.get("args", []), **command.get("kwargs", {}))
+            elif op == "gateway":
+                value = n.default_client().gateway.client_id
+            elif op == "exit":
+                n.close()
+                print(json.dumps({"ok": True, "value": None}), file=out, flush=True)
+                return
+            else:
+                raise ValueError(f"unknown op {op!r}")
+            answer = {"ok": True, "value": value}
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            answer = {"ok": False, "type": type(exc).__name__, "error": str(exc)}
+        print(json.dumps(answer, default=str), file=out, flush=True)
+
+
+if __name__ == "__main__":
+    main()

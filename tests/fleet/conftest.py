@@ -1,0 +1,145 @@
+"""Fixtures of the fleet tests: real agent processes on one simulator.
+
+Every agent is a separate Python process (``agent_proc.py``) driven over
+its stdin/stdout; each wait on it is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = Path(__file__).with_name("agent_proc.py")
+
+
+class Agent:
+    """One agent process; ``call`` blocks at most ``timeout`` seconds."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(AGENT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
+        self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+        assert self._next(30).get("ready"), "the agent process did not start"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._answers.put(json.loads(line))
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            return self._answers.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"agent {self.proc.pid} gave no answer in {timeout} s; stderr tail:\n"
+                + "".join(self.stderr[-20:])) from None
+
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def answer(self, timeout: float = 30) -> Any:
+        got = self._next(timeout)
+        if not got["ok"]:
+            raise AssertionError(f"agent {self.proc.pid}: {got['type']}: {got['error']}")
+        return got["value"]
+
+    def call(self, fn: str, *args: Any, timeout: float = 30, **kwargs: Any) -> Any:
+        self.send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs})
+        return self.answer(timeout)
+
+    def configure(self, clock_offset: float | None = None, **settings: Any) -> None:
+        self.send({"op": "configure", "settings": settings, "clock_offset": clock_offset})
+        self.answer()
+
+    def client_id(self) -> int:
+        self.send({"op": "gateway"})
+        return int(self.answer())
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send({"op": "exit"})
+                self.proc.wait(15)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+#: A regular-hours moment (Wednesday 2026-11-18 15:00 New York), as in tests/trading.
+_OPEN_NY = datetime(2026, 11, 18, 15, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+@pytest.fixture
+def tsim() -> Iterator[Any]:
+    """A fresh simulator whose market is open (its clock runs from ``_OPEN_NY``)."""
+    from ib_nice_funcs.sim import PaperMarket, run_simulator
+
+    start = time.time()
+    market = PaperMarket(seed=3, clock=lambda: _OPEN_NY + (time.time() - start))
+    with run_simulator(market=market) as handle:
+        yield handle
+
+
+@pytest.fixture
+def fleet_dir(tmp_path) -> Path:
+    """The per-host shared-state directory the test's processes share."""
+    path = tmp_path / "fleet"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def agents(fleet_dir) -> Iterator[Callable[..., Agent]]:
+    """``agents(handle, **settings)``: start an agent process configured for ``handle``.
+
+    Defaults: the default client id (so several agents contend for it), the
+    test's fleet directory and the simulator's market clock.
+    """
+    started: list[Agent] = []
+
+    def start(handle: Any, extra_env: dict[str, str] | None = None, **settings: Any) -> Agent:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IB_")}
+        env["PYTHONPATH"] = str(REPO)
+        env["IB_NICE_FUNCS_FLEET_DIR"] = str(fleet_dir)
+        env.update(extra_env or {})
+        agent = Agent(env)
+        started.append(agent)
+        market = getattr(getattr(handle, "sim", None), "market", None)
+        offset = market.clock() - time.time() if market is not None else None
+        settings.setdefault("sources", "ib")
+        settings.setdefault("timeout", 15)
+        agent.configure(clock_offset=offset, host="127.0.0.1", port=handle.port, **settings)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
