@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "chunk_kill": "trading.module_api",
     "close_position": "trading.module_api",
     "emergency_stop": "trading.module_api",
+    "resume_trading": "trading.module_api",
     "reconcile_positions": "trading.module_api",
     # plumbing
     "configure": "nice_funcs",
@@ -73,6 +74,9 @@ _EXPORTS: dict[str, str] = {
     "NoPositionError": "errors",
     "MarketDataLinesExhaustedError": "errors",
     "OrderSizeError": "errors",
+    "ClientIdInUseError": "errors",
+    "TradingHaltedError": "errors",
+    "FleetUnavailableError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -97,8 +101,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import Settings
     from .errors import (
         AllSourcesFailedError,
+        ClientIdInUseError,
         ConfigurationError,
         ConnectionFailedError,
+        FleetUnavailableError,
         IBNiceFuncsError,
         LiveTradingDisabledError,
         MarketDataLinesExhaustedError,
@@ -111,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RequestTimeoutError,
         RiskLimitError,
         SourceUnavailableError,
+        TradingHaltedError,
         UnknownSymbolError,
     )
     from .nice_funcs import (
@@ -147,4 +154,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         market_sell,
         place_order,
         reconcile_positions,
+        resume_trading,
     )

@@ -185,6 +185,17 @@ def _kill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume(args: argparse.Namespace) -> int:
+    with _base()._client(args) as client:
+        result = client.trading.resume_trading()
+    if result["was_halted"]:
+        print(f"account {result['account']}: trading resumed (the halt by process "
+              f"{result['halted_by']} is lifted for every agent process)")
+    else:
+        print(f"account {result['account']}: was not halted")
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------
 
 
@@ -226,7 +237,10 @@ def add_commands(
     p.add_argument("--all", action="store_true",
                    help="emergency stop: cancel everything, flatten everything")
 
+    sub.add_parser("resume", parents=[common],
+                   help="lift the halt 'kill --all' / emergency_stop() latched (every process)")
+
     for name, handler in (("positions", _positions), ("orders", _orders), ("account", _account),
                           ("buy", _buy), ("sell", _sell), ("cancel-all", _cancel_all),
-                          ("kill", _kill)):
+                          ("kill", _kill), ("resume", _resume)):
         command(name)(handler)

@@ -49,6 +49,7 @@ __all__ = [
     "chunk_kill",
     "close_position",
     "emergency_stop",
+    "resume_trading",
     "reconcile_positions",
 ]
 
@@ -369,3 +370,12 @@ def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
     "remaining_orders", "remaining_positions", "error"}``.
     """
     return _order("emergency_stop()", None, lambda: _trader().emergency_stop(timeout=timeout))
+
+
+def resume_trading(*, timeout: float | None = None) -> dict[str, Any]:
+    """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
+
+    Returns ``{"success", "account", "was_halted", "halted_by", "error"}``;
+    ``success`` False (one WARNING) when the shared state is unreachable.
+    """
+    return _order("resume_trading()", None, lambda: _trader().resume_trading(timeout=timeout))

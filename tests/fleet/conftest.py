@@ -36,7 +36,9 @@ class Agent:
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
-        assert self._next(30).get("ready"), "the agent process did not start"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        assert self._next(timeout).get("ready"), "the agent process did not start"
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -110,36 +112,55 @@ def tsim() -> Iterator[Any]:
 
 
 @pytest.fixture
-def fleet_dir(tmp_path) -> Path:
-    """The per-host shared-state directory the test's processes share."""
-    path = tmp_path / "fleet"
-    path.mkdir()
-    return path
+def fleet_dir() -> Path:
+    """The per-host shared-state directory of this test (the suite's autouse fixture sets it)."""
+    return Path(os.environ["IB_NICE_FUNCS_FLEET_DIR"])
 
 
 @pytest.fixture
-def agents(fleet_dir) -> Iterator[Callable[..., Agent]]:
-    """``agents(handle, **settings)``: start an agent process configured for ``handle``.
+def agent_group(fleet_dir) -> Iterator[Callable[..., list[Agent]]]:
+    """``agent_group(handle, count, **settings)``: start ``count`` agent processes at once.
 
-    Defaults: the default client id (so several agents contend for it), the
+    Defaults: the default client id (so the agents contend for it), the
     test's fleet directory and the simulator's market clock.
     """
     started: list[Agent] = []
 
-    def start(handle: Any, extra_env: dict[str, str] | None = None, **settings: Any) -> Agent:
+    def start(handle: Any, count: int, extra_env: dict[str, str] | None = None,
+              **settings: Any) -> list[Agent]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IB_")}
         env["PYTHONPATH"] = str(REPO)
         env["IB_NICE_FUNCS_FLEET_DIR"] = str(fleet_dir)
         env.update(extra_env or {})
-        agent = Agent(env)
-        started.append(agent)
+        group = [Agent(env) for _ in range(count)]
+        started.extend(group)
         market = getattr(getattr(handle, "sim", None), "market", None)
-        offset = market.clock() - time.time() if market is not None else None
         settings.setdefault("sources", "ib")
         settings.setdefault("timeout", 15)
-        agent.configure(clock_offset=offset, host="127.0.0.1", port=handle.port, **settings)
-        return agent
+        for agent in group:
+            agent.wait_ready()
+        for agent in group:
+            offset = market.clock() - time.time() if market is not None else None
+            agent.configure(clock_offset=offset, host="127.0.0.1", port=handle.port, **settings)
+        return group
 
     yield start
     for agent in started:
         agent.stop()
+
+
+@pytest.fixture
+def agents(agent_group) -> Callable[..., Agent]:
+    """``agents(handle, **settings)``: one agent process configured for ``handle``."""
+
+    def start(handle: Any, **settings: Any) -> Agent:
+        return agent_group(handle, 1, **settings)[0]
+
+    return start
+
+
+def ask_all(group: list[Agent], fn: str, *args: Any, **kwargs: Any) -> list[Any]:
+    """Send the same call to every agent first, then collect the answers (a race)."""
+    for agent in group:
+        agent.send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs})
+    return [agent.answer(60) for agent in group]

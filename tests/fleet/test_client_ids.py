@@ -60,3 +60,10 @@ def test_a_second_default_process_trades(tsim, agents):
     again = first.call("market_buy", "AAPL", 500, client_order_id="second-1")
     assert again["order_id"] == bought["order_id"] and again.get("existing") is True
     assert tsim.sim.order_count == 1
+
+
+@pytest.mark.parametrize("bad", ["localhost:6379", "http://x", "redis://", "redis://h:99999",
+                                 "redis://h:6379/zero", "unix://"])
+def test_a_malformed_redis_url_names_the_setting_and_the_form(bad):
+    with pytest.raises(ConfigurationError, match=r"redis_url.*redis://HOST:PORT/DB"):
+        Settings().replace(redis_url=bad)
