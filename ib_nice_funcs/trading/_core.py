@@ -101,7 +101,7 @@ class TraderCore:
         self._baseline = DailyBaseline()
         #: The state shared with the account's other agent processes (halt, risk
         #: lock, client order id claims, day-start value): loop side.
-        self._fleet = FleetGuard(s)
+        self.fleet = FleetGuard(s)
         # Our fills IB has not yet confirmed with a position update, by conId:
         # (signed quantity, contract, price). See _follow().
         self._unconfirmed: dict[int, tuple[float, Any, float]] = {}
@@ -332,7 +332,7 @@ class TraderCore:
         if self._baseline.day != today:
             # One baseline for every process of the account: the first one's.
             self._baseline.day = today
-            self._baseline.start_value = await self._fleet.day_start(
+            self._baseline.start_value = await self.fleet.day_start(
                 account, today.isoformat(), net_liq)
         daily = self._baseline.pnl(net_liq, today, ib_daily)
         # IB's own start-of-day reference survives an agent restart mid-day; take
@@ -424,7 +424,7 @@ class TraderCore:
                 return {**placed_elsewhere, "existing": True}
             if thorough:
                 # Found nowhere at the gateway: take the id from the other processes.
-                refused = await self._fleet.claim(account, coid)
+                refused = await self.fleet.claim(account, coid)
                 if refused is not None:
                     return order_result(success=False, client_order_id=coid, status="Unknown",
                                         error=refused, symbol=instrument.symbol,
@@ -526,12 +526,12 @@ class TraderCore:
         Raises:
             TradingHaltedError, FleetUnavailableError, RiskLimitError: nothing sent.
         """
-        async with self._fleet.opening(account, deadline - time.monotonic()):
-            working = await self._fleet.working_elsewhere(account)
+        async with self.fleet.opening(account, deadline - time.monotonic()):
+            working = await self.fleet.working_elsewhere(account)
             await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd,
                                          working)
             trade = self._send(ib, spec, request, quantity, account)
-            await self._fleet.reserve(account, request.client_order_id, spec.symbol,
+            await self.fleet.reserve(account, request.client_order_id, spec.symbol,
                                       request.side,
                                       self._order_value_usd(ib, spec, account, quantity, unit_usd))
         self._release_when_done(account, trade, request.client_order_id)
@@ -542,7 +542,7 @@ class TraderCore:
         loop = asyncio.get_running_loop()
 
         def release() -> None:
-            loop.create_task(self._fleet.release(account, client_order_id))
+            loop.create_task(self.fleet.release(account, client_order_id))
 
         def ended(*_: Any) -> None:
             if effective_status(trade) in DONE_STATES:

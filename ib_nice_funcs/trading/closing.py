@@ -362,7 +362,7 @@ class ClosingMixin(TraderCore):
         account = route if isinstance(route, str) else (
             self.settings.account or self.gateway.account)
         if account:
-            self._run(lambda: self._fleet.halt(account), deadline, "halt the fleet")
+            self._run(lambda: self.fleet.halt(account), deadline, "halt the fleet")
         else:
             log.warning("emergency_stop: the account is not known yet, so no halt was latched "
                         "for the other agent processes; set IB_ACCOUNT")
@@ -383,7 +383,7 @@ class ClosingMixin(TraderCore):
         deadline = self._deadline(timeout)
         account = self.settings.account or self._run(
             self._trading_account_async, deadline, "resume_trading")
-        lifted = self._run(lambda: self._fleet.resume(account), deadline, "resume_trading")
+        lifted = self._run(lambda: self.fleet.resume(account), deadline, "resume_trading")
         if lifted is not None:
             log.warning("trading on account %s resumed (the halt by process %s is lifted)",
                         account, lifted.by)

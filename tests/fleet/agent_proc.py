@@ -38,7 +38,7 @@ def main() -> None:
                 settings = dict(command.get("settings", {}))
                 offset = command.get("clock_offset")
                 if offset is not None:
-                    settings["clock"] = lambda: time.time() + offset
+                    settings["clock"] = lambda ahead=float(offset): time.time() + ahead
                 n.configure(**settings)
                 value: Any = None
             elif op == "call":

