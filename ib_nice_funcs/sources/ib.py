@@ -20,7 +20,7 @@ import math
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
@@ -43,20 +43,28 @@ __all__ = ["IBSource", "ticker_price", "pacing_budget_for"]
 #: the answer of the first one is shared instead of asking again.
 _IDENTICAL_S = 15.0
 
-_per_gateway: dict[tuple[str, int], tuple[PacingBudget, TTLCache]] = {}
+_per_gateway: dict[tuple[str, int, str | None], tuple[PacingBudget, TTLCache]] = {}
 _per_gateway_lock = threading.Lock()
 
 
-def pacing_budget_for(host: str, port: int) -> tuple[PacingBudget, TTLCache]:
+def pacing_budget_for(host: str, port: int, redis_url: str | None = None
+                      ) -> tuple[PacingBudget, TTLCache]:
     """The pacing budget and recent-request table of a gateway address.
 
     IB counts historical requests per gateway session, not per API client, so
-    every Client in the process that talks to the same gateway shares them.
+    every Client in the process that talks to the same gateway shares them;
+    with ``redis_url``, every process sharing that Redis does too.
     """
     with _per_gateway_lock:
-        found = _per_gateway.get((host, port))
+        found = _per_gateway.get((host, port, redis_url))
         if found is None:
-            found = _per_gateway[(host, port)] = (PacingBudget(), TTLCache(maxsize=1024, ttl=_IDENTICAL_S))
+            budget: Any = PacingBudget()
+            if redis_url:
+                from ..fleet.pacing import SharedPacingBudget
+
+                budget = SharedPacingBudget(redis_url, host, port, budget)
+            found = _per_gateway[(host, port, redis_url)] = (
+                budget, TTLCache(maxsize=1024, ttl=_IDENTICAL_S))
         return found
 
 
@@ -85,7 +93,8 @@ class IBSource:
         from ..streaming import BarSubscriptions, Tickers
 
         self.gateway = gateway
-        self.pacing, self.recent = pacing_budget_for(gateway.settings.host, gateway.settings.port)
+        s = gateway.settings
+        self.pacing, self.recent = pacing_budget_for(s.host, s.port, s.redis_url)
         #: Live market-data lines (hot symbols, subscribe(), stream_prices()).
         self.tickers = Tickers(gateway)
         #: keepUpToDate bar subscriptions.

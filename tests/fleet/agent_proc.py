@@ -44,6 +44,8 @@ def main() -> None:
             elif op == "call":
                 fn = getattr(n, command["fn"])
                 value = fn(*command.get("args", []), **command.get("kwargs", {}))
+                if hasattr(value, "columns") and hasattr(value, "attrs"):  # a DataFrame
+                    value = {"rows": len(value), "source": value.attrs.get("source")}
             elif op == "gateway":
                 value = n.default_client().gateway.client_id
             elif op == "exit":
