@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from ..errors import FleetUnavailableError, TradingHaltedError
+from .health import redis_failed, redis_ok
+from .store import RiskLockBusyError
 from .state import (
     Claim,
     Halt,
@@ -73,17 +75,21 @@ class FleetGuard:
     # -- availability ------------------------------------------------------------
 
     def _went_down(self, exc: FleetUnavailableError) -> None:
-        if self._down is None:
+        if self.settings.redis_url:
+            redis_failed(self.store.where, exc)
+        elif self._down is None:
             log.warning("the state shared by the agent processes (%s) is unreachable: %s. "
                         "Opening orders are refused until it is back; closing orders go",
                         self.store.where, exc)
         self._down = str(exc)
 
     def _came_back(self) -> None:
-        if self._down is not None:
-            self._down = None
+        if self.settings.redis_url:
+            redis_ok(self.store.where)
+        elif self._down is not None:
             log.warning("the state shared by the agent processes (%s) is reachable again",
                         self.store.where)
+        self._down = None
 
     # -- opening orders ------------------------------------------------------------
 
@@ -125,6 +131,8 @@ class FleetGuard:
         try:
             lock = self.store.risk_lock(account, LEASE_S, max(0.05, wait_s))
             await lock.__aenter__()
+        except RiskLockBusyError:
+            raise
         except FleetUnavailableError as exc:
             self._went_down(exc)
             raise

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import FleetUnavailableError
 from .state import Claim, Halt, Reservation, account_slug, decode, encode
-from .store import HALT_UNREADABLE
+from .store import HALT_UNREADABLE, RiskLockBusyError
 
 try:  # POSIX; elsewhere the lock only orders the Clients of this process
     import fcntl
@@ -175,7 +175,7 @@ class LocalStore:
             except BlockingIOError:
                 pass
             if time.monotonic() >= give_up:
-                raise FleetUnavailableError(
+                raise RiskLockBusyError(
                     f"the account-wide risk lock {path} stayed held by another process for "
                     f"{wait_s:g} s; the opening order was not sent. Call again")
             await asyncio.sleep(pause)

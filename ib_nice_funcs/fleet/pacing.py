@@ -22,14 +22,15 @@ timeout: one round trip per historical request.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Hashable
 from typing import Any
 
-from .redis_store import KEY_PREFIX
+from .health import redis_failed, redis_ok
+from .redis_store import KEY_PREFIX, redacted
+from .state import digest
 
 __all__ = ["SharedPacingBudget"]
 
@@ -82,10 +83,6 @@ return math.floor((t - now) * 1e6)
 """
 
 
-def _digest(value: Hashable) -> str:
-    return hashlib.sha1(repr(value).encode()).hexdigest()[:16]
-
-
 class SharedPacingBudget:
     """A :class:`~ib_nice_funcs.timeframes.PacingBudget` whose slots live in Redis.
 
@@ -101,7 +98,7 @@ class SharedPacingBudget:
         self._client: Any = None
         self._script: Any = None
         self._down_until = 0.0
-        self._down = False
+        self.where = f"Redis at {redacted(url)}"
         self._tag = 0
         self._lock = threading.Lock()
 
@@ -110,8 +107,8 @@ class SharedPacingBudget:
         return getattr(self.local, name)
 
     def _keys(self, key: Hashable, contract_key: Hashable) -> list[str]:
-        return [f"{self._prefix}:all", f"{self._prefix}:k:{_digest(key)}",
-                f"{self._prefix}:c:{_digest(contract_key)}"]
+        return [f"{self._prefix}:all", f"{self._prefix}:k:{digest(key)}",
+                f"{self._prefix}:c:{digest(contract_key)}"]
 
     def _ask(self, key: Hashable, contract_key: Hashable, book: bool) -> float | None:
         """The shared answer, or None when Redis is unreachable (the caller falls back)."""
@@ -136,14 +133,9 @@ class SharedPacingBudget:
                       local._window, local._horizon, "1" if book else "0", tag])
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + _RETRY_S
-            if not self._down:
-                self._down = True
-                log.warning("the shared historical pacing budget in Redis is unreachable (%s); "
-                            "this process paces its own requests until it is back", exc)
+            redis_failed(self.where, exc)  # meanwhile this process paces its own requests
             return None
-        if self._down:
-            self._down = False
-            log.warning("the shared historical pacing budget in Redis is reachable again")
+        redis_ok(self.where)
         return max(0.0, int(micros) / 1e6)
 
     def reserve(self, key: Hashable, contract_key: Hashable) -> float:

@@ -23,9 +23,9 @@ from typing import Any
 
 from ..errors import FleetUnavailableError
 from .state import Claim, Halt, Reservation, account_slug, decode, encode
-from .store import HALT_UNREADABLE
+from .store import HALT_UNREADABLE, RiskLockBusyError
 
-__all__ = ["RedisStore", "KEY_PREFIX"]
+__all__ = ["RedisStore", "KEY_PREFIX", "redacted"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -45,7 +45,7 @@ class RedisStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.where = f"Redis at {_redacted(url)}"
+        self.where = f"Redis at {redacted(url)}"
         self._client: Any = None
         self._warned_garbage: set[str] = set()
 
@@ -120,7 +120,7 @@ class RedisStore:
         async with self._reaching("taking the risk lock"):
             got = await lock.acquire()
         if not got:
-            raise FleetUnavailableError(
+            raise RiskLockBusyError(
                 f"{self.where}: the account-wide risk lock stayed held by another process for "
                 f"{wait_s:g} s; the opening order was not sent. Call again")
         try:
@@ -196,7 +196,7 @@ class RedisStore:
                 await client.aclose()
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, for messages."""
     from urllib.parse import urlsplit
 

@@ -8,6 +8,7 @@ decodes to None (the caller logs one WARNING and never trusts it for risk).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,9 @@ __all__ = [
     "claimed_message",
     "with_working_orders",
     "claim_is_stale",
+    "digest",
+    "encode_quote",
+    "decode_quote",
 ]
 
 #: Format tag of every record; a record with another tag is ignored.
@@ -208,3 +212,32 @@ def with_working_orders(
         if abs(current + signed) > abs(current):
             out[order.symbol] = current + signed
     return out
+
+
+def digest(value: Any) -> str:
+    """A short stable name for a hashable key (instrument, request), for Redis keys."""
+    return hashlib.sha1(repr(value).encode()).hexdigest()[:16]
+
+
+_QUOTE_TAG = "q1"
+
+
+def encode_quote(price: float, epoch: float) -> str:
+    """A shared quote as stored: compact, since every tick writes one."""
+    return f"{_QUOTE_TAG}|{price!r}|{epoch!r}"
+
+
+def decode_quote(text: str | bytes | None) -> tuple[float, float] | None:
+    """``(price, epoch)`` from :func:`encode_quote`; None for nothing, another format or garbage."""
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    parts = text.split("|")
+    if len(parts) != 3 or parts[0] != _QUOTE_TAG:
+        return None
+    try:
+        price, epoch = _finite(parts[1]), _finite(parts[2])
+    except ValueError:
+        return None
+    return (price, epoch) if price > 0 else None

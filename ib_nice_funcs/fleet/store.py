@@ -13,17 +13,22 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import FleetUnavailableError
 from .state import Claim, Halt, Reservation
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
 
-__all__ = ["FleetStore", "open_store", "HALT_UNREADABLE"]
+__all__ = ["FleetStore", "open_store", "HALT_UNREADABLE", "RiskLockBusyError"]
 
 #: What a store returns for a halt record it cannot read: treated as a halt
 #: (risk state is never trusted from garbage); resume_trading() rewrites it.
 HALT_UNREADABLE = Halt(by="(unreadable record)", at=0.0,
                        reason="the shared halt record is unreadable (another version?)")
+
+
+class RiskLockBusyError(FleetUnavailableError):
+    """Another process held the risk lock for the whole wait (the store itself is fine)."""
 
 
 class FleetStore(Protocol):

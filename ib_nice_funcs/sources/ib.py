@@ -97,6 +97,11 @@ class IBSource:
         self.pacing, self.recent = pacing_budget_for(s.host, s.port, s.redis_url)
         #: Live market-data lines (hot symbols, subscribe(), stream_prices()).
         self.tickers = Tickers(gateway)
+        if s.redis_url:  # one line per symbol across the fleet's processes
+            from ..fleet.quotes import SharedQuotes
+            from ..fleet.state import owner_id
+
+            self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner_id())
         #: keepUpToDate bar subscriptions.
         self.barsubs = BarSubscriptions(self)
         #: The connection switched to delayed data (IB market data type 4)

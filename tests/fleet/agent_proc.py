@@ -29,6 +29,8 @@ def main() -> None:
     import ib_nice_funcs as n
 
     out = sys.stdout
+    ticks: list[float] = []
+    subscriptions = []  # noqa: F841 - kept alive
     print(json.dumps({"ready": True}), file=out, flush=True)
     for line in sys.stdin:
         command: dict[str, Any] = json.loads(line)
@@ -46,6 +48,15 @@ def main() -> None:
                 value = fn(*command.get("args", []), **command.get("kwargs", {}))
                 if hasattr(value, "columns") and hasattr(value, "attrs"):  # a DataFrame
                     value = {"rows": len(value), "source": value.attrs.get("source")}
+            elif op == "subscribe":
+                # Every delivery's wall time, for the test to ask with "last_tick".
+                subscriptions.append(n.subscribe(
+                    command["symbols"], lambda _s, _p, _t: ticks.append(time.time())))
+                value = None
+            elif op == "last_tick":
+                value = ticks[-1] if ticks else None
+            elif op == "lines":
+                value = n.default_client().source("ib").tickers.live_symbols()
             elif op == "gateway":
                 value = n.default_client().gateway.client_id
             elif op == "exit":

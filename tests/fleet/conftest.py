@@ -77,6 +77,11 @@ class Agent:
         self.send({"op": "configure", "settings": settings, "clock_offset": clock_offset})
         self.answer()
 
+    def call_op(self, op: str, **fields: Any) -> Any:
+        """Send ``{"op": op, **fields}`` and return the answer's value."""
+        self.send({"op": op, **fields})
+        return self.answer()
+
     def client_id(self) -> int:
         self.send({"op": "gateway"})
         return int(self.answer())
