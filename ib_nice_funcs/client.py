@@ -138,7 +138,7 @@ class Client:
 
             async def stop_streams() -> None:
                 ib_source.tickers.close_sinks()
-                ib_source.tickers.leave_fleet()
+                ib_source.leave_fleet()
                 ib_source.barsubs.drop_all()
 
             try:

@@ -403,6 +403,15 @@ class PacingBudget:
             self._insert(key, contract_key, t)
             return t - now
 
+    @property
+    def spans(self) -> tuple[float, float, float]:
+        """``(identical gap, burst window, window)`` in seconds, margins included.
+
+        For a budget kept elsewhere (``ib_nice_funcs.fleet.pacing``) that
+        applies the same rules.
+        """
+        return (self._gap, self._burst_window, self._window)
+
     def __len__(self) -> int:
         """Requests still inside the longest window."""
         with self._lock:

@@ -22,24 +22,15 @@ timeout: one round trip per historical request.
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
+import itertools
 from collections.abc import Hashable
 from typing import Any
 
-from .health import redis_failed, redis_ok
-from .redis_store import KEY_PREFIX, redacted
+from .link import RedisLink
+from .redis_store import KEY_PREFIX
 from .state import digest
 
 __all__ = ["SharedPacingBudget"]
-
-log = logging.getLogger("ib_nice_funcs")
-
-#: Seconds Redis may take to connect or answer before the local budget is used.
-_TIMEOUT_S = 0.5
-#: While Redis is unreachable, how often it is tried again.
-_RETRY_S = 5.0
 
 # KEYS: all, by request, by contract. ARGV: gap, burst_n, burst_w, max_n, window,
 # horizon, book (1 books the slot, 0 only asks), member tag.
@@ -92,15 +83,10 @@ class SharedPacingBudget:
     """
 
     def __init__(self, url: str, host: str, port: int, local: Any) -> None:
-        self.url = url
         self.local = local
+        self.link = RedisLink(url)
         self._prefix = f"{KEY_PREFIX}:gw:{host}:{port}:pace"
-        self._client: Any = None
-        self._script: Any = None
-        self._down_until = 0.0
-        self.where = f"Redis at {redacted(url)}"
-        self._tag = 0
-        self._lock = threading.Lock()
+        self._tags = itertools.count(1)
 
     def __getattr__(self, name: str) -> Any:
         # Anything else the local budget offers (limits, later additions) is its.
@@ -112,31 +98,15 @@ class SharedPacingBudget:
 
     def _ask(self, key: Hashable, contract_key: Hashable, book: bool) -> float | None:
         """The shared answer, or None when Redis is unreachable (the caller falls back)."""
-        if time.monotonic() < self._down_until:
-            return None
-        from redis.exceptions import RedisError
-
         local = self.local
-        try:
-            with self._lock:
-                if self._client is None:
-                    import redis
-
-                    self._client = redis.Redis.from_url(
-                        self.url, socket_connect_timeout=_TIMEOUT_S, socket_timeout=_TIMEOUT_S)
-                    self._script = self._client.register_script(_SCRIPT)
-                self._tag += 1
-                tag = f"{id(self):x}.{self._tag}"
-            micros = self._script(
-                keys=self._keys(key, contract_key),
-                args=[local._gap, local.burst_count, local._burst_window, local.max_requests,
-                      local._window, local._horizon, "1" if book else "0", tag])
-        except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + _RETRY_S
-            redis_failed(self.where, exc)  # meanwhile this process paces its own requests
-            return None
-        redis_ok(self.where)
-        return max(0.0, int(micros) / 1e6)
+        gap, burst_window, window = local.spans
+        horizon = max(gap, burst_window, window)
+        tag = f"{id(self):x}.{next(self._tags)}"
+        micros = self.link.run(lambda c: self.link.script(_SCRIPT)(
+            keys=self._keys(key, contract_key),
+            args=[gap, local.burst_count, burst_window, local.max_requests, window, horizon,
+                  "1" if book else "0", tag]), None)
+        return None if micros is None else max(0.0, int(micros) / 1e6)
 
     def reserve(self, key: Hashable, contract_key: Hashable) -> float:
         """Book the earliest slot every process agrees on; seconds to wait until it."""

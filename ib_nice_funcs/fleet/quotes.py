@@ -24,13 +24,12 @@ for itself (one WARNING) and rejoins when it is back (one WARNING).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from .health import redis_failed, redis_ok
-from .redis_store import KEY_PREFIX, redacted
+from .link import ACQUIRE_LEASE, RedisLink
+from .redis_store import KEY_PREFIX
 from .state import decode_quote, digest, encode_quote
 
 __all__ = ["SharedQuotes", "LEASE_MS", "RENEW_S"]
@@ -46,81 +45,20 @@ _QUOTE_TTL_S = 600
 #: A reader marks a symbol wanted at most this often, for this long.
 _WANT_EVERY_S = 30.0
 _WANT_TTL_S = 600
-_TIMEOUT_S = 0.5
-_RETRY_S = 5.0
-
-# KEYS[1] line. ARGV: owner, lease ms. 1 = ours (taken or renewed), 0 = another's.
-_ACQUIRE = """
-local held = redis.call('GET', KEYS[1])
-if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if held then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-# KEYS[1] line. ARGV: owner. Deletes only our own lease.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class SharedQuotes:
     """The shared lines and quotes of one gateway; thread-safe."""
 
     def __init__(self, url: str, host: str, port: int, owner: str) -> None:
-        self.url = url
         self.owner = owner
+        self.link = RedisLink(url)
         self._prefix = f"{KEY_PREFIX}:gw:{host}:{port}"
-        self._client: Any = None
-        self._acquire: Any = None
-        self._release: Any = None
-        self._lock = threading.Lock()
-        self._down_until = 0.0
-        self.where = f"Redis at {redacted(url)}"
         self._wanted_at: dict[Hashable, float] = {}
         self._warned_garbage = False
 
-    # -- plumbing -----------------------------------------------------------------
-
-    def _redis(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import redis
-
-                self._client = redis.Redis.from_url(
-                    self.url, socket_connect_timeout=_TIMEOUT_S, socket_timeout=_TIMEOUT_S)
-                self._acquire = self._client.register_script(_ACQUIRE)
-                self._release = self._client.register_script(_RELEASE)
-            return self._client
-
     def _key(self, kind: str, key: Hashable) -> str:
         return f"{self._prefix}:{kind}:{digest(key)}"
-
-    @property
-    def available(self) -> bool:
-        """False while Redis is known to be unreachable (every process streams alone)."""
-        return time.monotonic() >= self._down_until
-
-    def _failed(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + _RETRY_S
-        redis_failed(self.where, exc)  # meanwhile every process streams its own lines
-
-    def _ok(self) -> None:
-        redis_ok(self.where)
-
-    def _run(self, what: Any, fallback: Any) -> Any:
-        """``what(client)``, or ``fallback`` when Redis is unreachable."""
-        if not self.available:
-            return fallback
-        from redis.exceptions import RedisError
-
-        try:
-            got = what(self._redis())
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return fallback
-        self._ok()
-        return got
 
     def _quote(self, text: Any) -> tuple[float, float] | None:
         quote = decode_quote(text)
@@ -145,8 +83,8 @@ class SharedQuotes:
             pipe.set(self._key("want", key), 1, ex=_WANT_TTL_S)
             return pipe.execute()[0]
 
-        text = self._run(read, None)
-        if want and self.available:
+        text = self.link.run(read, None)
+        if want and self.link.available:
             self._wanted_at[key] = now
         quote = self._quote(text)
         if quote is None or time.time() - quote[1] > stale_after:
@@ -157,14 +95,11 @@ class SharedQuotes:
 
     def acquire(self, key: Hashable) -> bool:
         """Take (or renew) the line of ``key``; True when this process is to stream it."""
-        return bool(self._run(
-            lambda c: self._acquire(keys=[self._key("line", key)], args=[self.owner, LEASE_MS]),
-            True))
+        return self.link.acquire(self._key("line", key), self.owner, LEASE_MS)
 
     def release(self, key: Hashable) -> None:
         """Give up the line of ``key`` (if ours)."""
-        self._run(lambda c: self._release(keys=[self._key("line", key)], args=[self.owner]),
-                  None)
+        self.link.release(self._key("line", key), self.owner)
 
     def renew(self, keys: Sequence[Hashable]) -> set[Hashable]:
         """Renew the leases of the lines this process streams; returns those another took."""
@@ -173,12 +108,12 @@ class SharedQuotes:
 
         def run(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
+            acquire = self.link.script(ACQUIRE_LEASE)
             for key in keys:
-                self._acquire(keys=[self._key("line", key)], args=[self.owner, LEASE_MS],
-                              client=pipe)
+                acquire(keys=[self._key("line", key)], args=[self.owner, LEASE_MS], client=pipe)
             return pipe.execute()
 
-        got = self._run(run, [1] * len(keys))
+        got = self.link.run(run, [1] * len(keys))
         return {key for key, ok in zip(keys, got) if not ok}
 
     def publish(self, ticks: Iterable[tuple[Hashable, float, float]]) -> None:
@@ -190,7 +125,7 @@ class SharedQuotes:
                 pipe.set(self._key("quote", key), encode_quote(price, epoch), ex=_QUOTE_TTL_S)
             pipe.execute()
 
-        self._run(run, None)
+        self.link.run(run, None)
 
     def follow(self, keys: Sequence[Hashable]
                ) -> dict[Hashable, tuple[tuple[float, float] | None, bool]]:
@@ -205,7 +140,7 @@ class SharedQuotes:
                 pipe.exists(self._key("line", key))
             return pipe.execute()
 
-        got = self._run(run, None)
+        got = self.link.run(run, None)
         if got is None:
             return {key: (None, False) for key in keys}
         return {key: (self._quote(got[2 * k]), bool(got[2 * k + 1]))
@@ -213,13 +148,7 @@ class SharedQuotes:
 
     def wanted(self, key: Hashable) -> bool:
         """Whether another process read ``key``'s shared quote lately (keep its line)."""
-        return bool(self._run(lambda c: c.exists(self._key("want", key)), False))
+        return bool(self.link.run(lambda c: c.exists(self._key("want", key)), False))
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - closing must not raise
-                log.debug("closing the shared-quotes Redis client failed", exc_info=True)
+        self.link.close()

@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
@@ -97,16 +97,24 @@ class IBSource:
         self.pacing, self.recent = pacing_budget_for(s.host, s.port, s.redis_url)
         #: Live market-data lines (hot symbols, subscribe(), stream_prices()).
         self.tickers = Tickers(gateway)
-        if s.redis_url:  # one line per symbol across the fleet's processes
+        #: keepUpToDate bar subscriptions.
+        self.barsubs = BarSubscriptions(self)
+        if s.redis_url:  # one line and one bar series per symbol across the fleet's processes
+            from ..fleet.bars import SharedBars
             from ..fleet.quotes import SharedQuotes
             from ..fleet.state import owner_id
 
-            self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner_id())
-        #: keepUpToDate bar subscriptions.
-        self.barsubs = BarSubscriptions(self)
+            owner = owner_id()
+            self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner)
+            self.barsubs.sharing = SharedBars(s.redis_url, s.host, s.port, owner)
         #: The connection switched to delayed data (IB market data type 4)
         #: after the account turned out to have no live subscription.
         self._delayed_on: IB | None = None
+
+    def leave_fleet(self) -> None:
+        """The client is closing: hand its lines and bar series to the fleet (loop thread)."""
+        self.tickers.leave_fleet()
+        self.barsubs.leave_fleet()
 
     # -- prices ------------------------------------------------------------
 
@@ -267,7 +275,8 @@ class IBSource:
     ) -> tuple[pd.DataFrame, int]:
         """Bars of ``[start, end)`` by plain chunked requests (untrimmed), and how many were sent.
 
-        Identical chunks in flight (or answered within 15 s) are shared, not re-sent.
+        Identical chunks in flight (or answered within 15 s) are shared, not re-sent;
+        with ``redis_url``, so are finished chunks another process fetched.
         """
         from ..frames import bars_to_frame, concat_ohlcv
 
@@ -275,10 +284,20 @@ class IBSource:
         contract_key = (contract.conId, contract.exchange, instrument.what_to_show)
         tasks: list[asyncio.Future[list]] = []
         sent = 0
+        fleet = self.barsubs.sharing
+        finished = datetime.now(timezone.utc) - timedelta(seconds=timeframe.seconds)
+        from_fleet: list[pd.DataFrame] = []
+        to_fleet: list[tuple[Any, int]] = []
         for chunk in chunks:
             # IB sees the end time to the second; so must "identical".
             chunk_end = chunk.end.replace(microsecond=0)
             key = (contract_key, chunk_end, chunk.duration, timeframe.ib_bar_size)
+            if fleet is not None and chunk_end <= finished:
+                cached = fleet.get_chunk(key)
+                if cached is not None:
+                    from_fleet.append(cached)
+                    continue
+                to_fleet.append((key, len(tasks)))
             # Futures belong to one event loop: share answers only within it.
             recent_key = (id(asyncio.get_running_loop()), key)
             shared = self.recent.get(recent_key)
@@ -301,7 +320,12 @@ class IBSource:
             # another caller is waiting on.
             tasks.append(asyncio.shield(shared))
         results = await asyncio.gather(*tasks)
-        return concat_ohlcv([bars_to_frame(bars) for bars in results if bars]), sent
+        frames = [bars_to_frame(bars) for bars in results]
+        if fleet is not None:
+            for key, index in to_fleet:
+                if len(frames[index]):
+                    fleet.put_chunk(key, frames[index])
+        return concat_ohlcv([*from_fleet, *(f for f in frames if len(f))]), sent
 
     @staticmethod
     async def _one_chunk(
