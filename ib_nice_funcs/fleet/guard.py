@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from ..errors import FleetUnavailableError, TradingHaltedError
 from .health import redis_failed, redis_ok
-from .store import RiskLockBusyError
 from .state import (
     Claim,
     Halt,
@@ -32,6 +31,7 @@ from .state import (
     owner_id,
     owner_pid,
 )
+from .store import RiskLockBusyError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
@@ -207,7 +207,7 @@ class FleetGuard:
     # -- daily loss baseline -----------------------------------------------------------
 
     async def day_start(self, account: str, day: str, net_liquidation: float) -> float:
-        """The fleet's start-of-day net liquidation (``net_liquidation`` if first or unreachable)."""
+        """The fleet's start-of-day net liquidation (``net_liquidation`` if first, or alone)."""
         try:
             return await self.store.day_start(account, day, net_liquidation)
         except FleetUnavailableError as exc:

@@ -70,7 +70,7 @@ class SharedQuotes:
     # -- readers (any thread) --------------------------------------------------------
 
     def fresh(self, key: Hashable, stale_after: float) -> float | None:
-        """The shared quote of ``key`` if its tick is under ``stale_after`` s old; one round trip."""
+        """The shared quote of ``key`` if its tick is under ``stale_after`` s old (one GET)."""
         now = time.monotonic()
         want = now - self._wanted_at.get(key, -_WANT_EVERY_S) >= _WANT_EVERY_S
         quote_key = self._key("quote", key)
@@ -114,7 +114,7 @@ class SharedQuotes:
             return pipe.execute()
 
         got = self.link.run(run, [1] * len(keys))
-        return {key for key, ok in zip(keys, got) if not ok}
+        return {key for key, ok in zip(keys, got, strict=True) if not ok}
 
     def publish(self, ticks: Iterable[tuple[Hashable, float, float]]) -> None:
         """Write the latest ``(key, price, epoch)`` ticks of the lines this process streams."""

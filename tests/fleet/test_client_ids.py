@@ -40,7 +40,8 @@ def test_second_client_takes_the_next_free_id(sim, caplog):
         first.server_time()
         second.server_time()
         assert (first.gateway.client_id, second.gateway.client_id) == (40, 41)
-        said = [r.getMessage() for r in caplog.records if "connected as client id" in r.getMessage()]
+        said = [r.getMessage() for r in caplog.records
+                if "connected as client id" in r.getMessage()]
         assert said == [f"client id 40 is in use at IB gateway 127.0.0.1:{sim.port}; "
                         "connected as client id 41"]
         with Client(port=sim.port, sources="ib", client_id=40, client_ids=(40, 41),

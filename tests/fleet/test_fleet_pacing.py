@@ -8,8 +8,6 @@ paced itself alone.
 
 from __future__ import annotations
 
-from .conftest import ask_all
-
 
 def test_eight_processes_polling_one_symbol_get_no_pacing_violation(
         fresh_sim, agent_group, redis_server):
