@@ -77,6 +77,8 @@ _EXPORTS: dict[str, str] = {
     "ClientIdInUseError": "errors",
     "TradingHaltedError": "errors",
     "FleetUnavailableError": "errors",
+    "NonAsciiSymbolError": "errors",
+    "PositionUnknownError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -110,10 +112,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         MarketDataLinesExhaustedError,
         MarketDataNotSubscribedError,
         NoDataError,
+        NonAsciiSymbolError,
         NoPositionError,
         OrderRejectedError,
         OrderSizeError,
         PacingViolationError,
+        PositionUnknownError,
         RequestTimeoutError,
         RiskLimitError,
         SourceUnavailableError,

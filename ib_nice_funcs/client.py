@@ -30,6 +30,9 @@ from .errors import (
 from .symbols import Instrument, parse_symbol
 from .timeframes import days_back_range, parse_timeframe
 
+#: The longest ``timeout`` a call accepts, in seconds (an hour).
+MAX_TIMEOUT_S = 3600.0
+
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
 
@@ -161,13 +164,21 @@ class Client:
     def resolve_timeout(self, timeout: float | None) -> float:
         """``timeout`` if given (validated), else the ``timeout`` setting.
 
+        Checked before anything is sent: ``float("inf")`` would otherwise
+        overflow a wait deep inside a call, possibly after an order went out.
+
         Raises:
-            ValueError: ``timeout`` is not a positive number.
+            ValueError: ``timeout`` is not a finite number of seconds in
+                (0, :data:`MAX_TIMEOUT_S`] (a bool counts as not a number).
         """
         if timeout is None:
             return self.settings.timeout
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not 0 < timeout <= MAX_TIMEOUT_S):
+            raise ValueError(
+                f"timeout={timeout!r} must be a number of seconds above 0 and at most "
+                f"{MAX_TIMEOUT_S:g}"
+            )
         return float(timeout)
 
     def source(self, name: str) -> Any:

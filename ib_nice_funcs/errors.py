@@ -20,6 +20,7 @@ __all__ = [
     "ConnectionFailedError",
     "RequestTimeoutError",
     "UnknownSymbolError",
+    "NonAsciiSymbolError",
     "NoDataError",
     "PacingViolationError",
     "MarketDataNotSubscribedError",
@@ -34,6 +35,7 @@ __all__ = [
     "ClientIdInUseError",
     "TradingHaltedError",
     "FleetUnavailableError",
+    "PositionUnknownError",
     "classify_ib_error",
 ]
 
@@ -56,6 +58,18 @@ class RequestTimeoutError(IBNiceFuncsError, TimeoutError):
 
 class UnknownSymbolError(IBNiceFuncsError):
     """The source has no instrument for the symbol (IB error 200)."""
+
+
+class NonAsciiSymbolError(UnknownSymbolError, ValueError):
+    """Symbol text with non-ASCII characters (``"ıbm"``, ``"ſpy"``, ``"ﬁ"``); nothing was sent.
+
+    Tickers are ASCII. Upper-casing such text would turn look-alikes into
+    other tickers (``"ıbm".upper() == "IBM"``), so it is refused instead. A
+    ValueError for :class:`~ib_nice_funcs.client.Client` callers (bad
+    input); an :class:`UnknownSymbolError` for the module-level functions,
+    which return their failure value and log one WARNING, as for any symbol
+    no source knows (agents often take symbols from text they did not write).
+    """
 
 
 class NoDataError(IBNiceFuncsError):
@@ -133,6 +147,16 @@ class FleetUnavailableError(IBNiceFuncsError):
     """The state shared by the agent processes of an account (Redis, or the
     per-host lock file) cannot be reached, so an opening order cannot be
     checked against the account-wide limits (nothing was sent)."""
+
+
+class PositionUnknownError(IBNiceFuncsError):
+    """Raised when an agent tests the truth of a value that is not known.
+
+    The module-level ``get_position`` returns, when it fails, a dict whose
+    ``has_position`` and ``quantity`` are :class:`~ib_nice_funcs.trading.positions.Unknown`:
+    ``if not pos["has_position"]: buy`` raises this instead of buying again
+    on a position that may exist. Check ``pos["known"]`` first.
+    """
 
 
 # --- IB error codes ---------------------------------------------------------

@@ -19,6 +19,10 @@ Accepted spellings (case-insensitive, surrounding whitespace ignored):
   ``BTC-USDC``...; the base must be in :data:`CRYPTO_BASES`, and the USDT /
   USDC quotes map to USD (IB's PAXOS venue quotes in USD only).
 
+Symbol text must be ASCII: ``"ıbm"``, ``"ſpy"`` or ``"ﬁ"`` would upper-case
+into other tickers (IBM, SPY, FI), so non-ASCII text raises
+:class:`~ib_nice_funcs.errors.NonAsciiSymbolError` (a ValueError) instead.
+
 A bare ``BTC`` or ``ETH`` stays a stock ticker on purpose: ``BTC`` is also an
 NYSE Arca ETF, so crypto needs its quote currency spelled out.
 
@@ -29,9 +33,14 @@ Anything IB can trade can still be reached by passing an ib_async ``Contract``
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .errors import NonAsciiSymbolError
 
 if TYPE_CHECKING:
     from ib_async import Contract
@@ -86,6 +95,23 @@ _CONTRACT_ID_FIELDS = (
     "localSymbol",
     "tradingClass",
 )
+
+# Text fields of a passed contract, checked before any request carries them.
+_CONTRACT_TEXT_FIELDS = (
+    "symbol",
+    "secType",
+    "exchange",
+    "currency",
+    "primaryExchange",
+    "localSymbol",
+    "tradingClass",
+    "lastTradeDateOrContractMonth",
+    "right",
+    "multiplier",
+)
+# Text fields that may also be given as a positive int (ib_async sends them as text).
+_CONTRACT_NUMERIC_TEXT = frozenset({"multiplier", "lastTradeDateOrContractMonth"})
+_SEC_TYPE_RE = re.compile(r"^[A-Z]{2,8}$")
 
 # Which asset class an ib_async secType maps to; anything else is "contract".
 _SEC_TYPE_CLASS = {"STK": "stock", "CASH": "fx", "CRYPTO": "crypto"}
@@ -170,14 +196,17 @@ def parse_symbol(symbol: str | Contract) -> Instrument:
         The instrument; text parses are cached.
 
     Raises:
-        TypeError: ``symbol`` is neither text nor a Contract.
-        ValueError: the text is empty or not a recognised spelling; the
-            message lists the accepted forms.
+        TypeError: ``symbol`` is neither text nor a Contract, or a contract
+            field has the wrong type.
+        ValueError: the text is empty or not a recognised spelling (the
+            message lists the accepted forms), or a contract field is
+            malformed. :class:`~ib_nice_funcs.errors.NonAsciiSymbolError`
+            (a ValueError) for non-ASCII text.
     """
     if isinstance(symbol, str):
         return _parse_text(symbol)
     if hasattr(symbol, "secType") and hasattr(symbol, "symbol"):
-        return _from_contract(symbol)
+        return _from_contract(_checked_contract(symbol))
     raise TypeError(
         f"symbol must be a str or an ib_async Contract, got {type(symbol).__name__} "
         f"{symbol!r}; pass {_ACCEPTED}"
@@ -218,8 +247,21 @@ def _pair(base: str, quote: str) -> Instrument | None:
     return None
 
 
+def _refuse_non_ascii(text: str, what: str) -> None:
+    if text.isascii():
+        return
+    odd = next(ch for ch in text if not ch.isascii())
+    raise NonAsciiSymbolError(
+        f"{what} {text[:40]!r} contains the non-ASCII character {odd!r} (U+{ord(odd):04X}); "
+        "tickers are ASCII letters and digits, and upper-casing look-alikes would pick "
+        "another ticker: retype it in ASCII"
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_text(text: str) -> Instrument:
+    # Before upper(): "ıbm".upper() is "IBM" and "ſpy".upper() is "SPY".
+    _refuse_non_ascii(text, "symbol")
     s = text.strip().upper()
     if not s:
         raise ValueError(f"symbol is empty; pass {_ACCEPTED}")
@@ -255,6 +297,53 @@ def _parse_text(text: str) -> Instrument:
         return _stock(m.group(1), m.group(2))
 
     raise ValueError(f"symbol {text!r} is not recognised; pass {_ACCEPTED}")
+
+
+def _checked_contract(contract: Any) -> Any:
+    """``contract`` after checking every field a request would carry; a real Contract.
+
+    A duck-typed object (anything with ``secType`` and ``symbol``) is copied
+    into an ib_async ``Contract``, so a missing field cannot fail inside
+    ib_async after a request went out.
+
+    Raises:
+        TypeError: a field of the wrong type.
+        ValueError: a malformed field (non-ASCII text, an empty secType...).
+    """
+    fields: dict[str, Any] = {}
+    for name in _CONTRACT_TEXT_FIELDS:
+        value = getattr(contract, name, "")
+        if value is None:
+            value = ""
+        if name in _CONTRACT_NUMERIC_TEXT and isinstance(value, numbers.Integral) \
+                and not isinstance(value, bool) and value > 0:
+            value = str(value)  # multiplier=100, lastTradeDateOrContractMonth=202412
+        if not isinstance(value, str):
+            raise TypeError(f"contract.{name} must be a str, got {type(value).__name__} {value!r}")
+        _refuse_non_ascii(value, f"contract.{name}")
+        fields[name] = value
+    if not _SEC_TYPE_RE.match(fields["secType"].upper()):
+        raise ValueError(
+            f"contract.secType must be an IB security type such as STK, CASH, CRYPTO or FUT, "
+            f"got {fields['secType']!r}"
+        )
+    con_id = getattr(contract, "conId", 0) or 0
+    if isinstance(con_id, bool) or not isinstance(con_id, numbers.Integral) or con_id < 0:
+        raise TypeError(f"contract.conId must be a non-negative int, got {con_id!r}")
+    strike = getattr(contract, "strike", 0.0) or 0.0
+    if isinstance(strike, bool) or not isinstance(strike, numbers.Real):
+        raise TypeError(f"contract.strike must be a number, got {strike!r}")
+    if not math.isfinite(float(strike)) or strike < 0:
+        raise ValueError(f"contract.strike must be finite and >= 0, got {strike!r}")
+    if not (fields["symbol"] or fields["localSymbol"] or con_id):
+        raise ValueError("the contract names no instrument: set symbol, localSymbol or conId")
+    ib_async = sys.modules.get("ib_async")
+    if ib_async is not None and isinstance(contract, ib_async.Contract):
+        return contract
+    # Deferred: only a duck-typed contract needs ib_async here.
+    from ib_async import Contract
+
+    return Contract(conId=int(con_id), strike=float(strike), **fields)
 
 
 def _from_contract(contract: Any) -> Instrument:

@@ -259,6 +259,8 @@ def dispatch(sim: TWSSimulator, events: list[Event]) -> None:
             continue
         if conn is None:
             continue
+        if sim.acks_dropped and ev.kind in ("status", "error"):
+            continue  # the drop_acks fault knob: the client hears no acknowledgement
         if ev.kind == "status":
             status = ev.snapshot[0]
             if status in ("Submitted", "PreSubmitted", "Filled") and \

@@ -81,6 +81,13 @@ class SimulatorHandle:
         """Close every client socket now; returns once they are closed."""
         self.call(self.sim._drop_all)
 
+    def drop_acks(self, on: bool = True) -> None:
+        """Swallow (or send again) openOrder/orderStatus acknowledgements of orders.
+
+        Orders are still accepted and executed; see :meth:`TWSSimulator.drop_acks`.
+        """
+        self.call(self.sim.drop_acks, bool(on))
+
     def set_price(self, symbol: str, price: float | None) -> None:
         """Pin (or with None unpin) the live price of ``symbol``."""
         self.call(self.sim.set_price, symbol, price)

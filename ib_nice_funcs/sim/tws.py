@@ -9,7 +9,8 @@ other TWS API clients connect to it unchanged. Market data comes from a
 
 Fault knobs (plain attributes, safe to set from any thread): ``latency``,
 ``refuse_new``, ``blackhole``, ``enforce_pacing``, ``market_data_subscribed``;
-:meth:`TWSSimulator.drop_connections` closes every client socket.
+:meth:`TWSSimulator.drop_connections` closes every client socket and
+:meth:`TWSSimulator.drop_acks` swallows order acknowledgements.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class TWSSimulator(DataRequests):
         self._blackhole = False
         self._deaf_below = 0  # connections with a lower serial stay blackholed for good
         self.market_data_subscribed = True
+        self.acks_dropped = False
         self.tick_interval = tick_interval
         self.pacing_clock = pacing_clock
         self._pacing = PacingTracker(PacingRules())
@@ -204,6 +206,19 @@ class TWSSimulator(DataRequests):
         for conn in list(self._conns):
             log.info("dropping client %s", conn.client_id)
             conn.close()
+
+    def drop_acks(self, on: bool) -> None:
+        """Swallow (``on=True``) or send again the acknowledgements of orders.
+
+        While on, orders are still accepted, matched and filled (positions,
+        executions and account values change as usual) but the
+        ``openOrder``/``orderStatus`` messages and the order errors (202
+        cancelled, 201 rejected by the matching engine) pushed after
+        ``placeOrder`` and ``cancelOrder`` never reach the client: it sees an
+        order it cannot confirm. Executions and commissions still arrive. Queries (``reqOpenOrders``, ``reqCompletedOrders``,
+        ``reqExecutions``, positions) still answer truthfully.
+        """
+        self.acks_dropped = bool(on)
 
     def set_price(self, symbol: str, price: float | None) -> None:
         """Pin the live price of ``symbol`` (None unpins); resting orders react."""

@@ -42,7 +42,10 @@ from .failover_closing import PortalClosing
 from .ledger import OrderLedger
 from .results import (
     DONE_STATES,
+    UNKNOWN,
+    as_unknown,
     build_ib_order,
+    check_prices_on_grid,
     effective_status,
     is_settled,
     order_result,
@@ -182,7 +185,7 @@ class TraderCore:
         if result.get("success"):
             return result
         status = result.get("status")
-        if status in ("PendingSubmit", "Unknown"):
+        if status in ("PendingSubmit", UNKNOWN):
             exc: IBNiceFuncsError = RequestTimeoutError(
                 f"{what}: {result.get('error') or 'no acknowledgement from IB'}"
             )
@@ -236,6 +239,10 @@ class TraderCore:
                 continue
             seen.setdefault(id(trade), trade)
         return list(seen.values())
+
+    async def _completed_trades_async(self, ib: IB, timeout: float = _ROUND_TRIP_S) -> list[Trade]:
+        """The gateway's completed (filled, cancelled, rejected) API orders of today."""
+        return await self._keyed(lambda: ib.reqCompletedOrdersAsync(True), timeout)
 
     async def _positions_async(self, ib: IB, timeout: float = _ROUND_TRIP_S) -> list[Position]:
         """Fresh non-zero positions of the account, asked of the gateway."""
@@ -374,7 +381,9 @@ class TraderCore:
             if not settled.done() and is_settled(trade, for_fill):
                 settled.set_result(True)
 
+        # Fills too: when IB's status messages are lost, the executions still tell.
         trade.statusEvent += check
+        trade.fillEvent += check
         try:
             await asyncio.wait_for(settled, max(0.0, deadline - time.monotonic()))
             return True
@@ -382,6 +391,7 @@ class TraderCore:
             return False
         finally:
             trade.statusEvent -= check
+            trade.fillEvent -= check
 
     async def _place_async(
         self,
@@ -415,7 +425,7 @@ class TraderCore:
         async def prepare(ib: IB, account: str, coid: str) -> tuple[Trade, bool] | dict[str, Any]:
             existing = await self._ledger.existing(
                 ib, coid, thorough or placed_elsewhere is not None,
-                lambda: self._open_trades_async(ib))
+                lambda: self._open_trades_async(ib), lambda: self._completed_trades_async(ib))
             if isinstance(existing, dict):
                 return {**existing, "existing": True}
             if existing is not None:
@@ -430,6 +440,7 @@ class TraderCore:
                                         error=refused, symbol=instrument.symbol,
                                         side=request.side, order_type=request.order_type)
             spec = await self._contracts.for_instrument(ib, instrument, what)
+            check_prices_on_grid(request, spec.min_tick)
             quantity = await sizing(ib, spec)
             if await self._adds_risk_async(ib, account, spec, request.side, quantity, unit_usd):
                 return await self._send_opening_async(
@@ -471,7 +482,9 @@ class TraderCore:
                 result["success"] = True  # sent; the caller chose not to wait
             elif not settled:
                 result["error"] = result["error"] or self._late_note(result, for_fill)
-                if result["success"]:
+                if result["status"] == "PendingSubmit":
+                    as_unknown(result, result["error"])  # may be working or filled at IB
+                elif result["success"]:
                     log.warning("%s: %s", what, result["error"])
                     result["error"] = None
                     result["timed_out"] = True
@@ -483,9 +496,9 @@ class TraderCore:
         except ConnectionFailedError as exc:
             if request.client_order_id in self._ledger:
                 exc.result = order_result(  # type: ignore[attr-defined]
-                    success=False,
+                    success=None,
                     client_order_id=request.client_order_id,
-                    status="Unknown",
+                    status=UNKNOWN,
                     error=(
                         f"{exc}. The order was sent before the drop; call again with "
                         f"client_order_id={request.client_order_id!r} to get its state "

@@ -25,6 +25,7 @@ from .contracts import position_symbol
 from .positions import _matches
 from .results import (
     DONE_STATES,
+    as_unknown,
     flatten_report,
     order_result,
     order_summary,
@@ -131,8 +132,11 @@ class ClosingMixin(TraderCore):
             spec.contract, side, quantity, "MKT", tif=tif, client_order_id=new_client_order_id(tag)
         )
         trade = self._send(ib, spec, request, quantity, account)
-        await self._wait_async(trade, True, deadline)
+        settled = await self._wait_async(trade, True, deadline)
         result = trade_result(trade, symbol)
+        if not settled and result["status"] == "PendingSubmit":
+            as_unknown(result, "IB did not acknowledge the closing order in time; "
+                       "get_position() shows whether it filled")
         self._remember(request.client_order_id, symbol, trade, ib, result)
         if not result["success"]:
             log.debug("closing %s: %s", symbol, result["error"] or result["status"])

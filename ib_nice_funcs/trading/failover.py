@@ -518,7 +518,7 @@ class PortalFailover:
         self.note_down(cause)
         rows = portal.positions(timeout=_left(deadline))
         # get_token_balance_usd reads sec_type, as the TWS rows carry it.
-        return [{**row, "sec_type": row.get("sec_type") or row.get("asset_class")}
+        return [{**row, "sec_type": row.get("sec_type") or row.get("asset_class"), "known": True}
                 for row in rows]
 
     def position(self, instrument: Instrument, cause: BaseException,

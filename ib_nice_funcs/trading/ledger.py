@@ -2,10 +2,11 @@
 
 The client order id travels to IB as the order's ``orderRef``. Before an
 order is sent, :meth:`OrderLedger.existing` looks for that id in this ledger,
-in ib_async's session state, and (for ids the caller chose, or ids sent on an
-earlier connection) in the gateway's open orders and executions, so the same
-id never produces a second order: not after a reconnect, not after the
-agent's process restarts with the same client id. Loop thread only.
+in ib_async's session state, and (for ids the caller chose, ids sent on an
+earlier connection, and orders IB never acknowledged) in the gateway's open
+orders, executions and completed orders, so the same id never produces a
+second order: not after a reconnect, not after a lost acknowledgement, not
+after the agent's process restarts with the same client id. Loop thread only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .contracts import position_symbol
-from .results import DONE_STATES, effective_status, fills_result, trade_result
+from .results import (
+    DONE_STATES,
+    completed_result,
+    effective_status,
+    fills_result,
+    trade_result,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Fill, Trade
@@ -29,6 +36,8 @@ log = logging.getLogger("ib_nice_funcs")
 
 #: Ceiling for the executions round trip.
 _EXECUTIONS_TIMEOUT_S = 10.0
+#: Local statuses that only say a request is in flight, not what IB did with it.
+_UNCONFIRMED = frozenset({"PendingSubmit", "PendingCancel", "ApiPending"})
 
 
 @dataclass
@@ -94,35 +103,47 @@ class OrderLedger:
         client_order_id: str,
         thorough: bool,
         open_trades: Callable[[], Awaitable[list[Trade]]],
+        completed_trades: Callable[[], Awaitable[list[Trade]]],
     ) -> Trade | dict[str, Any] | None:
         """An order already placed with this id: its live trade, a result dict, or None.
 
         Args:
             ib: The connected session.
             client_order_id: The id (IB ``orderRef``).
-            thorough: Also ask the gateway (open orders of every client, and
-                executions); done for ids the caller chose. Ids this ledger
-                sent on an earlier connection are always checked thoroughly.
+            thorough: Also ask the gateway (open orders of every client,
+                executions, completed orders); done for ids the caller chose.
+                Ids this ledger sent on an earlier connection, or sent on this
+                one and never acknowledged, are always checked thoroughly.
             open_trades: Coroutine function listing the gateway's open orders.
+            completed_trades: Coroutine function listing its completed orders.
         """
         record = self._records.get(client_order_id)
         if record is not None and record.ib is ib and record.trade is not None:
-            return record.trade
+            if effective_status(record.trade) not in _UNCONFIRMED:
+                return record.trade
+            # Sent (or cancelled) on this connection and never confirmed, e.g. the ack
+            # was lost: the gateway's lists tell whether it is working, done or unknown.
+            found = await self._at_gateway(ib, client_order_id, record.symbol, open_trades,
+                                           completed_trades)
+            if found is None:
+                log.warning(
+                    "order %s (%s) was sent but never confirmed, and the gateway reports no "
+                    "open, completed or executed order with that id: it never arrived; "
+                    "sending it now", client_order_id, record.symbol)
+            return found
         trade = trade_by_ref(ib, client_order_id)
         if trade is not None:
             return trade
         fills = [f for f in ib.fills() if f.execution.orderRef == client_order_id]
-        if not fills and (thorough or record is not None):
-            for open_trade in await open_trades():
-                if open_trade.order.orderRef == client_order_id:
-                    return open_trade
-            executions: list[Fill] = await asyncio.wait_for(
-                ib.reqExecutionsAsync(), _EXECUTIONS_TIMEOUT_S
-            )
-            fills = [f for f in executions if f.execution.orderRef == client_order_id]
         if fills:
             symbol = record.symbol if record is not None else position_symbol(fills[0].contract)
             return fills_result(fills, client_order_id, symbol)
+        if thorough or record is not None:
+            found = await self._at_gateway(
+                ib, client_order_id, record.symbol if record is not None else None, open_trades,
+                completed_trades)
+            if found is not None:
+                return found
         last = record.last if record is not None else None
         if last is not None and last.get("status") in DONE_STATES:
             return dict(last)
@@ -132,6 +153,34 @@ class OrderLedger:
                 "no open order and no execution for it: it never arrived; sending it now",
                 client_order_id, record.symbol,
             )
+        return None
+
+    @staticmethod
+    async def _at_gateway(
+        ib: IB,
+        client_order_id: str,
+        symbol: str | None,
+        open_trades: Callable[[], Awaitable[list[Trade]]],
+        completed_trades: Callable[[], Awaitable[list[Trade]]],
+    ) -> Trade | dict[str, Any] | None:
+        """The order with this orderRef as the gateway lists it, or None when it lists none.
+
+        Open orders first (their answer also refreshes this client's own trade
+        with IB's status), then completed orders and executions.
+        """
+        for open_trade in await open_trades():
+            if open_trade.order.orderRef == client_order_id:
+                return open_trade
+        executions: list[Fill] = await asyncio.wait_for(
+            ib.reqExecutionsAsync(), _EXECUTIONS_TIMEOUT_S
+        )
+        fills = [f for f in executions if f.execution.orderRef == client_order_id]
+        done = [t for t in await completed_trades() if t.order.orderRef == client_order_id]
+        if done:
+            trade = done[-1]
+            return completed_result(trade, fills, symbol or position_symbol(trade.contract))
+        if fills:
+            return fills_result(fills, client_order_id, symbol or position_symbol(fills[0].contract))
         return None
 
     def reattach(self, ib: IB) -> int:

@@ -4,10 +4,15 @@ They run on the default Client's :class:`~ib_nice_funcs.trading.orders.Trader`
 and never raise for operational failures (gateway down, timeout, unknown
 symbol, live-account guard, risk breach, broker rejection): they log ONE
 WARNING naming the symbol, the cause and the remedy, and return
-``{"success": False, "error": ...}`` (order helpers), a no-position dict
-(``get_position``), ``0.0`` (values) or ``[]`` (lists). Programming errors
-(bad side, NaN amount, percentage outside (0, 100]...) raise ValueError /
-TypeError at once, before anything is sent.
+``{"success": False, "error": ...}`` (order helpers; ``success`` None and
+``status`` "Unknown" when an order was sent but its fate is not known), an
+unknown-position dict (``get_position``: ``known`` False, never "flat"),
+``None`` (``get_all_positions``, ``get_token_balance_usd``: never ``[]`` or
+``0.0``, which would read as "holds nothing"), ``0.0`` (account values) or
+``[]`` (open orders). Programming errors (bad side, NaN amount, percentage
+outside (0, 100]...) raise ValueError / TypeError at once, before anything is
+sent; a non-ASCII symbol is treated as an unknown symbol (failure value and
+one WARNING).
 
 Each call blocks for at most its ``timeout`` (default: the ``timeout``
 setting; ``emergency_stop`` three times that).
@@ -28,8 +33,8 @@ from ..errors import (
     RiskLimitError,
     UnknownSymbolError,
 )
-from .positions import no_position
-from .results import empty_result
+from .positions import unknown_position
+from .results import UNKNOWN, empty_result
 
 __all__ = [
     "market_buy",
@@ -94,8 +99,12 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
-        _warn(what, exc)
         result = getattr(exc, "result", None)
+        if isinstance(result, dict) and result.get("status") == UNKNOWN:
+            # Sent (or maybe sent) with no answer: unknown (None), never "failed".
+            log.warning("%s: outcome unknown: %s", what, result.get("error") or exc)
+            return {**result, "success": None, "error": result.get("error") or str(exc)}
+        _warn(what, exc)
         if isinstance(result, dict):
             out = dict(result)
             out["success"] = False
@@ -267,36 +276,45 @@ def get_open_orders(*, timeout: float | None = None) -> list[dict[str, Any]]:
 
 
 def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
-    """The position in ``symbol`` (nice_funcs dict); a no-position dict on failure.
+    """The position in ``symbol`` (nice_funcs dict, ``known`` True).
+
+    On failure (plus one WARNING): ``known`` False, ``status`` "unknown",
+    ``error`` the cause, and ``has_position`` / ``quantity`` / the other
+    numbers are :class:`~ib_nice_funcs.trading.positions.Unknown`, whose truth
+    test raises :class:`~ib_nice_funcs.errors.PositionUnknownError`: an agent's
+    ``if not pos["has_position"]: buy`` stops instead of buying again.
 
     Raises:
-        ValueError, TypeError: a malformed symbol.
+        ValueError, TypeError: a malformed symbol or timeout (nothing sent).
     """
     from ..symbols import parse_symbol
 
-    name = parse_symbol(symbol).symbol
+    name = _label(symbol)
     try:
+        name = parse_symbol(symbol).symbol  # NonAsciiSymbolError: an unknown symbol here
         return _trader().get_position(symbol, timeout=timeout)
     except (IBNiceFuncsError, OSError) as exc:
         _warn(f"get_position({name})", exc)
-        return {**no_position(name), "error": str(exc)}
+        return unknown_position(name, str(exc))
 
 
-def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]]:
-    """Every position (nice_funcs dicts); ``[]`` (plus one WARNING) on failure."""
-    return _value("get_all_positions()", [], lambda: _trader().get_all_positions(timeout=timeout))
+def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] | None:
+    """Every position (nice_funcs dicts; ``[]`` when the account holds nothing).
+
+    ``None`` (plus one WARNING) on failure, never ``[]``: an unknown book is
+    not an empty one.
+    """
+    return _value("get_all_positions()", None,
+                  lambda: _trader().get_all_positions(timeout=timeout))
 
 
-def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
-    """USD value held in ``symbol``; ``0.0`` when flat or on failure.
+def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float | None:
+    """USD value held in ``symbol``; ``0.0`` when flat, ``None`` (plus one WARNING) on failure.
 
     Raises:
-        ValueError, TypeError: a malformed symbol.
+        ValueError, TypeError: a malformed symbol or timeout (nothing sent).
     """
-    from ..symbols import parse_symbol
-
-    parse_symbol(symbol)
-    return _value(f"get_token_balance_usd({_label(symbol)})", 0.0,
+    return _value(f"get_token_balance_usd({_label(symbol)})", None,
                   lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
 
 
@@ -316,7 +334,8 @@ def reconcile_positions(
     """Differences between the agent's book and IB's positions (sends nothing).
 
     Returns ``{"success", "matched", "differences", "expected", "actual"}``;
-    on failure ``success`` and ``matched`` are False and ``error`` says why.
+    on failure ``success`` and ``matched`` are False, ``actual`` is None (not
+    known, not empty) and ``error`` says why.
 
     Raises:
         ValueError, TypeError: ``expected`` is not a mapping of symbols to numbers.
@@ -326,7 +345,7 @@ def reconcile_positions(
     except (IBNiceFuncsError, OSError) as exc:
         _warn("reconcile_positions()", exc)
         return {"success": False, "matched": False, "differences": [], "expected": dict(expected),
-                "actual": {}, "error": str(exc)}
+                "actual": None, "error": str(exc)}
 
 
 # -- getting out ------------------------------------------------------------------------

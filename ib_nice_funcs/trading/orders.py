@@ -36,6 +36,7 @@ from .failover import Sizer
 from .positions import PositionsMixin
 from .results import (
     DONE_STATES,
+    UNKNOWN,
     is_multiple,
     order_result,
     order_summary,
@@ -43,7 +44,9 @@ from .results import (
     trade_result,
 )
 from .validation import (
+    MAX_QUANTITY,
     OrderRequest,
+    check_usd_at_price,
     quantity_for_usd,
     validate_order,
     validate_percentage,
@@ -156,7 +159,7 @@ class Trader(ClosingMixin, PositionsMixin):
                 # asked whether the order arrived (the failover reads the ledger).
                 result = portal(exc)
             else:
-                if result.get("status") == "PendingSubmit" and not result.get("success"):
+                if result.get("ib_status") == "PendingSubmit" and not result.get("success"):
                     result = portal(RequestTimeoutError(
                         f"{what}: IB did not acknowledge the order in time"))
                 elif result.get("source") != "portal":
@@ -186,11 +189,16 @@ class Trader(ClosingMixin, PositionsMixin):
                 what,
             )
         except (RequestTimeoutError, ConnectionFailedError) as exc:
-            if not hasattr(exc, "result") and request.client_order_id in self._ledger:
+            # A drop is reported on the loop (the ledger then says whether it was sent);
+            # a timeout here cuts the pipeline off at any point, possibly just after the
+            # send, so the order's fate is unknown either way.
+            coid = request.client_order_id
+            if not hasattr(exc, "result") and (
+                    isinstance(exc, RequestTimeoutError) or coid in self._ledger):
                 exc.result = order_result(  # type: ignore[attr-defined]
-                    success=False, client_order_id=request.client_order_id, status="Unknown",
-                    error=(f"{exc}. Call again with client_order_id={request.client_order_id!r} "
-                           "to get the order's state (it will not be sent twice)"),
+                    success=None, client_order_id=coid, status=UNKNOWN,
+                    error=(f"{exc}. Call again with client_order_id={coid!r} to get the "
+                           "order's state (it will not be sent twice)"),
                     symbol=instrument.symbol, side=request.side, order_type=request.order_type,
                 )
             raise
@@ -218,6 +226,8 @@ class Trader(ClosingMixin, PositionsMixin):
             symbol, "BUY", 1.0, order_type, limit_price=limit_price, tif=tif,
             client_order_id=client_order_id,
         )
+        if request.limit_price is not None:
+            check_usd_at_price(usd, request.limit_price)
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
         route = self._require_route(deadline)
@@ -232,6 +242,11 @@ class Trader(ClosingMixin, PositionsMixin):
                 raise OrderSizeError(
                     f"{what}: ${usd:,.2f} buys less than the smallest size of {spec.symbol} "
                     f"({spec.min_size:g} at {price:,.6g}); nothing was sent. Raise usd_amount"
+                )
+            if qty > MAX_QUANTITY:
+                raise OrderSizeError(
+                    f"{what}: ${usd:,.2f} at {price:,.6g} is {qty:.3g} {spec.symbol}, more than "
+                    f"the {MAX_QUANTITY:g} units allowed in one order; nothing was sent"
                 )
             return qty
 

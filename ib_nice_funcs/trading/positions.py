@@ -1,11 +1,11 @@
 """Positions, account values and reconciliation.
 
 Pure helpers (:func:`position_dict`, :func:`no_position`,
-:func:`diff_positions`) shape the nice_funcs dicts; :class:`PositionsMixin`
-adds the blocking ``get_position`` family to the Trader. Data calls are never
-blocked by the live-account guard. With ``order_failover`` on, positions and
-account values come from the Client Portal while TWS is unreachable (rows
-then carry ``source`` "portal").
+:func:`unknown_position`, :func:`diff_positions`) shape the nice_funcs dicts;
+:class:`PositionsMixin` adds the blocking ``get_position`` family to the
+Trader. Data calls are never blocked by the live-account guard. With
+``order_failover`` on, positions and account values come from the Client
+Portal while TWS is unreachable (rows then carry ``source`` "portal").
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConnectionFailedError, IBNiceFuncsError
+from ..errors import ConnectionFailedError, IBNiceFuncsError, PositionUnknownError
 from ..symbols import Instrument, parse_symbol
 from ._core import TraderCore
 from .account import account_number
@@ -26,9 +26,74 @@ from .contracts import finite, multiplier_of, position_symbol
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract
 
-__all__ = ["PositionsMixin", "diff_positions", "no_position", "position_dict"]
+__all__ = [
+    "PositionsMixin",
+    "Unknown",
+    "diff_positions",
+    "no_position",
+    "position_dict",
+    "unknown_position",
+]
 
 log = logging.getLogger("ib_nice_funcs")
+
+#: The numeric fields of a position dict (all Unknown when the position is).
+_NUMBER_KEYS = ("quantity", "avg_cost", "current_price", "market_value", "unrealized_pnl",
+                "unrealized_pnl_pct")
+
+
+def _refuse(*_: Any) -> Any:
+    raise TypeError("a position value is unknown (the call failed); check pos['known'] first")
+
+
+class Unknown(str):
+    """A position value the library could not learn: neither true nor false.
+
+    Why not ``None``, ``False`` or a truthy marker: agents write
+    ``if not pos["has_position"]: market_buy(...)`` and
+    ``if pos["has_position"]: market_sell(...)``. A falsy value (``None``,
+    ``False``, ``0.0``) makes the first buy again on a position that may
+    exist; a truthy one makes the second act on one that may not. So any
+    truth test (``if``, ``not``, ``bool()``, ``and``/``or``) raises
+    :class:`~ib_nice_funcs.errors.PositionUnknownError` naming the cause, and
+    so do arithmetic and ordering (TypeError), while ``pos["known"] is False``
+    says it without raising. It is a ``str`` equal to ``"unknown"`` so that the
+    dict still prints, logs and ``json.dumps`` as ``"unknown"``.
+    """
+
+    reason: str
+
+    def __new__(cls, reason: str = "") -> Unknown:
+        self = super().__new__(cls, "unknown")
+        self.reason = reason
+        return self
+
+    def __getnewargs__(self) -> tuple[str]:  # copy / pickle
+        return (self.reason,)
+
+    def __bool__(self) -> bool:
+        raise PositionUnknownError(
+            "this position value is unknown, not flat and not held: "
+            f"{self.reason or 'the call failed'}. Check pos['known'] before testing "
+            "has_position or quantity, and ask again"
+        )
+
+    def __repr__(self) -> str:
+        return "Unknown"
+
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _refuse
+
+
+def unknown_position(symbol: str, error: str) -> dict[str, Any]:
+    """The nice_funcs dict for a position that could not be read (the call failed).
+
+    ``known`` is False, ``status`` ``"unknown"``, ``error`` the cause, and
+    ``has_position`` plus every number is an :class:`Unknown` (a truth test
+    on it raises), so no agent reads it as flat.
+    """
+    value = Unknown(error)
+    return {"has_position": value, **dict.fromkeys(_NUMBER_KEYS, value), "symbol": symbol,
+            "known": False, "status": "unknown", "error": error}
 
 
 def no_position(symbol: str) -> dict[str, Any]:
@@ -42,6 +107,7 @@ def no_position(symbol: str) -> dict[str, Any]:
         "market_value": 0.0,
         "unrealized_pnl": 0.0,
         "unrealized_pnl_pct": 0.0,
+        "known": True,
     }
 
 
@@ -66,7 +132,7 @@ def position_dict(
     Returns:
         ``has_position, quantity, symbol, avg_cost, current_price,
         market_value, unrealized_pnl, unrealized_pnl_pct`` (percent, signed
-        so that a short gains when the price falls).
+        so that a short gains when the price falls), ``known`` (True).
     """
     qty = float(quantity)
     market_value = qty * current_price * multiplier
@@ -83,6 +149,7 @@ def position_dict(
         "market_value": market_value,
         "unrealized_pnl": unrealized,
         "unrealized_pnl_pct": pct,
+        "known": True,
     }
     out.update(extra)
     return out
@@ -119,6 +186,13 @@ def diff_positions(
         out.append(
             {"symbol": symbol, "expected": e, "actual": a, "difference": a - e, "kind": kind})
     return out
+
+
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int or Fraction beyond float
+        return False
 
 
 def _matches(instrument: Instrument, contract: Contract) -> bool:
@@ -182,14 +256,16 @@ class PositionsMixin(TraderCore):
 
         Returns:
             ``has_position, quantity, symbol, avg_cost, current_price,
-            market_value, unrealized_pnl, unrealized_pnl_pct`` (plus
-            ``currency``, ``con_id``, ``sec_type``); ``has_position`` False
-            and zeros when nothing is held. ``market_value`` is in the
-            contract's currency (USD for US stocks and crypto).
+            market_value, unrealized_pnl, unrealized_pnl_pct``, ``known``
+            (True) (plus ``currency``, ``con_id``, ``sec_type``);
+            ``has_position`` False and zeros when the gateway says nothing
+            is held. ``market_value`` is in the contract's currency (USD for
+            US stocks and crypto).
 
         Raises:
-            ValueError, TypeError: a malformed symbol.
-            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+            ValueError, TypeError: a malformed symbol or timeout (nothing sent).
+            ConnectionFailedError, RequestTimeoutError: the gateway failed; the
+                position is unknown (never reported as flat).
         """
         instrument = parse_symbol(symbol)
         deadline = self._deadline(timeout)
@@ -206,7 +282,8 @@ class PositionsMixin(TraderCore):
     def get_all_positions(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every non-zero position of the account, as nice_funcs dicts.
 
-        Blocks up to ``timeout`` seconds. Raises like :meth:`get_position`.
+        Blocks up to ``timeout`` seconds. ``[]`` only when the gateway says
+        the account holds nothing; a failure raises like :meth:`get_position`.
         """
         deadline = self._deadline(timeout)
         try:
@@ -299,9 +376,8 @@ class PositionsMixin(TraderCore):
                             f"{type(expected).__name__}")
         book: dict[str, float] = {}
         for key, qty in expected.items():
-            if (isinstance(qty, bool) or not isinstance(qty, numbers.Real)
-                    or not math.isfinite(float(qty))):
-                raise ValueError(f"expected[{key!r}] must be a finite number, got {qty!r}")
+            if isinstance(qty, bool) or not isinstance(qty, numbers.Real) or not _finite(qty):
+                raise ValueError(f"expected[{key!r}] must be a finite number, got {qty!r:.40}")
             name = parse_symbol(key).symbol
             book[name] = book.get(name, 0.0) + float(qty)
         deadline = self._deadline(timeout)

@@ -7,14 +7,21 @@ values), so it is tested without a gateway. ib_async is imported only inside
 The result dict every order helper returns (nice_funcs shape plus a few
 extras)::
 
-    {"success": bool, "order_id": int | None, "client_order_id": str | None,
+    {"success": bool | None, "order_id": int | None, "client_order_id": str | None,
      "status": str, "filled_qty": float, "avg_price": float | None,
      "error": str | None, "code": int | None, "symbol": str | None,
      "side": str | None, "quantity": float | None, "order_type": str | None}
+
+``success`` is None, and ``status`` :data:`UNKNOWN`, when the order was (or
+may have been) sent and its fate is not known: the acknowledgement was lost,
+the wait timed out before IB answered, or the connection dropped after the
+send. It is neither a success nor a failure: call again with the same
+``client_order_id`` to learn the order's state; it is never sent twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable
@@ -31,7 +38,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ACCEPTED_STATES",
     "DONE_STATES",
+    "UNKNOWN",
+    "as_unknown",
     "build_ib_order",
+    "check_prices_on_grid",
+    "completed_result",
     "flatten_report",
     "effective_status",
     "empty_result",
@@ -49,6 +60,8 @@ __all__ = [
 
 #: Statuses after which an order can no longer fill (ib_async's DoneStates).
 DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+#: The status of an order whose fate is not known (``success`` None).
+UNKNOWN = "Unknown"
 #: Statuses of an order IB has accepted and is working.
 ACCEPTED_STATES = frozenset({"Submitted", "PreSubmitted"})
 #: Order types that should fill at once, so ``wait=True`` waits for the fill.
@@ -73,12 +86,22 @@ def effective_status(trade: Trade) -> str:
     one that describes the order.
     """
     status = trade.orderStatus.status or "PendingSubmit"
+    if status not in DONE_STATES and _fully_executed(trade):
+        # The executions are the truth when the status messages were lost.
+        return "Filled"
     if status != "ValidationError":
         return status
     for entry in reversed(trade.log):
         if entry.status and entry.status != "ValidationError":
             return entry.status
     return "PreSubmitted"
+
+
+def _fully_executed(trade: Trade) -> bool:
+    total = float(trade.order.totalQuantity or 0.0)
+    if total <= 0 or not trade.fills:
+        return False
+    return sum(float(f.execution.shares) for f in trade.fills) >= total
 
 
 def waits_for_fill(order_type: str, tif: str) -> bool:
@@ -122,7 +145,7 @@ def rejection_of(trade: Trade) -> tuple[int | None, str] | None:
 
 def order_result(
     *,
-    success: bool,
+    success: bool | None,
     order_id: int | None = None,
     client_order_id: str | None = None,
     status: str = "",
@@ -136,9 +159,13 @@ def order_result(
     order_type: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The order result dict (see the module docstring); ``extra`` keys are appended."""
+    """The order result dict (see the module docstring); ``extra`` keys are appended.
+
+    ``success`` is None whenever ``status`` is :data:`UNKNOWN` (and may be
+    None only then).
+    """
     result: dict[str, Any] = {
-        "success": bool(success),
+        "success": None if status == UNKNOWN or success is None else bool(success),
         "order_id": order_id,
         "client_order_id": client_order_id,
         "status": status,
@@ -152,6 +179,16 @@ def order_result(
         "order_type": order_type,
     }
     result.update(extra)
+    return result
+
+
+def as_unknown(result: dict[str, Any], error: str) -> dict[str, Any]:
+    """Mark a sent order's result as of unknown fate (``success`` None), in place.
+
+    IB's own status is kept as ``ib_status``; ``error`` says why and what to do.
+    """
+    result.update(success=None, status=UNKNOWN, ib_status=result["status"],
+                  error=result.get("error") or error)
     return result
 
 
@@ -202,6 +239,17 @@ def trade_result(trade: Trade, symbol: str | None = None, **extra: Any) -> dict[
         perm_id=int(status_obj.permId or order.permId or 0) or None,
         **extra,
     )
+
+
+def completed_result(
+    trade: Trade, fills: list[Fill], symbol: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The result for an order the gateway lists as completed (``reqCompletedOrders``).
+
+    ib_async builds such a trade from the completedOrder message, without
+    fills or filled quantity; ``fills`` are the order's executions.
+    """
+    return trade_result(dataclasses.replace(trade, fills=list(fills)), symbol, **extra)
 
 
 def _avg_price(fills: Iterable[Fill]) -> float | None:
@@ -280,6 +328,25 @@ def round_price(price: float, tick: float, direction: str = "nearest") -> float:
 
 
 # -- IB orders -----------------------------------------------------------------------
+
+
+def check_prices_on_grid(request: OrderRequest, min_tick: float) -> None:
+    """Refuse limit and stop prices below the contract's minimum tick (nothing is sent).
+
+    :func:`round_price` lifts such a price to one tick, so a buy limit of
+    0.001 on a stock would otherwise pay up to 0.01, ten times what was asked.
+
+    Raises:
+        ValueError: a limit or stop price below ``min_tick``.
+    """
+    if not min_tick or min_tick <= 0 or not math.isfinite(min_tick):
+        return
+    for name, price in (("limit_price", request.limit_price), ("stop_price", request.stop_price)):
+        if price is not None and price < min_tick:
+            raise ValueError(
+                f"{name}={price!r} is below the contract's minimum tick {min_tick:g}; "
+                "nothing was sent"
+            )
 
 
 def build_ib_order(

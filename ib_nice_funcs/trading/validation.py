@@ -3,6 +3,12 @@
 Every check raises ``ValueError`` (bad value) or ``TypeError`` (wrong type)
 with a message naming the argument and what is allowed, so an agent's bug
 shows up at once instead of as a broker rejection later.
+
+Every number has explicit bounds (:data:`MIN_QUANTITY`..:data:`MAX_QUANTITY`,
+:data:`MIN_PRICE`..:data:`MAX_PRICE`, :data:`MIN_USD`..:data:`MAX_USD`), so a
+typo such as ``limit_buy("AAPL", 100, 1e-300)`` (1e302 shares) or a quantity
+of ``1e308`` is refused here, before anything is sent, and never reaches
+Decimal arithmetic or IB.
 """
 
 from __future__ import annotations
@@ -17,13 +23,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ..symbols import parse_symbol
+
 __all__ = [
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "MAX_USD",
+    "MIN_PRICE",
+    "MIN_QUANTITY",
+    "MIN_USD",
     "ORDER_TYPES",
     "SIDES",
     "TIFS",
     "OrderRequest",
     "new_client_order_id",
     "quantity_for_usd",
+    "check_usd_at_price",
     "validate_order",
     "validate_percentage",
     "validate_usd_amount",
@@ -32,6 +47,18 @@ __all__ = [
 ORDER_TYPES: tuple[str, ...] = ("MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE")
 SIDES: tuple[str, ...] = ("BUY", "SELL")
 TIFS: tuple[str, ...] = ("DAY", "GTC", "IOC", "OPG", "FOK")
+
+#: Order sizes, in units (shares, coins, base currency). The floor is one satoshi;
+#: the ceiling is far above any agent's order and far below float trouble.
+MIN_QUANTITY = 1e-8
+MAX_QUANTITY = 1e9
+#: Prices and price distances (limit, stop, trailing amount). The floor is below
+#: any tick IB lists (sub-penny stocks trade in 0.0001) and refuses 1e-300.
+MIN_PRICE = 1e-6
+MAX_PRICE = 1e9
+#: USD amounts of the ``*_buy`` helpers: a cent up to a billion dollars.
+MIN_USD = 0.01
+MAX_USD = 1e9
 
 _ORDER_TYPE_ALIASES = {"MARKET": "MKT", "LIMIT": "LMT", "STOP": "STP"}
 _NEEDS_LIMIT = frozenset({"LMT", "LOC"})
@@ -72,15 +99,22 @@ class OrderRequest:
     client_order_id: str = ""
 
 
-def _number(name: str, value: object) -> float:
-    """A positive finite float, or the error naming ``name``."""
+def _number(name: str, value: object, low: float | None = None, high: float | None = None) -> float:
+    """A positive finite float in ``[low, high]``, or the error naming ``name``."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a positive number, got the bool {value!r}")
     if not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive number, got {type(value).__name__} {value!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except (OverflowError, ValueError):  # an int of 400 digits, a Fraction beyond float
+        raise ValueError(f"{name} must be a positive, finite number, got {value!r:.40}") from None
     if not math.isfinite(x) or x <= 0:
         raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
+    if low is not None and x < low:
+        raise ValueError(f"{name} must be at least {low:g}, got {value!r}")
+    if high is not None and x > high:
+        raise ValueError(f"{name} must be at most {high:g}, got {value!r}")
     return x
 
 
@@ -94,8 +128,12 @@ def _choice(name: str, value: object, allowed: tuple[str, ...], aliases: dict[st
     return s
 
 
+def _price(name: str, value: object) -> float:
+    return _number(name, value, MIN_PRICE, MAX_PRICE)
+
+
 def _optional_price(name: str, value: object) -> float | None:
-    return None if value is None else _number(name, value)
+    return None if value is None else _price(name, value)
 
 
 def validate_order(
@@ -115,13 +153,14 @@ def validate_order(
     Args:
         symbol: Non-empty symbol text, or an ib_async Contract.
         side: ``BUY``/``SELL`` (any case).
-        quantity: Positive, finite; not a bool.
+        quantity: In [:data:`MIN_QUANTITY`, :data:`MAX_QUANTITY`]; not a bool.
         order_type: One of :data:`ORDER_TYPES` (any case; ``market``,
             ``limit``, ``stop`` also accepted).
         limit_price: Required for LMT and LOC; optional cap for MIDPRICE.
+            Prices are in [:data:`MIN_PRICE`, :data:`MAX_PRICE`].
         stop_price: Required for STP; optional initial stop for TRAIL.
         trail_percent: TRAIL distance in percent, in (0, 100).
-        trail_amount: TRAIL distance in price units, > 0.
+        trail_amount: TRAIL distance in price units, a price.
         tif: One of :data:`TIFS` (any case).
         client_order_id: Your idempotency key (1-40 characters of letters,
             digits and ``_ . : -``); generated when None.
@@ -140,12 +179,14 @@ def validate_order(
             raise ValueError(
                 "symbol is empty; pass a symbol such as 'AAPL' or an ib_async Contract"
             )
+        parse_symbol(symbol)  # the spelling (ASCII, a known form) before anything else
     elif hasattr(symbol, "secType") and hasattr(symbol, "symbol"):
-        sym = symbol
+        # Every field checked now; a duck-typed object becomes an ib_async Contract.
+        sym = parse_symbol(symbol).contract
     else:
         raise TypeError(f"symbol must be a str or an ib_async Contract, got {symbol!r}")
     s = _choice("side", side, SIDES, {"B": "BUY", "S": "SELL"})
-    qty = _number("quantity", quantity)
+    qty = _number("quantity", quantity, MIN_QUANTITY, MAX_QUANTITY)
     otype = _choice("order_type", order_type, ORDER_TYPES, _ORDER_TYPE_ALIASES)
     t = _choice("tif", tif, TIFS, {})
     lmt = _optional_price("limit_price", limit_price)
@@ -186,7 +227,7 @@ def validate_order(
             if pct >= 100:
                 raise ValueError(f"trail_percent must be in (0, 100), got {trail_percent!r}")
         else:
-            amt = _number("trail_amount", trail_amount)
+            amt = _price("trail_amount", trail_amount)
     elif trail_percent is not None or trail_amount is not None:
         raise ValueError(
             f"trail_percent/trail_amount are only used with order_type TRAIL, got {otype}"
@@ -215,10 +256,26 @@ def validate_usd_amount(x: float, name: str = "usd_amount") -> float:
         ``x`` as a float.
 
     Raises:
-        ValueError: not positive, NaN, inf, or a bool.
+        ValueError: outside [:data:`MIN_USD`, :data:`MAX_USD`], NaN, inf, or a bool.
         TypeError: not a number.
     """
-    return _number(name, x)
+    return _number(name, x, MIN_USD, MAX_USD)
+
+
+def check_usd_at_price(usd: float, price: float, name: str = "limit_price") -> None:
+    """Refuse a USD amount and price whose quantity is beyond :data:`MAX_QUANTITY`.
+
+    ``limit_buy("AAPL", 100, 1e-6)`` asks for 100 million shares: a typo,
+    refused before anything is sent rather than sized and sent.
+
+    Raises:
+        ValueError: ``usd / price`` exceeds :data:`MAX_QUANTITY`.
+    """
+    if usd / price > MAX_QUANTITY:
+        raise ValueError(
+            f"${usd:,.2f} at {name}={price!r} is {usd / price:.3g} units, more than the "
+            f"{MAX_QUANTITY:g} allowed in one order; check {name}"
+        )
 
 
 def validate_percentage(p: float, name: str = "percentage") -> float:

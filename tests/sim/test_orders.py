@@ -287,3 +287,39 @@ def test_ib_async_at_older_server_versions(market, version):
                 ib.disconnect()
 
         run(go())
+
+
+def test_drop_acks_executes_orders_but_swallows_their_acknowledgements(sim):
+    """The drop_acks knob: orders fill, but no openOrder/orderStatus reaches the client."""
+    async def go():
+        ib = await connect(sim.port)
+        try:
+            [c] = await ib.qualifyContractsAsync(AAPL)
+            statuses: list[str] = []
+            ib.orderStatusEvent += lambda trade: statuses.append(trade.orderStatus.status)
+            filled = asyncio.Event()
+            ib.execDetailsEvent += lambda trade, fill: filled.set()
+            await asyncio.get_running_loop().run_in_executor(None, sim.drop_acks, True)
+            trade = ib.placeOrder(c, MarketOrder("BUY", 7, orderRef="no-ack"))
+            resting = ib.placeOrder(c, LimitOrder("BUY", 1, 1.0, orderRef="no-ack-lmt"))
+            await asyncio.wait_for(filled.wait(), 10)
+            assert trade.orderStatus.status == "PendingSubmit" and statuses == []
+            # the queries still tell the truth: the limit order rests, the market order filled
+            open_refs = [t.order.orderRef for t in await ib.reqAllOpenOrdersAsync()]
+            assert open_refs == ["no-ack-lmt"]
+            done = await ib.reqCompletedOrdersAsync(False)
+            assert [(d.order.orderRef, d.orderStatus.status) for d in done] == [("no-ack", "Filled")]
+            ib.cancelOrder(resting.order)
+            assert await ib.reqAllOpenOrdersAsync() == []  # cancelled, unannounced
+            assert resting.orderStatus.status == "PendingCancel"  # never confirmed
+            await asyncio.get_running_loop().run_in_executor(None, sim.drop_acks, False)
+            again = ib.placeOrder(c, LimitOrder("BUY", 1, 1.0, orderRef="acked"))
+            submitted = asyncio.Event()
+            again.statusEvent += lambda t: t.orderStatus.status == "Submitted" and submitted.set()
+            await asyncio.wait_for(submitted.wait(), 10)
+            ib.cancelOrder(again.order)
+        finally:
+            ib.disconnect()
+
+    run(go())
+    assert sim.sim.order_count == 3

@@ -225,7 +225,7 @@ def test_position_dict_shapes():
     long = position_dict("AAPL", 10, 100.0, 110.0)
     assert long == {"has_position": True, "quantity": 10.0, "symbol": "AAPL", "avg_cost": 100.0,
                     "current_price": 110.0, "market_value": 1100.0, "unrealized_pnl": 100.0,
-                    "unrealized_pnl_pct": pytest.approx(10.0)}
+                    "unrealized_pnl_pct": pytest.approx(10.0), "known": True}
     short = position_dict("AAPL", -10, 100.0, 90.0)
     assert short["unrealized_pnl"] == 100.0 and short["unrealized_pnl_pct"] == pytest.approx(10.0)
     flat = no_position("AAPL")

@@ -145,7 +145,7 @@ def test_drop_while_waiting_fails_promptly_then_resend_is_safe(tsim, make_client
             pending.result(timeout=3)  # well before the 8 s timeout
     result = err.value.result
     coid = result["client_order_id"]
-    assert result["success"] is False and result["status"] == "Unknown"
+    assert result["success"] is None and result["status"] == "Unknown"  # not "failed"
     assert f"client_order_id={coid!r}" in result["error"]
     assert tsim.sim.order_count == 1  # the blackholed order never arrived
     again = trader.place_order("BTC-USD", "BUY", 0.02, "LMT", limit_price=low, client_order_id=coid)
