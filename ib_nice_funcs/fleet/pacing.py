@@ -12,7 +12,9 @@ The rule the script applies is the budget's, made safe for slots booked out
 of order: a slot ``t`` is free when no identical request lies within the
 gap of it and fewer than the limit of requests lie within one window on
 either side of it. That is never looser than IB's rule (it can be up to
-twice as strict when many slots are booked ahead).
+twice as strict when many slots are booked ahead), and every span gets half
+a second more slack than one process needs, since a process on a loaded
+machine may send a little after its slot.
 
 When Redis cannot be reached the process falls back to its own budget with
 one WARNING and asks Redis again every few seconds (one WARNING when back).
@@ -31,6 +33,9 @@ from .redis_store import KEY_PREFIX
 from .state import digest
 
 __all__ = ["SharedPacingBudget"]
+
+#: Extra seconds on every span of the shared budget (see :meth:`SharedPacingBudget._ask`).
+_CROSS_PROCESS_MARGIN_S = 0.5
 
 # KEYS: all, by request, by contract. ARGV: gap, burst_n, burst_w, max_n, window,
 # horizon, book (1 books the slot, 0 only asks), member tag.
@@ -99,7 +104,9 @@ class SharedPacingBudget:
     def _ask(self, key: Hashable, contract_key: Hashable, book: bool) -> float | None:
         """The shared answer, or None when Redis is unreachable (the caller falls back)."""
         local = self.local
-        gap, burst_window, window = local.spans
+        # Processes sleep until their slot on a loaded machine and may send late;
+        # the next one sends on time: more slack than one process needs.
+        gap, burst_window, window = (span + _CROSS_PROCESS_MARGIN_S for span in local.spans)
         horizon = max(gap, burst_window, window)
         tag = f"{id(self):x}.{next(self._tags)}"
         micros = self.link.run(lambda c: self.link.script(_SCRIPT)(

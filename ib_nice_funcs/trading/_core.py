@@ -435,8 +435,8 @@ class TraderCore:
             if thorough:
                 # Found nowhere at the gateway: take the id from the other processes.
                 refused = await self.fleet.claim(account, coid)
-                if refused is not None:
-                    return order_result(success=False, client_order_id=coid, status="Unknown",
+                if refused is not None:  # the other process may have sent it: unknown here
+                    return order_result(success=None, client_order_id=coid, status=UNKNOWN,
                                         error=refused, symbol=instrument.symbol,
                                         side=request.side, order_type=request.order_type)
             spec = await self._contracts.for_instrument(ib, instrument, what)

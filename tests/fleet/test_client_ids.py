@@ -59,7 +59,8 @@ def test_a_second_default_process_trades(tsim, agents):
     assert bought["success"], bought
     # The id is found across client ids: the first process gets that order back.
     again = first.call("market_buy", "AAPL", 500, client_order_id="second-1")
-    assert again["order_id"] == bought["order_id"] and again.get("existing") is True
+    # (IB gives another client's order its perm id, not the placing client's order id.)
+    assert again["perm_id"] == bought["perm_id"] and again.get("existing") is True
     assert tsim.sim.order_count == 1
 
 

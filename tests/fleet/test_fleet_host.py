@@ -59,14 +59,14 @@ def test_one_client_order_id_from_three_processes_is_one_order(tsim, agent_group
     results = ask_all(group, "place_order", "AAPL", "BUY", 1, "LMT", limit_price=price,
                       client_order_id="fleet-once")
     assert tsim.sim.order_count == 1
-    placed = {r["order_id"] for r in results if r["success"]}
+    placed = {r["perm_id"] for r in results if r["success"]}
     assert len(placed) == 1, results
     for r in results:
         assert r["success"] or "is being placed by process" in r["error"], r
     # Asked again, every process finds the one order.
     again = ask_all(group, "place_order", "AAPL", "BUY", 1, "LMT", limit_price=price,
                     client_order_id="fleet-once")
-    assert {r["order_id"] for r in again} == placed and tsim.sim.order_count == 1
+    assert {r["perm_id"] for r in again} == placed and tsim.sim.order_count == 1
 
 
 def test_the_state_lives_in_the_fleet_directory(tsim, agents, fleet_dir):

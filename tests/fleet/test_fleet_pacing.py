@@ -18,7 +18,8 @@ def test_eight_processes_polling_one_symbol_get_no_pacing_violation(
         agent.send({"op": "call", "fn": "get_ohlcv_data",
                     "args": ["BTC-USD", "1h"], "kwargs": {"days_back": k + 1}})
     frames = [agent.answer(90) for agent in group]
-    assert all(frame["rows"] > 0 for frame in frames), frames
+    assert all(frame["rows"] > 0 for frame in frames), (frames, [
+        line for agent in group for line in agent.stderr if "WARNING" in line])
     violations = [line for agent in group for line in agent.stderr if "pacing" in line.lower()
                   and "WARNING" in line]
     assert not violations, violations

@@ -51,7 +51,7 @@ def test_one_client_order_id_across_hosts_is_one_order(tsim, agent_group, redis_
     results = ask_all(group, "place_order", "AAPL", "BUY", 1, "LMT", limit_price=price,
                       client_order_id="redis-once")
     assert tsim.sim.order_count == 1
-    assert len({r["order_id"] for r in results if r["success"]}) == 1
+    assert len({r["perm_id"] for r in results if r["success"]}) == 1
     assert all(r["success"] or "is being placed by process" in r["error"] for r in results)
 
 
