@@ -11,7 +11,9 @@ that adds risk, :meth:`claim` before an id the caller chose is sent,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -62,6 +64,9 @@ class FleetGuard:
         self._store: FleetStore | None = None
         #: A halt latched here that the store has not taken yet (it was unreachable).
         self._unsynced_halt: Halt | None = None
+        #: This process's opening orders the others count, by client order id.
+        self._mine: dict[str, Reservation] = {}
+        self._ending: set[asyncio.Task[None]] = set()
         self._down: str | None = None  # the last failure, while the store is unreachable
 
     @property
@@ -158,21 +163,39 @@ class FleetGuard:
             raise
         now = time.time()
         return [r.working() for r in held
-                if r.owner != self.owner and now - r.at < RESERVATION_MAX_S
+                if r.owner != self.owner and now - r.at < RESERVATION_MAX_S and r.counts(now)
                 and _alive(r.owner) is not False]
 
     async def reserve(self, account: str, client_order_id: str, symbol: str, side: str,
                       value_usd: float) -> None:
         """Show one of this process's working opening orders to the others."""
+        reservation = Reservation(self.owner, time.time(), symbol, side, max(0.0, value_usd))
+        self._mine[client_order_id] = reservation
         try:
-            await self.store.reserve(account, client_order_id, Reservation(
-                self.owner, time.time(), symbol, side, max(0.0, value_usd)))
+            await self.store.reserve(account, client_order_id, reservation)
         except FleetUnavailableError as exc:
             self._went_down(exc)
 
-    async def release(self, account: str, client_order_id: str) -> None:
-        """The order ended: the others stop counting it."""
+    def order_ended_soon(self, account: str, client_order_id: str, filled: bool) -> None:
+        """:meth:`order_ended` as a task of this guard (cancelled by :meth:`close`)."""
+        task = asyncio.get_running_loop().create_task(
+            self.order_ended(account, client_order_id, filled))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def order_ended(self, account: str, client_order_id: str, filled: bool) -> None:
+        """One of this process's opening orders ended: the others stop counting it.
+
+        After a fill it still counts for :data:`FILL_VISIBLE_S` (written to the
+        store first, so a process that exits meanwhile leaves nothing behind
+        that counts longer).
+        """
+        reservation = self._mine.pop(client_order_id, None)
         try:
+            if filled and reservation is not None:
+                await self.store.reserve(account, client_order_id, dataclasses.replace(
+                    reservation, until=time.time() + FILL_VISIBLE_S))
+                await asyncio.sleep(FILL_VISIBLE_S)
             await self.store.release(account, client_order_id)
         except FleetUnavailableError as exc:
             self._went_down(exc)
@@ -240,6 +263,9 @@ class FleetGuard:
         return lifted
 
     async def close(self) -> None:
+        """Stop the pending releases (each reservation's ``until`` ends it) and the store."""
+        for task in list(self._ending):
+            task.cancel()
         if self._store is not None:
             await self._store.close()
 

@@ -90,6 +90,12 @@ class Reservation:
     symbol: str
     side: str
     value_usd: float
+    #: UTC epoch seconds after which it no longer counts (set once the order
+    #: filled: the others' position views have the fill by then); None: working.
+    until: float | None = None
+
+    def counts(self, now: float) -> bool:
+        return self.until is None or now < self.until
 
     def working(self) -> WorkingOrder:
         return WorkingOrder(self.symbol, self.side, self.value_usd)
@@ -147,8 +153,9 @@ def decode(kind: str, text: str | bytes | None) -> Halt | Claim | Reservation | 
             value = _finite(body["value_usd"])
             if side not in ("BUY", "SELL") or value < 0:
                 return None
+            until = body.get("until")
             return Reservation(str(body["owner"]), _finite(body["at"]), str(body["symbol"]),
-                               side, value)
+                               side, value, None if until is None else _finite(until))
         if kind == "day_start":
             value = _finite(body["value"])
             return value if value > 0 else None

@@ -23,7 +23,7 @@ from ..errors import (
     RequestTimeoutError,
     RiskLimitError,
 )
-from ..fleet.guard import FILL_VISIBLE_S, FleetGuard
+from ..fleet.guard import FleetGuard
 from ..fleet.state import WorkingOrder, with_working_orders
 from ..symbols import Instrument
 from .account import (
@@ -552,19 +552,12 @@ class TraderCore:
 
     def _release_when_done(self, account: str, trade: Trade, client_order_id: str) -> None:
         """Stop showing the order to the fleet once it ended (after a fill: a little later)."""
-        loop = asyncio.get_running_loop()
-
-        def release() -> None:
-            loop.create_task(self.fleet.release(account, client_order_id))
 
         def ended(*_: Any) -> None:
             if effective_status(trade) in DONE_STATES:
                 trade.statusEvent -= ended
-                if trade.orderStatus.filled:
-                    # The others' position views include the fill by then.
-                    loop.call_later(FILL_VISIBLE_S, release)
-                else:
-                    release()
+                self.fleet.order_ended_soon(account, client_order_id,
+                                            bool(trade.orderStatus.filled))
 
         trade.statusEvent += ended
         ended()

@@ -27,6 +27,14 @@ def test_records_round_trip(by, at, reason):
     assert decode("claim", encode(Claim(by, at))) == Claim(by, at)
     res = Reservation(by, at, "AAPL", "BUY", at)
     assert decode("reservation", encode(res)) == res
+    ended = Reservation(by, at, "AAPL", "SELL", at, until=at + 2)
+    assert decode("reservation", encode(ended)) == ended
+
+
+def test_a_filled_order_stops_counting_after_its_until():
+    ended = Reservation("h:1:a", 100.0, "AAPL", "BUY", 500.0, until=102.0)
+    assert ended.counts(101.9) and not ended.counts(102.0)
+    assert Reservation("h:1:a", 100.0, "AAPL", "BUY", 500.0).counts(1e12)
 
 
 @given(st.one_of(st.none(), st.text(), st.binary()))
