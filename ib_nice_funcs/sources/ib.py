@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract, Ticker
 
     from .._gateway import IBGateway
+    from ..fleet.messages import MessageShare
     from ..symbols import Instrument
     from ..timeframes import Timeframe
 
@@ -99,14 +100,18 @@ class IBSource:
         self.tickers = Tickers(gateway)
         #: keepUpToDate bar subscriptions.
         self.barsubs = BarSubscriptions(self)
+        #: This process's share of IB's message rate (with ``redis_url``).
+        self.messages: MessageShare | None = None
         if s.redis_url:  # one line and one bar series per symbol across the fleet's processes
             from ..fleet.bars import SharedBars
+            from ..fleet.messages import MessageShare
             from ..fleet.quotes import SharedQuotes
             from ..fleet.state import owner_id
 
             owner = owner_id()
             self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner)
             self.barsubs.sharing = SharedBars(s.redis_url, s.host, s.port, owner)
+            self.messages = MessageShare(s.redis_url, s.host, s.port, owner)
         #: The connection switched to delayed data (IB market data type 4)
         #: after the account turned out to have no live subscription.
         self._delayed_on: IB | None = None
@@ -115,6 +120,9 @@ class IBSource:
         """The client is closing: hand its lines and bar series to the fleet (loop thread)."""
         self.tickers.leave_fleet()
         self.barsubs.leave_fleet()
+        if self.messages is not None:
+            self.messages.close()
+            self.messages = None
 
     # -- prices ------------------------------------------------------------
 
@@ -143,6 +151,8 @@ class IBSource:
         # Live ticks first (no message), then new streams for repeated symbols,
         # then snapshots for the rest.
         ib = await self.gateway.ib_async()
+        if self.messages is not None:
+            self.messages.follow(ib)
         if self._delayed_on is not None and self._delayed_on is not ib:
             ib.reqMarketDataType(4)  # a new connection: keep to delayed data
             self._delayed_on = ib
@@ -246,6 +256,8 @@ class IBSource:
         from ..frames import trim
 
         (contract,) = await self.gateway.qualify([instrument], what)
+        if self.messages is not None:
+            self.messages.follow(await self.gateway.ib_async())
         if contract is None:
             raise UnknownSymbolError(
                 f"{what}: IB has no instrument for {instrument.symbol!r}; check the "
