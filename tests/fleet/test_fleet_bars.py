@@ -32,3 +32,19 @@ def test_older_bars_one_process_fetched_are_served_to_the_others(
     assert sent > 1  # the older part, fetched once
     assert third.call("get_ohlcv_data", "ETH-USD", "1h", days_back=3) == longer
     assert _historical(fresh_sim) - before == sent
+
+
+def test_a_dead_series_holder_is_replaced_by_the_next_process_asking(
+        fresh_sim, agent_group, redis_server):
+    import time
+
+    holder, follower = agent_group(fresh_sim, 2, redis_url=redis_server.url, timeout=30)
+    assert holder.call("get_ohlcv_data", "LTC-USD", "15m", days_back=1)["rows"] > 0
+    assert follower.call("get_ohlcv_data", "LTC-USD", "15m", days_back=1)["rows"] > 0
+    before = _historical(fresh_sim)
+    holder.kill()
+    give_up = time.monotonic() + 30  # the lease (10 s) runs out, then the next ask opens one
+    while _historical(fresh_sim) == before and time.monotonic() < give_up:
+        assert follower.call("get_ohlcv_data", "LTC-USD", "15m", days_back=1)["rows"] > 0
+        time.sleep(0.2)  # an agent's polling interval, not a synchronisation
+    assert _historical(fresh_sim) == before + 1
