@@ -385,7 +385,7 @@ class ClosingMixin(TraderCore):
             ConnectionFailedError: the account is not configured and the gateway is down.
         """
         deadline = self._deadline(timeout)
-        account = self.settings.account or self._run(
+        account = self.settings.account or self.gateway.account or self._run(
             self._trading_account_async, deadline, "resume_trading")
         lifted = self._run(lambda: self.fleet.resume(account), deadline, "resume_trading")
         if lifted is not None:
