@@ -106,7 +106,6 @@ class Agent:
     def __init__(self, port: int, redis_url: str, symbols: list[str], calls: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IB_")}
         env["PYTHONPATH"] = str(REPO)
-        env["IB_NICE_FUNCS_FLEET_DIR"] = tempfile.mkdtemp(prefix="fleet-bench-")
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", "--port", str(port), "--redis", redis_url,
              "--symbols", ",".join(symbols), "--calls", str(calls)],

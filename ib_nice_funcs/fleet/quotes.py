@@ -2,7 +2,7 @@
 
 With ``redis_url`` set, :class:`~ib_nice_funcs.streaming.Tickers` asks this
 object before it opens a line: the process that gets a symbol's line lease
-(``SET NX`` with a 3 s lease it renews every half second) streams it and
+(``SET NX`` with a 2.5 s lease it renews every half second) streams it and
 writes each tick to Redis; every other process reads that shared quote (a
 warm ``token_price`` is one Redis ``GET``, no message to IB) and follows it
 for its own ``subscribe()`` / ``stream_prices()`` listeners. When the holder
@@ -37,7 +37,7 @@ __all__ = ["SharedQuotes", "LEASE_MS", "RENEW_S"]
 log = logging.getLogger("ib_nice_funcs")
 
 #: A line's lease: a holder that stops renewing loses it after this long.
-LEASE_MS = 3000
+LEASE_MS = 2500
 #: How often holders renew their leases and followers read the shared quotes.
 RENEW_S = 0.5
 #: Shared quotes expire from Redis after this long without a tick.

@@ -168,6 +168,8 @@ def _kill(args: argparse.Namespace) -> int:
         print(f"cancelled {result['cancelled_orders']} order(s); closing orders:")
         for closed in result["closed"]:
             print("  " + _order_line("closed", closed))
+        print("trading is halted for every agent process of the account; "
+              "'ib-nice-funcs resume' lifts it")
         if not result["success"]:
             raise base.CLIError(result["error"])
         print("flat: no open orders, no positions")

@@ -385,6 +385,8 @@ def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, An
 def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
     """Cancel every open order on the account, then flatten every position.
 
+    First it latches a halt for the account: every agent process refuses
+    opening orders until :func:`resume_trading` (closing orders still go).
     Safe to call twice. Returns ``{"success", "cancelled_orders", "closed",
     "remaining_orders", "remaining_positions", "error"}``.
     """
