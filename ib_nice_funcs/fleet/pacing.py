@@ -12,9 +12,9 @@ The rule the script applies is the budget's, made safe for slots booked out
 of order: a slot ``t`` is free when no identical request lies within the
 gap of it and fewer than the limit of requests lie within one window on
 either side of it. That is never looser than IB's rule (it can be up to
-twice as strict when many slots are booked ahead), and every span gets half
-a second more slack than one process needs, since a process on a loaded
-machine may send a little after its slot.
+twice as strict when many slots are booked ahead), and every span gets a
+second more slack than one process needs, since a process on a loaded
+machine may send a little after its slot while the next one sends on time.
 
 When Redis cannot be reached the process falls back to its own budget with
 one WARNING and asks Redis again every few seconds (one WARNING when back).
@@ -35,7 +35,7 @@ from .state import digest
 __all__ = ["SharedPacingBudget"]
 
 #: Extra seconds on every span of the shared budget (see :meth:`SharedPacingBudget._ask`).
-_CROSS_PROCESS_MARGIN_S = 0.5
+_CROSS_PROCESS_MARGIN_S = 1.0
 
 # KEYS: all, by request, by contract. ARGV: gap, burst_n, burst_w, max_n, window,
 # horizon, book (1 books the slot, 0 only asks), member tag.
@@ -48,15 +48,21 @@ local mn, mw, horizon = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 for i = 1, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (now - horizon))
 end
+-- n or more slots strictly within w of t: the earliest of them + w (it then
+-- leaves the window, so the candidate always moves on), else nil. Bounds are
+-- written with 17 digits: Lua's default 14 would round a stored score's
+-- neighbour onto it.
 local function crowded(key, t, n, w)
-  local near = redis.call('ZRANGEBYSCORE', key, t - w, t + w, 'WITHSCORES', 'LIMIT', 0, n)
-  if #near / 2 >= n then return tonumber(near[2]) + w end
+  local near = redis.call('ZRANGEBYSCORE', key, string.format('(%.17g', t - w),
+                          string.format('(%.17g', t + w), 'WITHSCORES', 'LIMIT', 0, n)
+  if #near / 2 >= n then return math.max(tonumber(near[2]) + w, t + 1e-6) end
   return nil
 end
 local t = now
 for _ = 1, 10000 do
   local nt = t
-  local same = redis.call('ZRANGEBYSCORE', KEYS[2], t - gap, t + gap, 'WITHSCORES')
+  local same = redis.call('ZRANGEBYSCORE', KEYS[2], string.format('%.17g', t - gap),
+                          string.format('%.17g', t + gap), 'WITHSCORES')
   for i = 2, #same, 2 do
     local r = tonumber(same[i])
     if math.abs(r - t) < gap and r + gap > nt then nt = r + gap end
