@@ -12,8 +12,8 @@ The rule the script applies is the budget's, made safe for slots booked out
 of order: a slot ``t`` is free when no identical request lies within the
 gap of it and fewer than the limit of requests lie within one window on
 either side of it. That is never looser than IB's rule (it can be up to
-twice as strict when many slots are booked ahead), and every span gets a
-second more slack than one process needs, since a process on a loaded
+twice as strict when many slots are booked ahead), and every span gets half
+a second more slack than one process needs, since a process on a loaded
 machine may send a little after its slot while the next one sends on time.
 
 When Redis cannot be reached the process falls back to its own budget with
@@ -35,7 +35,7 @@ from .state import digest
 __all__ = ["SharedPacingBudget"]
 
 #: Extra seconds on every span of the shared budget (see :meth:`SharedPacingBudget._ask`).
-_CROSS_PROCESS_MARGIN_S = 1.0
+_CROSS_PROCESS_MARGIN_S = 0.5
 
 # KEYS: all, by request, by contract. ARGV: gap, burst_n, burst_w, max_n, window,
 # horizon, book (1 books the slot, 0 only asks), member tag.

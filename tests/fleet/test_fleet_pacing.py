@@ -50,11 +50,11 @@ def test_slots_booked_by_several_processes_keep_every_rule(redis_server, booking
     slack = 0.05  # the clock read before each booking, a few ms early
     for contract in (0, 1):
         times = sorted(t for t, _, c in slots if c == contract)
-        for first, sixth in zip(times, times[5:]):
+        for first, sixth in zip(times, times[5:], strict=False):
             assert sixth - first >= 2.0 - slack
         for request in range(41):
             same = sorted(t for t, r, c in slots if c == contract and r == request)
-            for a, b in zip(same, same[1:]):
+            for a, b in zip(same, same[1:], strict=False):
                 assert b - a >= 15.0 - slack
     for budget in budgets:
         budget.link.close()
