@@ -50,3 +50,26 @@ def test_killing_the_line_holder_loses_the_stream_for_at_most_5_s(
                      follower.call_op("last_tick"), timeout=15)
     assert resumed and resumed - killed <= 5.0, resumed - killed if resumed else None
     assert fresh_sim.market_data_lines() == 1
+
+
+def test_a_garbage_quote_is_ignored_with_one_warning(fresh_sim, agents, redis_server):
+    from ib_nice_funcs.fleet.redis_store import KEY_PREFIX
+    from ib_nice_funcs.fleet.state import digest
+    from ib_nice_funcs.symbols import parse_symbol
+
+    reader = agents(fresh_sim, redis_url=redis_server.url)
+    key = f"{KEY_PREFIX}:gw:127.0.0.1:{fresh_sim.port}:quote:{digest(parse_symbol('BTC-USD').key)}"
+    redis_server.client().set(key, "q9|not|a quote")
+    for _ in range(3):
+        assert reader.call("token_price", "BTC-USD") > 0  # asked of IB instead
+    said = [line for line in reader.stderr if "not this version's record" in line]
+    assert len(said) == 1, said
+
+
+def test_doctor_reports_the_shared_redis(sim, redis_server):
+    from ib_nice_funcs.config import get_settings
+    from ib_nice_funcs.doctor import run_checks
+
+    settings = get_settings().replace(port=sim.port, redis_url=redis_server.url)
+    fleet = next(c for c in run_checks(settings, probe_timeout=2) if c.name == "fleet")
+    assert fleet.status == "ok" and "Redis at" in fleet.detail and "quotes" in fleet.detail
