@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     # trading
     "market_buy": "trading.module_api",
     "market_sell": "trading.module_api",
+    "market_sell_usd": "trading.module_api",
     "limit_buy": "trading.module_api",
     "limit_sell": "trading.module_api",
     "place_order": "trading.module_api",
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "get_position": "trading.module_api",
     "get_all_positions": "trading.module_api",
     "get_token_balance_usd": "trading.module_api",
+    "get_cash": "trading.module_api",
     "get_account_value": "trading.module_api",
     "get_balance": "trading.module_api",
     "kill_switch": "trading.module_api",
@@ -46,13 +48,21 @@ _EXPORTS: dict[str, str] = {
     "emergency_stop": "trading.module_api",
     "resume_trading": "trading.module_api",
     "reconcile_positions": "trading.module_api",
+    # the Moon Dev agents' own calls
+    "ai_entry": "agent_calls",
+    "fetch_wallet_holdings_og": "agent_calls",
+    "fetch_wallet_token_single": "agent_calls",
+    "close_all_positions": "agent_calls",
+    "journal": "trade_journal.api",
     # plumbing
     "configure": "nice_funcs",
     "default_client": "nice_funcs",
     "close": "nice_funcs",
     "Client": "client",
     "Settings": "config",
+    "PriceQuote": "freshness",
     "register_source": "sources",
+    "DataSource": "sources",
     "unregister_source": "sources",
     "install": "_install",
     "parse_symbol": "symbols",
@@ -99,6 +109,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._install import install
+    from .agent_calls import (
+        ai_entry,
+        close_all_positions,
+        fetch_wallet_holdings_og,
+        fetch_wallet_token_single,
+    )
     from .client import Client
     from .config import Settings
     from .errors import (
@@ -136,9 +152,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         token_price,
         token_prices,
     )
-    from .sources import register_source, unregister_source
+    from .sources import DataSource, register_source, unregister_source
     from .symbols import parse_symbol
     from .timeframes import parse_timeframe
+    from .trade_journal.api import journal
     from .trading.module_api import (
         cancel_all,
         cancel_order,
@@ -148,6 +165,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         get_account_value,
         get_all_positions,
         get_balance,
+        get_cash,
         get_open_orders,
         get_position,
         get_token_balance_usd,
@@ -156,6 +174,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         limit_sell,
         market_buy,
         market_sell,
+        market_sell_usd,
         place_order,
         reconcile_positions,
         resume_trading,

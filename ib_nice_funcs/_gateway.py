@@ -2,8 +2,14 @@
 
 It connects lazily, reconnects in the background with exponential backoff
 after a drop, fails pending requests promptly when the connection goes, and
-keeps the qualified-contract cache. The data source (``sources/ib.py``) and
-the trading helpers both go through it; nothing else touches ib_async.
+keeps the qualified-contract cache. A heartbeat (setting
+``heartbeat_interval``) probes a connection that has gone quiet and replaces
+one that stays silent (a half-open link); IB's 1100/1101/1102 notices are
+tracked in :attr:`IBGateway.health`, which every holder of streamed or cached
+data consults before serving it as current. Whatever happens to the socket,
+callers only ever see this package's errors (never a raw ``ConnectionError``).
+The data source (``sources/ib.py``) and the trading helpers both go through
+it; nothing else touches ib_async.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cachetools import TTLCache
 
+from ._fallback import demote_loggers
+from ._link import LinkHealth, heartbeat_step
 from ._loop import LoopThread
 from .config import Settings
 from .errors import (
@@ -47,33 +55,6 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 30.0
 #: Qualified contracts change rarely (conId is permanent); a day is safe.
 _CONTRACT_TTL_S = 24 * 3600.0
-
-
-class _DemoteToDebug(logging.Filter):
-    """Turns ib_async's own WARNING/ERROR records into DEBUG ones.
-
-    This package reports every failure itself, once, with the symbol and a
-    remedy; ib_async's records for the same event ("Error 200, reqId 5...",
-    "API connection failed") would print a second, rawer line in every script
-    that configures no logging. They stay visible at DEBUG.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.DEBUG:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-
-
-_demoted = False
-
-
-def _demote_ib_async_logs() -> None:
-    global _demoted
-    if _demoted:
-        return
-    _demoted = True
-    for name in ("ib_async.client", "ib_async.wrapper", "ib_async.ib"):
-        logging.getLogger(name).addFilter(_DemoteToDebug())
 
 
 def error_from_ib(code: int, message: str, what: str) -> IBNiceFuncsError:
@@ -136,6 +117,10 @@ class IBGateway:
         #: while the connect lock is held: a hook must use the ``ib`` it is
         #: given, never await :meth:`ib_async` (that would deadlock).
         self.on_connected: list[Callable[[IB], Awaitable[None]]] = []
+        #: Liveness of the connection: what decides whether held data is current.
+        self.health = LinkHealth(settings.heartbeat_interval)
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._drop_reason: str | None = None
 
     # -- thread-safe entry -------------------------------------------------
 
@@ -147,7 +132,38 @@ class IBGateway:
             ConnectionFailedError: the gateway is unreachable or dropped.
             IBNiceFuncsError: any other failure, mapped from IB's code.
         """
-        return self.loop.run(factory, timeout, what)
+        try:
+            return self.loop.run(factory, timeout, what)
+        except IBNiceFuncsError:
+            raise
+        except OSError as exc:  # ib_async's "Not connected" / "Socket disconnect"
+            raise self._link_error(what, exc) from None
+
+    def _link_error(self, what: str, exc: BaseException | None = None) -> ConnectionFailedError:
+        cause = f"the connection to IB gateway {self._where()} dropped"
+        if self._drop_reason:
+            cause += f" ({self._drop_reason})"
+        detail = f": {exc}" if exc is not None and str(exc) else ""
+        return ConnectionFailedError(
+            f"{what}: {cause}{detail}; it is being re-established in the background, call again"
+        )
+
+    def require_current(self, what: str) -> None:
+        """Raise unless data held from the connection may be served as current.
+
+        Raises:
+            ConnectionFailedError: down, silent, or IB's 1100 in force.
+        """
+        if not self.health.current:
+            raise ConnectionFailedError(f"{what}: not served: {self.health.why_not_current()}")
+
+    async def call_async(self, factory: Callable[[], Awaitable[T]], timeout: float, what: str) -> T:
+        """:meth:`call` for a caller on another event loop: awaits, no thread waits.
+
+        Raises:
+            The same as :meth:`call`.
+        """
+        return await self.loop.run_async(factory, timeout, what)
 
     # -- connection --------------------------------------------------------
 
@@ -203,6 +219,9 @@ class IBGateway:
         """
         from ib_async import IB
 
+        # This package reports each failure once, with a remedy; ib_async's own
+        # records of the same event stay visible at DEBUG.
+        demote_loggers(("ib_async.client", "ib_async.wrapper", "ib_async.ib"))
         ib = IB()
         # Failed requests raise RequestError (with IB's code) instead of
         # quietly returning an empty list.
@@ -270,7 +289,6 @@ class IBGateway:
     async def _connect(self) -> IB:
         from .fleet.client_ids import connect_first_free
 
-        _demote_ib_async_logs()
         s = self.settings
         ib, self.client_id = await connect_first_free(
             self._connect_as, s.client_id, s.client_ids, self._where())
@@ -288,7 +306,12 @@ class IBGateway:
             ib.reqMarketDataType(s.market_data_type)
         self._lost = asyncio.get_running_loop().create_future()
         ib.disconnectedEvent += self._on_disconnected
+        ib.errorEvent += self._on_ib_error
+        ib.client.conn.hasData += self.health.heard
         self._ib = ib
+        self._drop_reason = None
+        self.health.up()
+        self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat(ib))
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = None
@@ -301,22 +324,70 @@ class IBGateway:
         return ib
 
     def _on_disconnected(self) -> None:
+        self.health.down()
         lost = self._lost
         if lost is not None and not lost.done():
-            lost.set_exception(
-                ConnectionFailedError(
-                    f"the connection to IB gateway {self._where()} dropped during the request; "
-                    "it is being re-established in the background, call again"
-                )
-            )
+            lost.set_exception(self._link_error("the request"))
             lost.exception()  # mark retrieved: nobody may be waiting right now
         if self._closed:
             return
         log.warning(
-            "IB gateway %s disconnected; reconnecting in the background", self._where()
+            "IB gateway %s disconnected%s; reconnecting in the background", self._where(),
+            f" ({self._drop_reason})" if self._drop_reason else "",
         )
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _heartbeat(self, ib: IB) -> None:
+        """Probe a quiet connection; replace one that stays silent (loop thread).
+
+        The probe is a bare ``reqCurrentTime`` with no future of ours: any
+        message at all counts as an answer, and a concurrent
+        ``server_time()`` keeps its own future.
+        """
+        interval = self.health.interval
+        probe_at: float | None = None
+        while ib is self._ib and ib.isConnected() and not self._closed:
+            await asyncio.sleep(interval / 2)
+            if ib is not self._ib or not ib.isConnected() or self._closed:
+                return
+            action, probe_at = heartbeat_step(self.health.clock(), self.health.last_heard,
+                                              probe_at, interval)
+            try:
+                if action == "probe":
+                    ib.client.reqCurrentTime()
+                elif action == "dead":
+                    self._replace_silent(ib)
+                    return
+            except ConnectionError:  # went away between the check and the send
+                return
+
+    def _replace_silent(self, ib: IB) -> None:
+        """Drop a connection that stopped answering, so the reconnect loop replaces it."""
+        quiet = self.health.quiet_for
+        self._drop_reason = (f"the gateway sent nothing for {quiet:.1f} s and did not answer "
+                             "a heartbeat (a hung or half-open connection)")
+        log.warning("IB gateway %s: %s; replacing the connection", self._where(),
+                    self._drop_reason)
+        transport = ib.client.conn.transport
+        ib.disconnect()  # fires disconnectedEvent: pending requests fail, reconnect starts
+        if transport is not None:
+            transport.abort()  # a silent peer may never take the rest of our bytes
+
+    def _on_ib_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
+        notice = self.health.notice(code)
+        if notice == "lost":
+            log.warning("IB gateway %s reports IB error %s (%s): live prices, bars and account "
+                        "values are not served as current until IB restores the link",
+                        self._where(), code, message)
+        elif notice is not None:
+            log.info("IB gateway %s: IB error %s (%s): %s", self._where(), code, message,
+                     "resubscribing the live data" if notice == "restored_data_lost"
+                     else "the live data was kept")
+            ib = self._ib
+            if notice == "restored_data_lost" and ib is not None and ib.isConnected():
+                # Account values are a subscription too: ask for them again.
+                ib.client.reqAccountUpdates(True, self.account or "")
 
     async def _reconnect(self) -> None:
         delay = _BACKOFF_FIRST_S
@@ -341,12 +412,15 @@ class IBGateway:
         lost = self._lost
         current = asyncio.current_task()
         watching = lost is not None and current is not None and not lost.done()
+        armed = [watching]
         if watching:
             # Cancel the awaiting task itself when the link drops: cheaper than a
             # second task raced with asyncio.wait (the hop is benchmarked
             # against a bare await).
             def on_lost(_: asyncio.Future[None]) -> None:
-                if not current.done():
+                # The callback may already be scheduled when the request ends
+                # (removing it then is too late): only cancel while armed.
+                if armed[0] and not current.done():
                     current.cancel(msg=_LINK_LOST)
 
             lost.add_done_callback(on_lost)
@@ -354,6 +428,10 @@ class IBGateway:
             return await factory(ib)
         except RequestError as exc:
             raise error_from_ib(exc.code, exc.message, what) from None
+        except IBNiceFuncsError:
+            raise
+        except ConnectionError as exc:  # ib_async: "Not connected", "Socket disconnect"
+            raise self._link_error(what, exc) from None
         except asyncio.CancelledError as exc:
             if watching and exc.args == (_LINK_LOST,):
                 uncancel = getattr(current, "uncancel", None)  # 3.11+: keep counts right
@@ -363,16 +441,14 @@ class IBGateway:
                     raise ConnectionFailedError(
                         f"{what}: this Client was closed during the request; create a new one"
                     ) from None
-                raise ConnectionFailedError(
-                    f"{what}: the connection to IB gateway {self._where()} dropped during "
-                    "the request; it is being re-established in the background, call again"
-                ) from None
+                raise self._link_error(what) from None
             raise
         except RequestTimeoutError:
             raise  # ours already says what timed out
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise RequestTimeoutError(f"{what}: IB gave no answer in time") from exc
         finally:
+            armed[0] = False
             if watching:
                 lost.remove_done_callback(on_lost)
 
@@ -429,8 +505,10 @@ class IBGateway:
     async def close_async(self) -> None:
         """Disconnect for good (loop thread only); safe to call twice."""
         self._closed = True
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
+        self.health.down()  # nothing held from this connection is current any more
+        for task in (self._reconnect_task, self._heartbeat_task):
+            if task is not None:
+                task.cancel()
         lost = self._lost
         if lost is not None and not lost.done():
             # Fail the requests in flight now; the disconnect below does not.

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from .errors import RequestTimeoutError
 
-__all__ = ["LoopThread", "shared_loop"]
+__all__ = ["LoopThread", "in_daemon_thread", "shared_loop"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -160,6 +160,40 @@ class LoopThread:
             raise slot.error
         return slot.value  # type: ignore[return-value]
 
+    async def run_async(self, factory: Callable[[], Awaitable[T]], timeout: float,
+                        what: str = "request") -> T:
+        """Await ``factory()`` run on the loop thread, from another event loop.
+
+        The coroutine version of :meth:`run` for callers with their own loop
+        (``ib_nice_funcs.aio``): no thread waits, the caller's loop is woken
+        when the result is ready (``run_coroutine_threadsafe`` +
+        ``asyncio.wrap_future``). Waits up to ``timeout`` seconds; on timeout,
+        or when the awaiting task is cancelled, the work on the loop thread
+        is cancelled too.
+
+        Raises:
+            RequestTimeoutError: no result within ``timeout``.
+            RuntimeError: awaited on the loop thread itself.
+            Exception: whatever the coroutine raised.
+        """
+        if self.in_loop_thread():
+            raise RuntimeError(
+                "ib_nice_funcs.aio was awaited on the package's own event-loop thread"
+            )
+        future = self.submit(factory)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except asyncio.TimeoutError:
+            future.cancel()
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception() from None  # type: ignore[misc]
+            raise RequestTimeoutError(
+                f"{what} got no answer within {timeout:g} s; the gateway may be busy or "
+                "unreachable: check it, or raise the timeout (IB_NICE_FUNCS_TIMEOUT)"
+            ) from None
+        finally:
+            future.cancel()  # a cancelled caller: the work ends with it (no-op when done)
+
     def add_shutdown_hook(self, hook: Callable[[], Awaitable[Any]]) -> None:
         """Run ``hook()`` on the loop when the loop is stopped (e.g. disconnect)."""
         with self._lock:
@@ -171,7 +205,10 @@ class LoopThread:
                 self._shutdown_hooks.remove(hook)
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Run the shutdown hooks, stop the loop and join the thread (bounded)."""
+        """Run the shutdown hooks, cancel the tasks left, stop the loop and join the thread.
+
+        Each step is bounded by ``timeout`` seconds.
+        """
         with self._lock:
             loop, thread, hooks = self._loop, self._thread, list(self._shutdown_hooks)
             self._shutdown_hooks.clear()
@@ -188,15 +225,62 @@ class LoopThread:
                 except Exception:  # noqa: BLE001 - shutdown must go on
                     log.debug("shutdown hook failed", exc_info=True)
 
-        try:
-            asyncio.run_coroutine_threadsafe(run_hooks(), loop).result(timeout + 1)
-        except Exception:  # noqa: BLE001
-            log.debug("shutdown hooks did not finish", exc_info=True)
+        async def cancel_the_rest() -> None:
+            # Nothing outlives the loop: a task still pending here (a bar
+            # subscription being opened for a caller that timed out, a
+            # heartbeat) is cancelled and awaited, not destroyed pending.
+            me = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            for task in rest:
+                task.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=timeout)
+
+        for step in (run_hooks, cancel_the_rest):
+            try:
+                asyncio.run_coroutine_threadsafe(step(), loop).result(timeout + 1)
+            except Exception:  # noqa: BLE001
+                log.debug("shutdown step %s did not finish", step.__name__, exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         with self._lock:
             if self._thread is thread:
                 self._loop, self._thread = None, None
+
+
+async def in_daemon_thread(fn: Callable[[], T], name: str = "ib-nice-funcs-aio") -> T:
+    """Await a blocking ``fn()`` run on a new daemon thread.
+
+    For plain synchronous work (yfinance, a user's source) awaited from an
+    agent's loop: a thread per call, so concurrent calls never queue behind
+    a pool, and a daemon one, so a call still running when ``asyncio.run``
+    ends never holds the interpreter's exit (a pool's threads are joined at
+    exit). The caller bounds ``fn`` (it gets a timeout); cancelling the
+    await stops the wait, and ``fn``'s late result is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def work() -> None:
+        try:
+            value, error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            value, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting
+            pass
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return await future
 
 
 _shared: LoopThread | None = None

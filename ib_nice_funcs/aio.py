@@ -9,17 +9,21 @@
             ...
 
 Works from any event loop (``asyncio.run``, Jupyter, a web framework's) and
-never blocks it: each call runs the synchronous function on a small thread
-pool of this module (``run_in_executor``), which in turn waits on the
-package's own event-loop thread, where ib_async lives. A price served from a
-live ticker is returned at once, with no thread hop at all. Streams wake the
-caller's loop with ``call_soon_threadsafe``.
+never blocks it. The data calls await the work on the package's own
+event-loop thread, where ib_async lives, directly (``asyncio.wrap_future``):
+no thread waits for them, so a hundred concurrent calls do not queue, and a
+call still pending when ``asyncio.run`` ends does not hold the interpreter's
+exit. A synchronous source (yfinance, a plug-in) runs on a daemon thread per
+call. A price served from a live ticker is returned at once, with no hop at
+all. Streams wake the caller's loop with ``call_soon_threadsafe``. The
+trading helpers still run their synchronous twins on a small thread pool.
 
 Same names, arguments, results and failure behaviour as the module-level
 functions (operational failures give ``None`` / an empty frame /
 ``{"success": False, ...}`` and one WARNING; programming errors raise). The
 trading helpers (``market_buy``, ``get_position``...) are here too.
-Cancelling an awaiting task stops the wait, not the request already sent.
+Cancelling an awaiting data call cancels its work on the loop thread (a bar
+download sends no further request); a request already sent is not recalled.
 """
 
 from __future__ import annotations
@@ -105,11 +109,16 @@ def _wrap(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 
 
 async def token_price(symbol: Any, source: str = "auto") -> float | None:
-    """Coroutine :func:`ib_nice_funcs.token_price`; a live ticker answers without a thread hop."""
-    value = _nf.default_client().live_price(symbol, source)
+    """Coroutine :func:`ib_nice_funcs.token_price`; a live ticker answers without a hop."""
+    client = _nf.default_client()
+    value = client.live_price(symbol, source)
     if value is not None:
         return value
-    return await _in_thread(_nf.token_price, symbol, source)
+    try:
+        return await client.price_async(symbol, source)
+    except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
+        log.warning("token_price(%s) failed: %s", _nf._label(symbol), exc)
+        return None
 
 
 get_current_price = token_price
@@ -117,22 +126,34 @@ get_current_price = token_price
 
 async def token_prices(symbols: Iterable[Any], source: str = "auto") -> dict[str, float | None]:
     """Coroutine :func:`ib_nice_funcs.token_prices`."""
-    if not isinstance(symbols, (str, bytes)):
-        symbols = list(symbols)  # a generator must not be consumed on another thread
-    return await _in_thread(_nf.token_prices, symbols, source)
+    prices = await _nf.default_client().prices_async(symbols, source)
+    _nf._warn_missing_prices(prices)
+    return prices
 
 
 async def get_ohlcv_data(symbol: Any, timeframe: str = "1H", days_back: float = 3,
                          source: str = "auto") -> pd.DataFrame:
     """Coroutine :func:`ib_nice_funcs.get_ohlcv_data`."""
-    return await _in_thread(_nf.get_ohlcv_data, symbol, timeframe, days_back, source)
+    from .frames import empty_ohlcv
+
+    what = f"get_ohlcv_data({_nf._label(symbol)}, {timeframe!r}, {days_back!r})"
+    try:
+        return await _nf.default_client().ohlcv_async(symbol, timeframe, days_back, source)
+    except (IBNiceFuncsError, OSError) as exc:
+        return _nf._empty_after(what, exc, empty_ohlcv)
 
 
 async def get_data(symbol: Any, days_back_4_data: float | None = None, timeframe: str = "1H", *,
                    days_back: float | None = None, source: str = "auto") -> pd.DataFrame:
     """Coroutine :func:`ib_nice_funcs.get_data`."""
-    return await _in_thread(_nf.get_data, symbol, days_back_4_data, timeframe,
-                            days_back=days_back, source=source)
+    from .frames import empty_classic
+
+    days = _nf._classic_days(days_back_4_data, days_back)
+    what = f"get_data({_nf._label(symbol)}, {days!r}, {timeframe!r})"
+    try:
+        return await _nf.default_client().classic_data_async(symbol, days, timeframe, source)
+    except (IBNiceFuncsError, OSError) as exc:
+        return _nf._empty_after(what, exc, empty_classic)
 
 
 # -- streams -----------------------------------------------------------------

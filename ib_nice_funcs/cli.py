@@ -67,16 +67,46 @@ def _fmt_price(value: float | None) -> str:
 
 @command("price")
 def _price(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        prices = client.prices(args.symbols, strict=True)
-    _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
-    return 0
+    """The prices found, then one stderr line per symbol without one (exit code 1)."""
+    from .symbols import parse_symbol
+
+    failed: dict[str, Exception] = {}
+    wellformed = []
+    for symbol in args.symbols:
+        try:
+            parse_symbol(symbol)
+            wellformed.append(symbol)
+        except (ValueError, TypeError) as exc:  # a malformed one must not hide the others
+            failed[symbol] = exc
+    results: dict[str, Any] = {}
+    if wellformed:
+        with _client(args) as client:
+            results = client.price_results(wellformed)
+    good = [(s, _fmt_price(p)) for s, p in results.items() if isinstance(p, float)]
+    if good:
+        _print_table(good, ("symbol", "price"))
+    failed.update((s, e) for s, e in results.items() if not isinstance(e, float))
+    for error in dict.fromkeys(str(e) for e in failed.values()):
+        print(f"ib-nice-funcs price: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _show_progress(what: str, done: int, total: int) -> None:
+    # Called on the package's loop thread; one short stderr write, never blocks long.
+    end = "\n" if done == total else ""
+    print(f"\r{what}: {done}/{total} requests", end=end, file=sys.stderr, flush=True)
 
 
 @command("ohlcv")
 def _ohlcv(args: argparse.Namespace) -> int:
+    if args.plot and not args.plot.lower().endswith((".png", ".html")):
+        raise CLIError(f"--plot {args.plot}: use a .png or .html file name")
     with _client(args) as client:
+        if "ib" in client.source_order():
+            client.source("ib").progress_listeners.append(_show_progress)
         frame = client.ohlcv(args.symbol, args.timeframe, args.days)
+    if args.plot:
+        _plot(frame, args)
     if args.csv:
         frame.to_csv(args.csv, index=False)
         print(f"wrote {len(frame)} bars of {args.symbol} ({args.timeframe}) to {args.csv} "
@@ -87,9 +117,33 @@ def _ohlcv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(frame: Any, args: argparse.Namespace) -> None:
+    """Draw the bars and the journal's fills of the symbol to ``args.plot``."""
+    from .symbols import parse_symbol
+    from .trade_journal.api import journal_path
+    from .trade_journal.store import JournalUnreadableError, read_rows
+
+    symbol = parse_symbol(args.symbol).symbol
+    fills: list[dict[str, Any]] = []
+    path = journal_path()
+    if path is not None:
+        try:
+            fills = read_rows(path, kind="fill", symbol=symbol)
+        except JournalUnreadableError:
+            fills = []  # the chart is still worth drawing
+    try:
+        from .charts import write_chart
+
+        written = write_chart(frame, args.plot, symbol, fills)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    print(f"drew {len(frame)} bars of {symbol} ({args.timeframe}) to {written}")
+
+
 def _print_frame(frame: Any, rows: int) -> None:
     shown = frame.tail(rows).copy()
     shown["timestamp"] = shown["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
+    shown = shown.rename(columns={"timestamp": "timestamp (UTC)"})
     print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
 
 
@@ -98,17 +152,35 @@ def _print_frame(frame: Any, rows: int) -> None:
 
 @command("sim")
 def _sim(args: argparse.Namespace) -> int:
-    from .sim import serve_forever
+    from .sim import MarketClock, ServeInfo, serve_forever
 
-    print(f"paper TWS simulator on {args.host}:{args.port} (account {args.account}, seed {args.seed}); Ctrl-C stops it")
-    # The simulator logs where it listens (the Client Portal URL and its CA file).
+    clock = None
+    if args.at:
+        try:
+            clock = MarketClock.at(args.at)
+        except ValueError as exc:
+            raise CLIError(f"--at: {exc}") from None
+    portal_kwargs: dict[str, Any] = {"tls": not args.no_tls}
+    if args.penalty is not None:
+        portal_kwargs["penalty_s"] = args.penalty
+
+    def ready(info: ServeInfo) -> None:
+        # The bound ports (with --port 0 / --portal 0 only known now) and the
+        # CA file a client needs, on stdout for scripts to read.
+        print(f"paper TWS simulator on {info.host}:{info.port} (account {info.account}, "
+              f"seed {args.seed}); Ctrl-C stops it", flush=True)
+        if info.portal_url:
+            print(f"Client Portal on {info.portal_url}", flush=True)
+            if info.portal_ca:
+                print(f"IB_PORTAL_CA={info.portal_ca}", flush=True)
+
     logging.getLogger("ib_nice_funcs.sim").setLevel(logging.INFO)
     try:
         serve_forever(
             host=args.host, port=args.port, seed=args.seed, account=args.account,
-            enforce_pacing=not args.no_pacing,
+            enforce_pacing=not args.no_pacing, on_ready=ready, clock=clock,
             portal_port=args.portal,
-            portal_kwargs={"tls": not args.no_tls} if args.portal is not None else None,
+            portal_kwargs=portal_kwargs if args.portal is not None else None,
         )
     except KeyboardInterrupt:
         pass
@@ -125,20 +197,43 @@ def _demo(args: argparse.Namespace) -> int:
     symbols = ["AAPL", "MSFT", "EURUSD", "BTC-USD"]
     with run_simulator(seed=args.seed) as sim:
         print(f"Started the embedded paper TWS simulator on 127.0.0.1:{sim.port}\n")
-        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15) as client:
+        # The demo's paper trade is journaled apart from the user's own journal.
+        with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15,
+                    journal="off") as client:
             for round_no in range(1, args.rounds + 1):
                 if round_no > 1:
                     time.sleep(1.0)  # let the quotes move (prices are cached for 1 s)
                 prices = client.prices(symbols)
-                print(f"Live prices, round {round_no}/{args.rounds}:")
+                print(f"Live prices, round {round_no}/{args.rounds} "
+                      f"({time.strftime('%H:%M:%S', time.gmtime())} UTC):")
                 _print_table([(s, _fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
                 print()
             frame = client.ohlcv("AAPL", "1h", 2)
-            print("AAPL, 1-hour bars, last 2 days (tail):")
+            print("AAPL, 1-hour bars, last 2 days (tail; times UTC):")
             _print_frame(frame, 8)
-            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}")
-    print("\nDone. Point your agent at TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
+            print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}\n")
+            _demo_trade(client)
+    print("\nNext: `ib-nice-funcs sim` runs this paper gateway for your own agents, "
+          "`ib-nice-funcs dashboard` watches them live in a browser, and examples/ "
+          "(sma_agent.py, install_into_module.py) shows agents to start from. Point them at "
+          "TWS / IB Gateway (IB_PORT) to trade for real (paper first).")
     return 0
+
+
+def _demo_trade(client: Any) -> None:
+    """A paper market buy of BTC-USD (crypto trades around the clock), then its position."""
+    symbol = "BTC-USD"
+    print(f"Paper trade: market_buy({symbol!r}, 1000) on the simulator's paper account")
+    result = client.trading.market_buy(symbol, 1000)
+    print(f"  {result['status']}: bought {result['filled_qty']:g} {symbol} at "
+          f"{_fmt_price(result['avg_price'])} (order id {result['order_id']}, "
+          f"client order id {result['client_order_id']})")
+    position = client.trading.get_position(symbol)
+    pnl = position["unrealized_pnl"] or 0.0
+    print(f"  position: {position['quantity']:g} {symbol}, average cost "
+          f"{_fmt_price(position['avg_cost'])}, price {_fmt_price(position['current_price'])}, "
+          f"value ${position['market_value']:,.2f}, unrealized P&L "
+          f"{'-' if pnl < 0 else ''}${abs(pnl):,.2f}")
 
 
 @command("doctor")
@@ -210,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--timeframe", default="1h")
     p.add_argument("-d", "--days", type=float, default=3.0, help="days back (fractional allowed)")
     p.add_argument("--csv", metavar="FILE", help="write all bars to FILE instead of printing")
+    p.add_argument("--plot", metavar="FILE.png|FILE.html",
+                   help="also draw candles and volume to a PNG or an HTML page, the journal's "
+                        "fills marked; needs the dashboard extra")
     p.add_argument("--rows", type=int, default=20, help="rows to print (default 20)")
 
     p = sub.add_parser("sim", help="run the paper TWS simulator")
@@ -221,8 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--portal", type=int, nargs="?", const=5000, metavar="PORT",
                    help="also serve the Client Portal REST API (default port 5000; 0 = any free port)")
     p.add_argument("--no-tls", action="store_true", help="serve the Client Portal over plain HTTP")
+    p.add_argument("--penalty", type=float, metavar="SECONDS",
+                   help="Client Portal penalty box length after repeated 429s (default 600; 0 = none)")
+    p.add_argument("--at", metavar="'YYYY-MM-DD HH:MM[:SS] [zone]'",
+                   help="start the market clock at this time (New York unless a zone is given), "
+                        "e.g. to test a closed market or the close")
 
-    p = sub.add_parser("demo", help="prices and bars from the embedded simulator")
+    p = sub.add_parser("demo", help="prices, bars and a paper trade on the embedded simulator")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3)
 
@@ -245,7 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commissions", type=float,
                    help="monthly commissions for the $30 waiver (default: the estimate)")
     _add_trading_commands(sub, common)
+    _add_journal_commands(sub, common)
     return parser
+
+
+def _add_journal_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .dashboard.cli import add_commands as add_dashboard
+    from .trade_journal.cli import add_commands
+
+    add_commands(sub, common, command)
+    add_dashboard(sub, common, command)
 
 
 def _add_trading_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Generator, Iterable, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from cachetools import TTLCache
-
-from ._loop import LoopThread, shared_loop
+from ._fallback import FallbackNotices, combine_errors
+from ._held import HeldCache
+from ._loop import LoopThread, in_daemon_thread, shared_loop
+from ._steps import drive, drive_async, given_symbols, keyed_prices, one_price
+from ._streams import StreamsMixin
 from .config import Settings, get_settings
 from .errors import (
     AllSourcesFailedError,
@@ -27,19 +29,19 @@ from .errors import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
+from .freshness import PriceQuote, stamp_frame, utc_from_epoch
 from .symbols import Instrument, parse_symbol
-from .timeframes import days_back_range, parse_timeframe
+from .timeframes import check_days_back, days_back_range, parse_timeframe
 
 #: The longest ``timeout`` a call accepts, in seconds (an hour).
 MAX_TIMEOUT_S = 3600.0
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
-
     import pandas as pd
 
     from ._gateway import IBGateway
-    from .streaming import PriceStream, Subscription
+    from ._link import LinkHealth
+    from .timeframes import Timeframe
     from .trading import Trader
 
 __all__ = ["Client"]
@@ -54,7 +56,7 @@ _PRIMARY_SHARE = 0.75
 _BARS_TTL_S = 15.0
 
 
-class Client:
+class Client(StreamsMixin):
     """Interactive Brokers data (and, through :attr:`trading`, orders) behind sync calls.
 
     Threading contract: every method may be called from any thread, from a
@@ -75,8 +77,11 @@ class Client:
         self._closed = False
         self._builtin: dict[str, Any] = {}
         self._trader: Trader | None = None
-        self._prices: TTLCache[tuple[str, str], float] = TTLCache(maxsize=4096, ttl=self.settings.price_ttl)
-        self._bars: TTLCache[tuple[Any, ...], pd.DataFrame] = TTLCache(maxsize=256, ttl=_BARS_TTL_S)
+        # Cached answers keep the IB link's epoch: a drop, a silent link or IB's
+        # 1100 moves it, and they are not served again.
+        self._prices: HeldCache[PriceQuote] = HeldCache(4096, self.settings.price_ttl)
+        self._bars: HeldCache[pd.DataFrame] = HeldCache(256, _BARS_TTL_S)
+        self._notices = FallbackNotices()
 
     # -- plumbing ------------------------------------------------------------
 
@@ -252,9 +257,9 @@ class Client:
         live tickers and bar subscriptions no stream holds. The next calls go to
         the sources. Blocks up to ``timeout`` seconds.
         """
+        self._prices.clear()
+        self._bars.clear()
         with self._lock:
-            self._prices.clear()
-            self._bars.clear()
             gateway = self._gateway
             ib_source = self._builtin.get("ib")
         if gateway is not None:
@@ -291,6 +296,8 @@ class Client:
         market-data line, see ``max_market_data_lines``); while its last tick
         is under 10 s old the price is read from it in microseconds, with no
         message to IB and no thread hop. Older ticks fall back to a snapshot.
+        A value held from a connection that dropped, went silent or got IB's
+        1100 is never served; :meth:`quote` says where and when a price is from.
 
         Raises:
             ValueError, TypeError: a malformed symbol or unknown source (nothing sent).
@@ -300,12 +307,35 @@ class Client:
         value = self.live_price(symbol, source)
         if value is not None:
             return value
+        return self.quote(symbol, source, timeout).price
+
+    def quote(self, symbol: Any, source: str = "auto", timeout: float | None = None) -> PriceQuote:
+        """The current price of one instrument with its provenance.
+
+        Like :meth:`price` (same blocking, same errors), but returns a
+        :class:`~ib_nice_funcs.freshness.PriceQuote`: the price, the source
+        that answered, the UTC time it was current at, and whether it came
+        from a live ticker or the price cache (``.age()`` in seconds).
+        """
         instrument = parse_symbol(symbol)
-        got = self._prices_by_instrument([instrument], source, timeout)
-        value = got[instrument.symbol][0]
-        if value is None:
-            raise got[instrument.symbol][1] or AllSourcesFailedError(f"no price for {instrument.symbol}")
-        return value
+        return one_price(instrument, self._prices_by_instrument([instrument], source, timeout))
+
+    async def price_async(self, symbol: Any, source: str = "auto", timeout: float | None = None) -> float:
+        """:meth:`price` as a coroutine for an agent's own event loop.
+
+        IB's work is awaited on the package's loop thread with no thread
+        waiting for it; a synchronous source (yfinance, a plug-in) runs on a
+        daemon thread of its own. Waits up to ``timeout`` seconds.
+
+        Raises:
+            The same as :meth:`price`.
+        """
+        value = self.live_price(symbol, source)
+        if value is not None:
+            return value
+        instrument = parse_symbol(symbol)
+        steps = self._price_steps([instrument], source, timeout)
+        return one_price(instrument, await drive_async(steps, self._ask_prices_async)).price
 
     def prices(
         self,
@@ -326,23 +356,54 @@ class Client:
             IBNiceFuncsError: with ``strict=True``, the error of the first
                 symbol no source could price.
         """
+        given, instruments = given_symbols(symbols)
+        return keyed_prices(given, instruments, self._prices_by_instrument(instruments, source, timeout),
+                             strict)
+
+    async def prices_async(
+        self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None, *,
+        strict: bool = False,
+    ) -> dict[str, float | None]:
+        """:meth:`prices` as a coroutine (see :meth:`price_async`).
+
+        Raises:
+            The same as :meth:`prices`.
+        """
+        given, instruments = given_symbols(symbols)
+        steps = self._price_steps(instruments, source, timeout)
+        return keyed_prices(given, instruments, await drive_async(steps, self._ask_prices_async),
+                             strict)
+
+    def price_results(
+        self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None
+    ) -> dict[str, float | IBNiceFuncsError]:
+        """Like :meth:`prices`, with each failed symbol's error in place of None.
+
+        For callers that report per symbol (the CLI prints the good prices and
+        one line per failure). Blocks up to ``timeout`` seconds.
+
+        Raises:
+            ValueError, TypeError: a malformed symbol or unknown source (nothing sent).
+        """
         if isinstance(symbols, (str, bytes)):
-            raise TypeError("prices() takes a list of symbols; use price() for one")
+            raise TypeError("price_results() takes a list of symbols")
         given = list(symbols)
         instruments = [parse_symbol(s) for s in given]
         got = self._prices_by_instrument(instruments, source, timeout)
-        if strict:
-            failed = next((err for _, err in got.values() if err is not None), None)
-            if failed is not None:
-                raise failed
-        return {
-            (s if isinstance(s, str) else i.symbol): got[i.symbol][0] for s, i in zip(given, instruments)
-        }
+        out: dict[str, float | IBNiceFuncsError] = {}
+        for s, i in zip(given, instruments):
+            found, error = got[i.symbol]
+            out[s if isinstance(s, str) else i.symbol] = (
+                found.price if found is not None
+                else error or AllSourcesFailedError(f"no price for {i.symbol}")
+            )
+        return out
 
     def live_price(self, symbol: Any, source: str = "auto") -> float | None:
         """The price from a fresh live ticker, or None; never blocks, sends nothing.
 
-        Only when IB is the first source asked for ``source``.
+        Only when IB is the first source asked for ``source``, and only while
+        the connection is current (not down, silent, or in IB's 1100).
         """
         ib_source = self._builtin.get("ib")
         if ib_source is None or not self._ib_first(source):
@@ -358,30 +419,59 @@ class Client:
 
         return all(prio >= BUILTIN_PRIORITY_STEP for _, prio in registered_sources().values())
 
+    def _epoch_of(self, name: str) -> int | None:
+        """The IB link's epoch for values from ``name`` (None: not held from IB)."""
+        return self.gateway.health.epoch if name == "ib" else None
+
+    def _health(self) -> LinkHealth | None:
+        gateway = self._gateway
+        return gateway.health if gateway is not None else None
+
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
-    ) -> dict[str, tuple[float | None, IBNiceFuncsError | None]]:
+    ) -> dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]]:
+        return drive(self._price_steps(instruments, source, timeout), self._ask_prices)
+
+    def _ask_prices(self, name: str, todo: list[Instrument], remaining: float) -> dict[str, float | None]:
+        return self._source(name).prices(todo, timeout=remaining)
+
+    async def _ask_prices_async(self, name: str, todo: list[Instrument], remaining: float
+                                ) -> dict[str, float | None]:
+        src = self._source(name)
+        aprices = getattr(src, "aprices", None)
+        if aprices is not None:  # the IB source: awaited on the loop thread, no thread waits
+            return await aprices(todo, timeout=remaining)
+        return await in_daemon_thread(lambda: src.prices(todo, timeout=remaining))
+
+    def _price_steps(
+        self, instruments: Sequence[Instrument], source: str, timeout: float | None
+    ) -> Generator[tuple[str, list[Instrument], float], Any, dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]]]:
+        """The price lookup as steps: yields ``(source name, instruments, seconds)``
+        to ask, receives the answer (or the source's error), returns per symbol
+        ``(quote, error)``. One logic for the sync and the async driver."""
         order = self.source_order(source)
         budget = self.resolve_timeout(timeout)
         deadline = time.monotonic() + budget
         unique = list({i.symbol: i for i in instruments}.values())
-        result: dict[str, tuple[float | None, IBNiceFuncsError | None]] = {}
+        result: dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]] = {}
         errors: dict[str, BaseException] = {}
         todo: list[Instrument] = []
         ib_source = self._builtin.get("ib") if order[0] == "ib" else None
         if ib_source is not None:
-            live = [(i, ib_source.tickers.fresh_key(i.key)) for i in unique]
-            for i, value in live:
-                if value is not None:
-                    result[i.symbol] = (value, None)
-            unique = [i for i, value in live if value is None]
-        with self._lock:
-            for i in unique:
-                cached = next((self._prices.get((n, i.symbol)) for n in order if (n, i.symbol) in self._prices), None)
-                if cached is not None:
-                    result[i.symbol] = (cached, None)
-                else:
-                    todo.append(i)
+            live = [(i, ib_source.tickers.fresh_quote(i.key)) for i in unique]
+            for i, tick in live:
+                if tick is not None:
+                    result[i.symbol] = (PriceQuote(tick.price, "ib", utc_from_epoch(tick.time),
+                                                   live=True), None)
+            unique = [i for i, tick in live if tick is None]
+        health = self._health()
+        for i in unique:
+            cached = next((q for q in (self._prices.get((n, i.symbol), health) for n in order)
+                           if q is not None), None)
+            if cached is not None:
+                result[i.symbol] = (cached._replace(cached=True), None)
+            else:
+                todo.append(i)
         for position, name in enumerate(order):
             if not todo:
                 break
@@ -390,21 +480,26 @@ class Client:
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
-            try:
-                got = self._source(name).prices(todo, timeout=remaining)
-            except (IBNiceFuncsError, OSError) as exc:
-                errors[name] = exc
-                log.debug("source %s failed for prices: %s", name, exc)
+            epoch = self._epoch_of(name)
+            got = yield name, todo, remaining
+            if isinstance(got, BaseException):
+                errors[name] = got
+                self._notices.failed(name, got)
+                log.debug("source %s failed for prices: %s", name, got)
                 continue
+            self._notices.answered(name)
+            now = datetime.now(timezone.utc)
             still: list[Instrument] = []
             for i in todo:
                 value = got.get(i.symbol)
                 if value is None:
                     still.append(i)
                     continue
-                result[i.symbol] = (value, None)
-                with self._lock:
-                    self._prices[(name, i.symbol)] = value
+                found = PriceQuote(value, name, now)
+                result[i.symbol] = (found, None)
+                self._notices.fell_back(f"price of {i.symbol}", i.symbol,
+                                        {n: e for n, e in errors.items() if n != name}, name)
+                self._prices.put((name, i.symbol), found, epoch)
             if still:
                 errors.setdefault(
                     name,
@@ -415,107 +510,8 @@ class Client:
                 )
             todo = still
         for i in todo:
-            result[i.symbol] = (None, _combine(f"price of {i.symbol}", errors, order))
+            result[i.symbol] = (None, combine_errors(f"price of {i.symbol}", errors, order))
         return result
-
-    # -- streams -------------------------------------------------------------
-
-    def subscribe(
-        self,
-        symbols: Any,
-        callback: Callable[[str, float, datetime], Any],
-        *,
-        timeout: float | None = None,
-        strict: bool = True,
-    ) -> Subscription:
-        """Push live prices of ``symbols`` to ``callback(symbol, price, time)``.
-
-        ``symbols`` is one symbol or a list; ``symbol`` in the callback is as
-        given, ``time`` a tz-aware UTC datetime. The callback runs on the
-        subscription's own worker thread (never the event-loop thread), once
-        for the current price and then on every price change; a slow callback
-        gets the latest price per symbol, never a backlog. After a dropped
-        connection or IB's 1101 the streams are renewed by themselves. Each
-        symbol holds one market-data line until ``close()`` (or this client's
-        ``close()``). Live prices always come from IB, whatever ``sources`` says.
-
-        Blocks up to ``timeout`` seconds while subscribing.
-
-        Raises:
-            ValueError, TypeError: malformed symbols or callback (nothing sent).
-            UnknownSymbolError, MarketDataNotSubscribedError,
-            MarketDataLinesExhaustedError, ConnectionFailedError: with
-                ``strict`` (default) when any symbol cannot be streamed;
-                otherwise those symbols are listed in ``handle.errors`` (and
-                when none can, the handle comes back closed).
-        """
-        from .streaming import Subscription
-
-        names, items = self._stream_items(symbols)
-        tickers = self._source("ib").tickers
-        handle = Subscription(tickers, names, callback)
-        handle.errors = self._open_stream(handle, items, self.resolve_timeout(timeout), strict)
-        if len(handle.errors) < len(names):
-            handle.start()
-        return handle
-
-    def stream_prices(
-        self,
-        symbols: Any,
-        *,
-        timeout: float | None = None,
-        duration: float | None = None,
-        strict: bool = True,
-    ) -> PriceStream:
-        """A sync iterator of live ``(symbol, price, time)`` updates (:class:`PriceUpdate`).
-
-        The current price of each symbol comes first, then every change.
-        Iteration ends after ``duration`` seconds (None: never), on
-        ``close()`` from any thread, or on ``break``; with ``timeout``, a wait
-        of more than ``timeout`` seconds for the next update raises
-        RequestTimeoutError. Renewed by itself after a reconnect.
-
-        Raises:
-            The same as :meth:`subscribe` (while subscribing).
-        """
-        from .streaming import PriceStream
-
-        names, items = self._stream_items(symbols)
-        for name, value in (("timeout", timeout), ("duration", duration)):
-            if value is not None and not (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            ):
-                raise ValueError(f"{name}={value!r} must be a positive number of seconds or None")
-        tickers = self._source("ib").tickers
-        stream = PriceStream(tickers, names, timeout=timeout, duration=duration,
-                             on_timeout="raise" if strict else "stop")
-        stream.errors = self._open_stream(stream, items, self.settings.timeout, strict)
-        return stream
-
-    @staticmethod
-    def _open_stream(handle: Any, items: list[tuple[str, Instrument]], timeout: float,
-                     strict: bool) -> dict[str, BaseException]:
-        """Attach ``handle`` to live streams; non-strict failures are returned (and close it if all failed)."""
-        try:
-            errors = handle._tickers.open(handle.sink, items, timeout, strict)
-        except IBNiceFuncsError as exc:
-            if strict:
-                raise
-            errors = {name: exc for name, _ in items}
-        if len(errors) == len(items):
-            handle.close()
-        return errors
-
-    def _stream_items(self, symbols: Any) -> tuple[tuple[str, ...], list[tuple[str, Instrument]]]:
-        one = isinstance(symbols, str) or hasattr(symbols, "secType")
-        given = [symbols] if one else list(symbols)
-        if not given:
-            raise ValueError("give at least one symbol to stream")
-        items: dict[str, Instrument] = {}
-        for s in given:
-            instrument = parse_symbol(s)
-            items.setdefault(s if isinstance(s, str) else instrument.symbol, instrument)
-        return tuple(items), list(items.items())
 
     # -- bars ----------------------------------------------------------------
 
@@ -531,49 +527,139 @@ class Client:
 
         Returns a frame with a RangeIndex and columns ``timestamp`` (tz-aware
         UTC), ``open``, ``high``, ``low``, ``close``, ``volume``;
-        ``df.attrs["source"]`` names the source that answered. Blocks up to
-        ``timeout`` seconds.
+        ``df.attrs`` say where and when the bars are from: ``source``,
+        ``fetched_at`` (UTC), ``live`` (a kept-up-to-date subscription) and
+        ``cached`` (this client's 15 s cache); see :mod:`ib_nice_funcs.freshness`.
+        Bars held from an IB connection that dropped, went silent or got
+        IB's 1100 are not served. Blocks up to ``timeout`` seconds; without one, up to the ``timeout`` setting or,
+        for a long download, the time IB's pacing needs for its requests
+        plus the setting (see :meth:`bars_budget`), whichever is longer.
 
         Raises:
-            ValueError, TypeError: bad symbol, timeframe, days_back or source
-                (raised before anything is sent).
+            ValueError, TypeError: bad symbol, timeframe, days_back (above
+                :attr:`Timeframe.max_days_back`, e.g. 420 days of 1m-15m
+                bars) or source (raised before anything is sent).
             UnknownSymbolError, NoDataError, AllSourcesFailedError: no source
                 could answer.
         """
+        tf = parse_timeframe(timeframe)
+        if tf.base is not None:  # 6h, 12h, 3d, 1M...: no source has them as such
+            return _resampled(self.ohlcv(symbol, tf.base, days_back, source, timeout), tf)
+        request = self._bars_request(symbol, timeframe, days_back, source, timeout)
+        return drive(self._bars_steps(*request), self._ask_bars)
+
+    async def ohlcv_async(
+        self, symbol: Any, timeframe: str = "1h", days_back: float = 3, source: str = "auto",
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`ohlcv` as a coroutine (see :meth:`price_async`).
+
+        Raises:
+            The same as :meth:`ohlcv`.
+        """
+        tf = parse_timeframe(timeframe)
+        if tf.base is not None:
+            finer = await self.ohlcv_async(symbol, tf.base, days_back, source, timeout)
+            return _resampled(finer, tf)
+        request = self._bars_request(symbol, timeframe, days_back, source, timeout)
+        return await drive_async(self._bars_steps(*request), self._ask_bars_async)
+
+    def _bars_request(
+        self, symbol: Any, timeframe: str, days_back: float, source: str, timeout: float | None
+    ) -> tuple[Instrument, Timeframe, datetime, datetime, list[str], float]:
+        """Validated arguments of a bar call (raises before anything is sent)."""
         instrument = parse_symbol(symbol)
         tf = parse_timeframe(timeframe)
+        check_days_back(tf, days_back)
         start, end = days_back_range(days_back)
         order = self.source_order(source)
-        budget = self.resolve_timeout(timeout)
+        return instrument, tf, start, end, order, self.bars_budget(order, tf, start, end, timeout)
+
+    def _ask_bars(self, name: str, instrument: Instrument, tf: Timeframe, start: datetime,
+                  end: datetime, remaining: float) -> pd.DataFrame:
+        return self._source(name).bars(instrument, tf, start, end, timeout=remaining)
+
+    async def _ask_bars_async(self, name: str, instrument: Instrument, tf: Timeframe,
+                              start: datetime, end: datetime, remaining: float) -> pd.DataFrame:
+        src = self._source(name)
+        abars = getattr(src, "abars", None)
+        if abars is not None:
+            return await abars(instrument, tf, start, end, timeout=remaining)
+        return await in_daemon_thread(lambda: src.bars(instrument, tf, start, end, timeout=remaining))
+
+    def _bars_steps(
+        self, instrument: Instrument, tf: Timeframe, start: datetime, end: datetime,
+        order: list[str], budget: float,
+    ) -> Generator[tuple[Any, ...], Any, pd.DataFrame]:
+        """The bar lookup as steps (see :meth:`_price_steps`); returns the frame or raises."""
         deadline = time.monotonic() + budget
         errors: dict[str, BaseException] = {}
+        what = f"{tf.name} bars of {instrument.symbol}"
         window = (int(start.timestamp()) // tf.seconds, int(end.timestamp()) // tf.seconds)
         for position, name in enumerate(order):
             key = (name, instrument.key, tf.name, window)
-            with self._lock:
-                cached = self._bars.get(key)
+            cached = self._bars.get(key, self._health())
             if cached is not None:
-                return _with_source(cached.copy(), name)
+                return stamp_frame(cached.copy(), name, cached=True)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 errors.setdefault(name, AllSourcesFailedError("out of time"))
                 break
             if position < len(order) - 1:
                 remaining *= _PRIMARY_SHARE
-            try:
-                frame = self._source(name).bars(instrument, tf, start, end, timeout=remaining)
-            except (IBNiceFuncsError, OSError) as exc:
-                errors[name] = exc
-                log.debug("source %s failed for bars of %s: %s", name, instrument.symbol, exc)
+            epoch = self._epoch_of(name)
+            frame = yield name, instrument, tf, start, end, remaining
+            if isinstance(frame, BaseException):
+                errors[name] = frame
+                self._notices.failed(name, frame)
+                log.debug("source %s failed for bars of %s: %s", name, instrument.symbol, frame)
                 continue
+            self._notices.answered(name)
             if frame is None or frame.empty:
                 errors[name] = NoDataError(f"{name} returned no bars")
                 continue
-            frame = _with_source(frame, name)
-            with self._lock:
-                self._bars[key] = frame
+            frame = stamp_frame(frame, name, cached=False)
+            self._notices.fell_back(what, instrument.symbol, errors, name)
+            self._bars.put(key, frame, epoch)
             return frame.copy()
-        raise _combine(f"{tf.name} bars of {instrument.symbol}", errors, order)
+        raise combine_errors(what, errors, order)
+
+    def bars_budget(
+        self, order: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime,
+        timeout: float | None,
+    ) -> float:
+        """Seconds a bar call may take: ``timeout`` when given, else the longer of
+        the ``timeout`` setting and the plan's pacing wait plus the setting.
+
+        A source that paces its requests says how long (``plan_seconds``,
+        the IB source: a year of 5m bars is 53 requests, ~21 s at IB's 5 per
+        2 s); the last request then gets the setting to answer. When another
+        source follows, the paced one still gets its whole estimate.
+
+        Raises:
+            ValueError: ``timeout`` is not a positive number.
+        """
+        if timeout is not None:
+            return self.resolve_timeout(timeout)
+        setting = self.settings.timeout
+        budget = setting
+        for position, name in enumerate(order):
+            if name not in ("ib", *self._builtin):
+                continue  # only built-in sources pace; do not build the others here
+            try:
+                plan_seconds = getattr(self._source(name), "plan_seconds", None)
+            except IBNiceFuncsError:  # e.g. a closed client: the call itself says so
+                continue
+            if plan_seconds is None:
+                continue
+            wait = plan_seconds(timeframe, start, end)
+            if wait <= 0:
+                continue
+            need = wait + setting
+            if position < len(order) - 1:
+                need /= _PRIMARY_SHARE
+            budget = max(budget, need)
+        return budget
 
     def classic_data(
         self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",
@@ -581,42 +667,39 @@ class Client:
     ) -> pd.DataFrame:
         """The classic nice_funcs ``get_data`` frame (OHLCV plus MA20, RSI, MA40 and flags).
 
+        A window shorter than 40 bars is padded to 40 rows by repeating its
+        first bar, as the original ``get_data`` does.
+
         Raises:
             The same as :meth:`ohlcv`.
         """
-        from .frames import classic_frame
+        return _classic(self.ohlcv(symbol, timeframe, days_back, source, timeout))
 
-        frame = self.ohlcv(symbol, timeframe, days_back, source, timeout)
-        out = classic_frame(frame)
-        out.attrs["source"] = frame.attrs.get("source")
-        return out
-
-
-def _with_source(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    frame.attrs["source"] = name
-    return frame
+    async def classic_data_async(
+        self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",
+        timeout: float | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`classic_data` as a coroutine (see :meth:`price_async`)."""
+        return _classic(await self.ohlcv_async(symbol, timeframe, days_back, source, timeout))
 
 
-def _combine(what: str, errors: dict[str, BaseException], order: Sequence[str]) -> IBNiceFuncsError:
-    """One error for a request every source failed, naming each source's cause.
+def _classic(frame: pd.DataFrame) -> pd.DataFrame:
+    from .frames import CLASSIC_MIN_ROWS, classic_frame
 
-    When every source failed the same way (e.g. all said "unknown symbol"),
-    the error keeps that type so callers can catch it precisely.
-    """
-    if not errors:
-        return AllSourcesFailedError(f"{what}: no source answered in time", {})
-    if len(errors) == 1:
-        name, only = next(iter(errors.items()))
-        detail = str(only)
-    else:
-        detail = "; ".join(f"{n}: {e}" for n, e in errors.items())
-    kinds = {type(e) for e in errors.values()}
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        if issubclass(kind, IBNiceFuncsError) and kind is not AllSourcesFailedError:
-            try:
-                combined = kind(detail if what in detail else f"{what}: {detail}")
-            except TypeError:  # an error class with a different constructor
-                combined = next(iter(errors.values()))  # type: ignore[assignment]
-            return combined  # type: ignore[return-value]
-    return AllSourcesFailedError(f"{what}: every source failed ({detail})", errors)
+    out = classic_frame(frame, CLASSIC_MIN_ROWS)
+    out.attrs.update(frame.attrs)
+    return out
+
+
+def _resampled(finer: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
+    """``finer`` bars resampled to a derived timeframe (``tf.base`` set)."""
+    from .frames import resample_ohlcv
+
+    assert tf.resample_rule is not None
+    # Fixed-length bins anchored at the epoch, so a 3-day bar does not move
+    # with the first bar fetched; calendar months anchor themselves.
+    origin = "start_day" if tf.resample_rule == "MS" else "epoch"
+    out = resample_ohlcv(finer, tf.resample_rule, origin=origin)
+    out.attrs.update(finer.attrs)
+    return out
+

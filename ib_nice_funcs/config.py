@@ -19,7 +19,7 @@ from typing import Any
 from .errors import ConfigurationError
 
 __all__ = [
-    "Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID",
+    "Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID", "USDC_MINT",
     "DEFAULT_CLIENT_IDS",
 ]
 
@@ -30,17 +30,128 @@ DEFAULT_CLIENT_ID = 23
 #: 326): the second, third... agent on one gateway connects without a setting.
 DEFAULT_CLIENT_IDS = (23, 54)
 
+#: The Solana USDC mint the Moon Dev agents pass for their cash balance.
+USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n", ""}
 
 
-def _parse_bool(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigurationError(f"{name}={text!r} is not a boolean; use 1/0, true/false, yes/no")
+@dataclass(frozen=True)
+class _Spec:
+    """How one setting is spelled in the environment and what values it takes."""
+
+    name: str
+    env: str
+    kind: str  # "str", "optional str", "bool", "int", "number"
+    expected: str  # the expected form, for the error message
+    low: float | None = None  # inclusive bounds of int / number settings
+    high: float | None = None
+    finite: bool = True
+    above_low: bool = False  # low itself excluded
+
+    def check(self, value: Any, label: str | None = None) -> Any:
+        """``value`` as the setting stores it (env text converted).
+
+        Raises:
+            ConfigurationError: naming the setting (and its variable when
+                ``label`` is one), the value and the expected form.
+        """
+        where = f"{label}={value!r} ({self.name})" if label else f"{self.name}={value!r}"
+        fail = ConfigurationError(f"{where} must be {self.expected}; set {self.env} or "
+                                  f"configure({self.name}=...)")
+        if self.kind == "optional str":
+            if value is None or (isinstance(value, str) and value.strip()):
+                return value.strip() if isinstance(value, str) else None
+            raise fail
+        if self.kind == "str":
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            raise fail
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            lowered = value.strip().lower() if isinstance(value, str) else None
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise fail
+        number = _to_number(value, whole=self.kind == "int")
+        if number is None or (self.finite and not math.isfinite(number)) or math.isnan(number):
+            raise fail
+        if self.low is not None and (number < self.low or (self.above_low and number == self.low)):
+            raise fail
+        if self.high is not None and number > self.high:
+            raise fail
+        return number
+
+
+def _to_number(value: Any, whole: bool) -> float | int | None:
+    """An int / float from a number or its text; None when it is neither (or a bool)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            return None
+    if whole:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+_SECONDS = "a positive number of seconds"
+_USD = "a positive number of US dollars"
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("host", "IB_HOST", "str", "a non-empty host name or address"),
+    _Spec("port", "IB_PORT", "int", "a whole number (TCP port 1..65535)", 1, 65535),
+    _Spec("client_id", "IB_CLIENT_ID", "int", "a whole number >= 0 (the API client id)", 0),
+    _Spec("account", "IB_ACCOUNT", "optional str", "an account id such as 'DU1234567', or None"),
+    _Spec("allow_live", "IB_NICE_FUNCS_ALLOW_LIVE", "bool", "a boolean (1/0, true/false, yes/no)"),
+    _Spec("max_position_usd", "IB_MAX_POSITION_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("max_daily_loss_usd", "IB_MAX_DAILY_LOSS_USD", "number", _USD, 0, finite=False,
+          above_low=True),
+    _Spec("max_exposure_usd", "IB_MAX_EXPOSURE_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("max_order_usd", "IB_MAX_ORDER_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("chunked_order_budget_s", "IB_NICE_FUNCS_CHUNKED_BUDGET_S", "number", _SECONDS, 0,
+          above_low=True),
+    _Spec("pdt_guard", "IB_NICE_FUNCS_PDT_GUARD", "bool", "a boolean (1/0, true/false, yes/no)"),
+    _Spec("portal_url", "IB_PORTAL_URL", "optional str",
+          "the Client Portal gateway's URL such as 'https://localhost:5000', or None"),
+    _Spec("portal_ca", "IB_PORTAL_CA", "optional str", "a path to a CA certificate file, or None"),
+    _Spec("portal_verify", "IB_PORTAL_VERIFY", "bool", "a boolean (1/0, true/false, yes/no)"),
+    _Spec("portal_penalty_s", "IB_PORTAL_PENALTY_S", "number", _SECONDS, 0, above_low=True),
+    _Spec("portal_rate_per_s", "IB_PORTAL_RATE_PER_S", "number",
+          "a positive number of requests per second", 0, above_low=True),
+    _Spec("portal_snapshot_wait_s", "IB_PORTAL_SNAPSHOT_WAIT_S", "number", _SECONDS, 0,
+          above_low=True),
+    _Spec("portal_tickle_s", "IB_PORTAL_TICKLE_S", "number", _SECONDS, 0, above_low=True),
+    _Spec("portal_max_confirmations", "IB_PORTAL_MAX_CONFIRMATIONS", "int", "a whole number >= 1", 1),
+    _Spec("order_failover", "IB_NICE_FUNCS_ORDER_FAILOVER", "bool",
+          "a boolean (1/0, true/false, yes/no)"),
+    _Spec("timeout", "IB_NICE_FUNCS_TIMEOUT", "number", _SECONDS, 0, above_low=True),
+    _Spec("connect_timeout", "IB_NICE_FUNCS_CONNECT_TIMEOUT", "number", _SECONDS, 0, above_low=True),
+    _Spec("heartbeat_interval", "IB_NICE_FUNCS_HEARTBEAT", "number", _SECONDS, 0, above_low=True),
+    _Spec("market_data_type", "IB_NICE_FUNCS_MARKET_DATA_TYPE", "int",
+          "1 live, 2 frozen, 3 delayed or 4 delayed-frozen", 1, 4),
+    _Spec("price_ttl", "IB_NICE_FUNCS_PRICE_TTL", "number", "a number of seconds >= 0", 0),
+    _Spec("max_market_data_lines", "IB_NICE_FUNCS_MAX_LINES", "int",
+          "a whole number >= 1 (IB's default allowance is 100 lines)", 1),
+    _Spec("journal", "IB_NICE_FUNCS_JOURNAL", "optional str",
+          "a path to the journal's SQLite file, 'off', or None for the default file"),
+    _Spec("agent", "IB_NICE_FUNCS_AGENT", "optional str",
+          "the agent's name for journal rows, or None for the script's name"),
+    _Spec("redis_url", "IB_NICE_FUNCS_REDIS_URL", "optional str",
+          "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///path/to/redis.sock, or None"),
+    _Spec("fleet_dir", "IB_NICE_FUNCS_FLEET_DIR", "optional str",
+          "a writable directory for the state this host's agent processes share, or None"),
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +188,20 @@ class Settings:
     #: Order questions confirmed at most, before giving up on an order.
     portal_max_confirmations: int = 5
     order_failover: bool = False
+    #: Largest single order ``ai_entry`` sends (USD): a bigger entry goes in chunks.
+    max_order_usd: float = 10_000.0
+    #: Longest a chunked call (``ai_entry``, ``chunk_kill``) may run in total, in
+    #: seconds; each child order still has its own ``timeout``.
+    chunked_order_budget_s: float = 300.0
+    #: Symbols the agents' faces read as the account's USD cash rather than a
+    #: position (``get_token_balance_usd(USDC_ADDRESS)``): compared case-insensitively.
+    cash_symbols: tuple[str, ...] = ("USD", "USDC", USDC_MINT)
     timeout: float = 10.0
     connect_timeout: float = 4.0
+    #: Seconds of silence after which the gateway is probed (reqCurrentTime);
+    #: a probe unanswered for as long again replaces the connection, so a
+    #: hung (half-open) link is noticed within 2.5 intervals.
+    heartbeat_interval: float = 10.0
     #: IB market data type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen.
     market_data_type: int = 1
     #: Seconds a quote stays fresh in the price cache.
@@ -90,6 +213,11 @@ class Settings:
     #: trading day of the daily-loss baseline and the day-trade count. Not an
     #: environment setting; tests give the simulator and the client one clock.
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    #: Trade journal: None the default file under the user's data directory,
+    #: "off" none, else a SQLite file path (``IB_NICE_FUNCS_JOURNAL``).
+    journal: str | None = None
+    #: The agent name journal rows carry (``IB_NICE_FUNCS_AGENT``); None the script's name.
+    agent: str | None = None
     #: Redis shared by the agent processes of one account (``redis://host:6379/0``);
     #: None: the processes of one host share the safety state through files.
     redis_url: str | None = None
@@ -99,37 +227,12 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.host:
-            raise ConfigurationError("host is empty; set IB_HOST or configure(host=...)")
-        if not 0 < int(self.port) < 65536:
-            raise ConfigurationError(f"port={self.port} is not a TCP port (1..65535)")
-        if int(self.client_id) < 0:
-            raise ConfigurationError(f"client_id={self.client_id} must be >= 0")
-        for name in ("max_position_usd", "max_daily_loss_usd", "max_exposure_usd"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
-                raise ConfigurationError(f"{name}={value!r} must be a positive number")
-        for name in (
-            "timeout", "connect_timeout", "portal_penalty_s", "portal_rate_per_s",
-            "portal_snapshot_wait_s", "portal_tickle_s",
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-                raise ConfigurationError(f"{name}={value!r} must be a positive number of seconds")
-        lines = self.max_market_data_lines
-        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
+        for spec in _SPECS:
+            object.__setattr__(self, spec.name, spec.check(getattr(self, spec.name)))
+        if not self.cash_symbols or not all(isinstance(c, str) and c.strip() for c in self.cash_symbols):
             raise ConfigurationError(
-                f"max_market_data_lines={lines!r} must be a whole number >= 1 "
-                "(IB_NICE_FUNCS_MAX_LINES; IB's default allowance is 100 lines)"
-            )
-        if self.market_data_type not in (1, 2, 3, 4):
-            raise ConfigurationError(
-                f"market_data_type={self.market_data_type!r}: use 1 live, 2 frozen, "
-                "3 delayed or 4 delayed-frozen"
-            )
-        if not (isinstance(self.portal_max_confirmations, int) and self.portal_max_confirmations >= 1):
-            raise ConfigurationError(
-                f"portal_max_confirmations={self.portal_max_confirmations!r} must be a whole number >= 1"
+                f"cash_symbols={self.cash_symbols!r} must name at least one symbol, e.g. 'USD,USDC'; "
+                "set IB_NICE_FUNCS_CASH_SYMBOLS or configure(cash_symbols=...)"
             )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
@@ -150,49 +253,15 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-
-        def number(var: str, key: str, kind: type = float) -> None:
-            if env.get(var, "").strip():
-                try:
-                    values[key] = kind(env[var].strip())
-                except ValueError:
-                    raise ConfigurationError(
-                        f"{var}={env[var]!r} is not a {kind.__name__}"
-                    ) from None
-
-        def text(var: str, key: str) -> None:
-            if env.get(var, "").strip():
-                values[key] = env[var].strip()
-
-        def flag(var: str, key: str) -> None:
-            if var in env:
-                values[key] = _parse_bool(var, env[var])
-
-        text("IB_HOST", "host")
-        number("IB_PORT", "port", int)
-        number("IB_CLIENT_ID", "client_id", int)
-        text("IB_ACCOUNT", "account")
-        flag("IB_NICE_FUNCS_ALLOW_LIVE", "allow_live")
-        number("IB_MAX_POSITION_USD", "max_position_usd")
-        number("IB_MAX_DAILY_LOSS_USD", "max_daily_loss_usd")
-        number("IB_MAX_EXPOSURE_USD", "max_exposure_usd")
-        flag("IB_NICE_FUNCS_PDT_GUARD", "pdt_guard")
-        text("IB_PORTAL_URL", "portal_url")
-        text("IB_PORTAL_CA", "portal_ca")
-        flag("IB_PORTAL_VERIFY", "portal_verify")
-        number("IB_PORTAL_PENALTY_S", "portal_penalty_s")
-        number("IB_PORTAL_RATE_PER_S", "portal_rate_per_s")
-        number("IB_PORTAL_SNAPSHOT_WAIT_S", "portal_snapshot_wait_s")
-        number("IB_PORTAL_TICKLE_S", "portal_tickle_s")
-        number("IB_PORTAL_MAX_CONFIRMATIONS", "portal_max_confirmations", int)
-        flag("IB_NICE_FUNCS_ORDER_FAILOVER", "order_failover")
-        number("IB_NICE_FUNCS_TIMEOUT", "timeout")
-        number("IB_NICE_FUNCS_CONNECT_TIMEOUT", "connect_timeout")
-        number("IB_NICE_FUNCS_MARKET_DATA_TYPE", "market_data_type", int)
-        number("IB_NICE_FUNCS_MAX_LINES", "max_market_data_lines", int)
-        text("IB_NICE_FUNCS_CLIENT_IDS", "client_ids")
-        text("IB_NICE_FUNCS_REDIS_URL", "redis_url")
-        text("IB_NICE_FUNCS_FLEET_DIR", "fleet_dir")
+        for spec in _SPECS:
+            raw = env.get(spec.env)
+            if raw is None or (spec.kind != "bool" and not raw.strip()):
+                continue
+            values[spec.name] = spec.check(raw, label=spec.env)
+        if env.get("IB_NICE_FUNCS_CLIENT_IDS", "").strip():
+            values["client_ids"] = env["IB_NICE_FUNCS_CLIENT_IDS"]
+        if env.get("IB_NICE_FUNCS_CASH_SYMBOLS", "").strip():
+            values["cash_symbols"] = env["IB_NICE_FUNCS_CASH_SYMBOLS"]
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
             values["sources"] = env["IB_NICE_FUNCS_SOURCES"]
         elif values.get("portal_url"):
@@ -214,6 +283,8 @@ class Settings:
             )
         if "sources" in changes:
             changes["sources"] = _parse_sources(changes["sources"])
+        if "cash_symbols" in changes:
+            changes["cash_symbols"] = _parse_names(changes["cash_symbols"])
         if "client_ids" in changes:
             changes["client_ids"] = _parse_client_ids(changes["client_ids"])
         if "portal_url" in changes and changes["portal_url"] and "sources" not in changes:
@@ -231,6 +302,11 @@ def _parse_sources(value: Any) -> tuple[str, ...]:
     if not parts:
         raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
     return tuple(dict.fromkeys(parts))
+
+
+def _parse_names(value: Any) -> tuple[str, ...]:
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(p).strip() for p in parts if str(p).strip()))
 
 
 def _parse_client_ids(value: Any) -> tuple[int, int]:

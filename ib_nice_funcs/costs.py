@@ -4,7 +4,7 @@ Plain arithmetic for the ``costs`` CLI command and for agents that want to
 know what a trade or a data subscription costs before acting. Figures are
 IBKR's published fixed-rate schedule for US accounts (interactivebrokers.com,
 "Commissions" and "Market Data Pricing" pages, as summarised in the project's
-``ib_facts.md``); exchange, regulatory and clearing pass-through fees are not
+``ib_facts.md``; checked on :data:`SCHEDULE_DATE`); exchange, regulatory and clearing pass-through fees are not
 included. IB changes these schedules: treat the numbers as estimates.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
+    "SCHEDULE_DATE",
     "COMMISSION_SCHEDULE",
     "LISTING_NETWORKS",
     "MARKET_DATA_FEES",
@@ -30,6 +31,11 @@ __all__ = [
     "plan_commissions",
     "plan_market_data",
 ]
+
+#: When the figures here were last checked against IB's published schedules
+#: (interactivebrokers.com "Commissions: Stocks, ETFs and Warrants" for the US
+#: fixed rate, minimum and 1% cap; "Required Minimums" for the monthly fee).
+SCHEDULE_DATE = "2026-12-04"
 
 #: Monthly commissions (USD) at which IB waives non-professional data fees.
 DATA_FEE_WAIVER_COMMISSIONS_USD = 30.0
@@ -192,9 +198,11 @@ def monthly_data_cost(
 
 # --- planning: a month of orders and the data they need ----------------------
 
-#: IBKR Pro fixed pricing: the minimum monthly commission. A month with less
-#: is charged the difference (the "monthly activity" top-up).
-MONTHLY_MINIMUM_USD = 10.0
+#: IBKR Pro: the minimum monthly commission. IB dropped its USD 10 monthly
+#: activity fee in 2021 (its "Required Minimums" page lists inactivity fees of
+#: USD 0.00; checked on :data:`SCHEDULE_DATE`); kept as a figure so a plan with
+#: a minimum can still top the month up.
+MONTHLY_MINIMUM_USD = 0.0
 
 #: Listing network of common US tickers (Network A = NYSE, B = NYSE American /
 #: Arca / BATS, C = NASDAQ), keyed to :data:`MARKET_DATA_FEES`. A stock not
@@ -470,7 +478,9 @@ def format_cost_report(commissions: CommissionPlan, data: DataPlan) -> str:
         rows.append(("    ($0.65/contract, $1.00 minimum per order)", ""))
     if not (c.stock_orders or c.option_orders):
         rows.append(("  no orders planned (use --trades/--shares)", money(0.0)))
-    if c.top_up:
+    if not c.monthly_minimum:
+        rows.append(("  no monthly minimum (IBKR Pro has no activity fee)", money(0.0)))
+    elif c.top_up:
         rows.append((f"  monthly minimum {money(c.monthly_minimum)}: top-up", money(c.top_up)))
     else:
         rows.append((f"  monthly minimum {money(c.monthly_minimum)}: met", money(0.0)))
@@ -508,8 +518,8 @@ def format_cost_report(commissions: CommissionPlan, data: DataPlan) -> str:
                      "not in the total")
     out += ["", f"Total per month: {money(c.total + data.total)}"]
     out += [f"note: {n}" for n in notes]
-    out.append("Estimates from IBKR's published schedules; exchange, regulatory and clearing "
-               "fees are not included.")
+    out.append(f"Estimates from IBKR's published schedules as checked on {SCHEDULE_DATE}; "
+               "exchange, regulatory and clearing fees are not included.")
     return "\n".join(out)
 
 

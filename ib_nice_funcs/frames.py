@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASSIC_COLUMNS",
+    "CLASSIC_INDICATOR_COLUMNS",
+    "CLASSIC_MIN_ROWS",
     "OHLCV_COLUMNS",
     "bars_to_frame",
     "classic_frame",
@@ -55,6 +57,11 @@ CLASSIC_COLUMNS: tuple[str, ...] = (
     "Price_above_MA40",
     "MA20_above_MA40",
 )
+#: The columns ``get_data`` computes (dropped with ``add_indicators=False``).
+CLASSIC_INDICATOR_COLUMNS: tuple[str, ...] = CLASSIC_COLUMNS[6:]
+#: The classic ``get_data`` pads a shorter window to this many rows (repeating
+#: the first bar), so MA40 and its flags exist on the last row.
+CLASSIC_MIN_ROWS = 40
 _PRICE_COLUMNS = OHLCV_COLUMNS[1:]
 _TS_DTYPE = "datetime64[ns, UTC]"
 _CLASSIC_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -340,7 +347,7 @@ def trim(df: pd.DataFrame, start: Any = None, end: Any = None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def resample_ohlcv(df: pd.DataFrame, rule: str) -> pd.DataFrame:
+def resample_ohlcv(df: pd.DataFrame, rule: str, origin: str = "start_day") -> pd.DataFrame:
     """Resample to a coarser bar size: first open, max high, min low, last close, summed volume.
 
     Bins are left-closed and labelled by their start, anchored at midnight
@@ -349,7 +356,9 @@ def resample_ohlcv(df: pd.DataFrame, rule: str) -> pd.DataFrame:
 
     Args:
         df: OHLCV frame.
-        rule: pandas offset alias: ``"3min"``, ``"2h"``, ``"4h"``, ``"1D"``.
+        rule: pandas offset alias: ``"3min"``, ``"2h"``, ``"4h"``, ``"1D"``, ``"MS"``.
+        origin: pandas' bin anchor; ``"epoch"`` keeps fixed multi-hour bins
+            (``72h``) the same whatever the first bar.
 
     Returns:
         A normalised OHLCV frame.
@@ -357,7 +366,7 @@ def resample_ohlcv(df: pd.DataFrame, rule: str) -> pd.DataFrame:
     src = normalize_ohlcv(df)
     if src.empty:
         return src
-    r = src.set_index("timestamp").resample(rule, label="left", closed="left")
+    r = src.set_index("timestamp").resample(rule, label="left", closed="left", origin=origin)
     out = r.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
     out = out[r.size() > 0]
     return normalize_ohlcv(out.reset_index())
@@ -434,11 +443,14 @@ def _rsi(avg_gain: float, avg_loss: float) -> float:
     return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
 
 
-def classic_frame(ohlcv: pd.DataFrame) -> pd.DataFrame:
+def classic_frame(ohlcv: pd.DataFrame, min_rows: int = 0) -> pd.DataFrame:
     """The classic nice_funcs ``get_data`` frame from an OHLCV frame.
 
     Args:
         ohlcv: OHLCV frame (normalised here first).
+        min_rows: Pad a shorter frame to this many rows by repeating its first
+            bar in front (the original ``get_data`` does so with 40), before
+            the indicators are computed.
 
     Returns:
         Frame with :data:`CLASSIC_COLUMNS`: ``Datetime (UTC)`` text, OHLCV
@@ -451,6 +463,9 @@ def classic_frame(ohlcv: pd.DataFrame) -> pd.DataFrame:
     src = normalize_ohlcv(ohlcv)
     if src.empty:
         return empty_classic()
+    if len(src) < min_rows:
+        filler = src.iloc[[0] * (min_rows - len(src))]
+        src = pd.concat([filler, src], ignore_index=True)
     close = src["close"].to_numpy()
     ma20, ma40 = sma(close, 20), sma(close, 40)
     # Comparisons with NaN are False, which is exactly the flag we want there.

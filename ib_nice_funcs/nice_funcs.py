@@ -100,6 +100,24 @@ def _label(symbol: Any) -> str:
     return symbol if isinstance(symbol, str) else getattr(symbol, "symbol", repr(symbol))
 
 
+def refused_symbol(what: str, symbol: Any) -> bool:
+    """True (after one WARNING) when ``symbol`` is text that names no instrument.
+
+    Agents call the module functions without ``try``, so symbol text that maps
+    to nothing gets the failure value, never an exception.
+
+    Raises:
+        TypeError: ``symbol`` is neither text nor a Contract.
+    """
+    from .symbols import unrecognised
+
+    problem = unrecognised(symbol)
+    if problem is None:
+        return False
+    log.warning("%s: nothing sent: %s", what, problem)
+    return True
+
+
 # -- data --------------------------------------------------------------------
 
 
@@ -112,8 +130,11 @@ def token_price(symbol: Any, source: str = "auto") -> float | None:
     Raises:
         ValueError, TypeError: a malformed symbol or unknown source.
     """
+    what = f"token_price({_label(symbol)})"
+    if refused_symbol(what, symbol):
+        return None
     client = default_client()
-    return _soft(f"token_price({_label(symbol)})", None, lambda: client.price(symbol, source))
+    return _soft(what, None, lambda: client.price(symbol, source))
 
 
 get_current_price = token_price
@@ -129,13 +150,17 @@ def token_prices(symbols: Iterable[Any], source: str = "auto") -> dict[str, floa
     """
     client = default_client()
     prices = client.prices(symbols, source)
+    _warn_missing_prices(prices)
+    return prices
+
+
+def _warn_missing_prices(prices: dict[str, float | None]) -> None:
     missing = [s for s, p in prices.items() if p is None]
     if missing:
         log.warning(
             "token_prices: no price for %s; check the symbols and that TWS / IB Gateway "
             "is running (ib-nice-funcs doctor)", ", ".join(missing)
         )
-    return prices
 
 
 def get_ohlcv_data(
@@ -152,11 +177,11 @@ def get_ohlcv_data(
     """
     from .frames import empty_ohlcv
 
+    what = f"get_ohlcv_data({_label(symbol)}, {timeframe!r}, {days_back!r})"
     client = default_client()
     return _frame_or_empty(
-        f"get_ohlcv_data({_label(symbol)}, {timeframe!r}, {days_back!r})",
-        lambda: client.ohlcv(symbol, timeframe, days_back, source),
-        empty_ohlcv,
+        what, lambda: client.ohlcv(symbol, timeframe, days_back, source), empty_ohlcv,
+        refused=refused_symbol(what, symbol),
     )
 
 
@@ -166,39 +191,80 @@ def get_data(
     timeframe: str = "1H",
     *,
     days_back: float | None = None,
+    bars: int | None = None,
+    add_indicators: bool = True,
     source: str = "auto",
 ) -> pd.DataFrame:
     """The classic nice_funcs frame: ``Datetime (UTC)``, OHLCV, MA20, RSI, MA40 and flags.
 
     ``days_back`` is accepted as a keyword alias of ``days_back_4_data``
-    (default 3). Returns an empty frame with the classic columns (and one
-    WARNING) when no source answers.
+    (default 3). ``bars=N`` (HyperLiquid's keyword form) asks for the last N
+    bars instead of a number of days. Like the original, a window shorter
+    than 40 bars is padded to 40 rows by repeating the first bar, so MA40 and
+    the flags exist on the last row. ``add_indicators=False`` leaves out the
+    indicator and flag columns. Returns an empty frame with the classic
+    columns (and one WARNING) when no source answers or the symbol text names
+    nothing.
 
     Raises:
-        ValueError, TypeError: bad symbol, timeframe, days_back or source.
+        ValueError, TypeError: bad timeframe, days_back, bars or source, or a
+            symbol that is not text.
     """
-    from .frames import empty_classic
+    from .frames import CLASSIC_INDICATOR_COLUMNS, empty_classic
+    from .timeframes import parse_timeframe
 
+    tf = parse_timeframe(timeframe)
+    days = _classic_days(days_back_4_data, days_back, tf, bars)
+    what = f"get_data({_label(symbol)}, {days!r}, {timeframe!r})"
+    client = default_client()
+    frame = _frame_or_empty(
+        what, lambda: client.classic_data(symbol, days, timeframe, source), empty_classic,
+        refused=refused_symbol(what, symbol),
+    )
+    if bars is not None and len(frame) > bars:
+        frame = frame.iloc[-bars:].reset_index(drop=True)
+    if not add_indicators:
+        frame = frame.drop(columns=list(CLASSIC_INDICATOR_COLUMNS))
+    return frame
+
+
+def _classic_days(
+    days_back_4_data: float | None, days_back: float | None, tf: Any = None,
+    bars: int | None = None,
+) -> float:
+    """The days a ``get_data`` call asks for: one of its three spellings, default 3."""
     if days_back_4_data is not None and days_back is not None:
         raise ValueError("give days_back_4_data or days_back, not both")
     days = days_back_4_data if days_back_4_data is not None else days_back
-    days = 3 if days is None else days
-    client = default_client()
-    return _frame_or_empty(
-        f"get_data({_label(symbol)}, {days!r}, {timeframe!r})",
-        lambda: client.classic_data(symbol, days, timeframe, source),
-        empty_classic,
-    )
+    if bars is not None:
+        if days is not None:
+            raise ValueError("give bars or days_back_4_data, not both")
+        from .timeframes import days_for_bars
+
+        return days_for_bars(tf, bars)
+    return 3 if days is None else days
 
 
-def _frame_or_empty(what: str, call: Callable[[], pd.DataFrame], empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    try:
-        return call()
-    except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
-        log.warning("%s failed: %s", what, exc)
+def _frame_or_empty(
+    what: str, call: Callable[[], pd.DataFrame], empty: Callable[[], pd.DataFrame],
+    *, refused: bool = False,
+) -> pd.DataFrame:
+    if refused:  # already warned
         frame = empty()
         frame.attrs["source"] = None
         return frame
+    try:
+        return call()
+    except (IBNiceFuncsError, OSError) as exc:  # OSError: a socket failing under us
+        return _empty_after(what, exc, empty)
+
+
+def _empty_after(what: str, exc: BaseException, empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """The empty frame a failed bar call returns, after its one WARNING."""
+    log.warning("%s failed: %s", what, exc)
+    frame = empty()
+    frame.attrs["source"] = None
+    return frame
 
 
 # -- streams -------------------------------------------------------------------

@@ -51,6 +51,7 @@ __all__ = [
     "FX_CURRENCIES",
     "Instrument",
     "parse_symbol",
+    "unrecognised",
 ]
 
 #: Currencies IB quotes on IDEALPRO (and Yahoo as ``XXXYYY=X``).
@@ -211,6 +212,23 @@ def parse_symbol(symbol: str | Contract) -> Instrument:
         f"symbol must be a str or an ib_async Contract, got {type(symbol).__name__} "
         f"{symbol!r}; pass {_ACCEPTED}"
     )
+
+
+def unrecognised(symbol: Any) -> str | None:
+    """Why ``symbol`` names no instrument, or None when it parses.
+
+    The module-level functions use it to turn symbol *text* that maps to
+    nothing (a typo, a Solana mint address) into their failure value instead
+    of an exception: agents call them without ``try``.
+
+    Raises:
+        TypeError: ``symbol`` is neither text nor a Contract (a programming error).
+    """
+    try:
+        parse_symbol(symbol)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _stock(root: str, klass: str | None) -> Instrument:

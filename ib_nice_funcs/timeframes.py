@@ -6,29 +6,41 @@ range into requests and :class:`PacingBudget` how long to wait before each.
 
 Timeframe spellings: the canonical names in :data:`VALID_TIMEFRAMES`; hours,
 days and weeks in any case (``1H``, ``4H``, ``1D``, ``1W``); minutes only with
-a lowercase ``m`` because nice_funcs agents write ``1M`` for one *month*,
-which is refused with a message saying so. Two data-vendor spellings are
-accepted as aliases: ``60m`` (Yahoo's hour) -> ``1h`` and ``1wk`` -> ``1w``.
+a lowercase ``m`` because nice_funcs agents write ``1M`` for one *month*
+(HyperLiquid's ``1month``). Two data-vendor spellings are accepted as
+aliases: ``60m`` (Yahoo's hour) -> ``1h`` and ``1wk`` -> ``1w``.
+
+The agents' other bar sizes (:data:`DERIVED_TIMEFRAMES`: ``6h 8h 12h 3d
+1M``) have no bar size of their own at every source: they are fetched as a
+finer native timeframe (:attr:`Timeframe.base`) and resampled
+(:attr:`Timeframe.resample_rule`) by the Client; sources only ever see the
+native ones.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import numbers
 import re
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
+    "DERIVED_TIMEFRAMES",
     "VALID_TIMEFRAMES",
+    "MAX_REQUESTS_PER_PLAN",
+    "Booking",
     "Chunk",
     "PacingBudget",
+    "check_days_back",
     "Timeframe",
     "days_back_range",
+    "days_for_bars",
     "ib_duration",
     "parse_timeframe",
     "plan_chunks",
@@ -63,6 +75,10 @@ class Timeframe:
         yahoo_request_days: Largest span of one Yahoo request (1m: 7 days), None
             when one request may cover ``yahoo_max_days``.
         max_chunk_seconds: Largest range asked of IB in one historical request.
+        base: For a derived timeframe, the native one fetched instead; None
+            for a native timeframe.
+        resample_rule: pandas rule turning ``base`` bars into these (bins
+            anchored at the Unix epoch, months at their first day).
     """
 
     name: str
@@ -73,7 +89,22 @@ class Timeframe:
     yahoo_max_days: float | None
     yahoo_request_days: float | None
     max_chunk_seconds: int
+    base: str | None = None
+    resample_rule: str | None = None
 
+    @property
+    def max_days_back(self) -> float:
+        """The longest ``days_back`` accepted: :data:`MAX_REQUESTS_PER_PLAN` chunks.
+
+        1m-15m: 420 days; 30m-4h: 1,800 days; 1d and 1w: 21,900 days (60 years).
+        """
+        return MAX_REQUESTS_PER_PLAN * self.max_chunk_seconds / _DAY
+
+
+#: The most historical requests one download may plan: IB's allowance for ten
+#: minutes (60). A longer range could only be served by waiting out whole
+#: pacing windows, so it is refused up front (see :func:`check_days_back`).
+MAX_REQUESTS_PER_PLAN = 60
 
 _TABLE: tuple[Timeframe, ...] = (
     # IB serves a week of 1-minute bars in one request; the strict 15 s / 6-in-2 s
@@ -97,9 +128,30 @@ _BY_NAME: dict[str, Timeframe] = {tf.name: tf for tf in _TABLE}
 #: Canonical timeframe names, shortest first.
 VALID_TIMEFRAMES: tuple[str, ...] = tuple(tf.name for tf in _TABLE)
 
-_ALIASES = {"60m": "1h", "1wk": "1w"}
+
+def _derived(name: str, seconds: int, base: str, rule: str) -> Timeframe:
+    return dataclasses.replace(_BY_NAME[base], name=name, seconds=seconds, base=base,
+                               resample_rule=rule)
+
+
+_DERIVED_TABLE: tuple[Timeframe, ...] = (
+    _derived("6h", 6 * 3600, "2h", "6h"),
+    _derived("8h", 8 * 3600, "4h", "8h"),
+    _derived("12h", 12 * 3600, "4h", "12h"),
+    _derived("3d", 3 * _DAY, "1d", "72h"),
+    # A month counts as 30 days for windows and caches; its bins are calendar months.
+    _derived("1M", _MONTH, "1d", "MS"),
+)
+#: The agents' bar sizes that are resampled from a finer native one.
+DERIVED_TIMEFRAMES: tuple[str, ...] = tuple(tf.name for tf in _DERIVED_TABLE)
+_BY_NAME.update({tf.name: tf for tf in _DERIVED_TABLE})
+
+_ALIASES = {"60m": "1h", "1wk": "1w", "1month": "1M", "1mo": "1M"}
 _TF_RE = re.compile(r"^(\d+)\s*([a-zA-Z]+)$")
-_VALID_TEXT = ", ".join(VALID_TIMEFRAMES) + " (hours, days and weeks in any case: 1H, 4H, 1D, 1W)"
+_VALID_TEXT = (
+    ", ".join(VALID_TIMEFRAMES + DERIVED_TIMEFRAMES)
+    + " (hours, days and weeks in any case: 1H, 4H, 1D, 1W; 1M or 1month is a month)"
+)
 
 
 def parse_timeframe(text: str | Timeframe) -> Timeframe:
@@ -114,8 +166,7 @@ def parse_timeframe(text: str | Timeframe) -> Timeframe:
 
     Raises:
         TypeError: ``text`` is not a str.
-        ValueError: unknown timeframe, or ``1M``-style months; the message
-            lists the valid timeframes.
+        ValueError: unknown timeframe; the message lists the valid ones.
     """
     if isinstance(text, Timeframe):
         return text
@@ -126,15 +177,11 @@ def parse_timeframe(text: str | Timeframe) -> Timeframe:
         )
     s = text.strip()
     m = _TF_RE.match(s)
-    if m and m.group(2) == "M":
-        raise ValueError(
-            f"timeframe {text!r} means months, which are not supported; write minutes with "
-            f"a lowercase m ('{m.group(1)}m'). Valid timeframes: {_VALID_TEXT}"
-        )
     if m:
         unit = m.group(2)
-        # Minutes must be lowercase 'm' (checked above); h/d/w/wk in any case.
-        name = f"{int(m.group(1))}{unit if unit == 'm' else unit.lower()}"
+        # 'm' is minutes and 'M' months (the agents' convention); the other
+        # units in any case.
+        name = f"{int(m.group(1))}{unit if unit in ('m', 'M') else unit.lower()}"
         name = _ALIASES.get(name, name)
         tf = _BY_NAME.get(name)
         if tf is not None:
@@ -275,6 +322,46 @@ def plan_chunks(timeframe: str | Timeframe, start: datetime, end: datetime) -> l
     return chunks
 
 
+def check_days_back(timeframe: str | Timeframe, days_back: float) -> float:
+    """Validate ``days_back`` for a timeframe; return it as a float.
+
+    The bound is :attr:`Timeframe.max_days_back` (at most
+    :data:`MAX_REQUESTS_PER_PLAN` historical requests): 420 days of 1m-15m
+    bars, 1,800 days of 30m-4h bars, 21,900 days of daily or weekly bars.
+
+    Raises:
+        ValueError: ``days_back`` is not positive and finite, is a bool, or is
+            above the bound (the message names the bound and a timeframe that
+            reaches further).
+        TypeError: ``days_back`` is not a number.
+    """
+    tf = parse_timeframe(timeframe)
+    days = _check_positive_number("days_back", days_back)
+    if days > tf.max_days_back + _EPS:
+        longer = next((t.name for t in _TABLE if t.max_days_back >= days), None)
+        hint = f"; use a longer timeframe such as {longer!r}" if longer else ""
+        raise ValueError(
+            f"days_back={days_back!r} is above the maximum of {tf.max_days_back:g} days for "
+            f"{tf.name} bars (at most {MAX_REQUESTS_PER_PLAN} requests, IB's allowance for "
+            f"ten minutes){hint}"
+        )
+    return days
+
+
+def days_for_bars(timeframe: Timeframe | str, bars: int) -> float:
+    """Days that hold ``bars`` bars of ``timeframe`` around the clock.
+
+    Raises:
+        ValueError, TypeError: ``bars`` is not a whole number >= 1, or a bad timeframe.
+    """
+    tf = parse_timeframe(timeframe)
+    if isinstance(bars, bool) or not isinstance(bars, numbers.Integral):
+        raise TypeError(f"bars must be a whole number, got {type(bars).__name__} {bars!r}")
+    if bars < 1:
+        raise ValueError(f"bars must be >= 1, got {bars!r}")
+    return int(bars) * tf.seconds / _DAY
+
+
 def days_back_range(days_back: float, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The UTC range ``[now - days_back, now)``.
 
@@ -298,6 +385,25 @@ def days_back_range(days_back: float, now: datetime | None = None) -> tuple[date
         raise ValueError(f"days_back={days_back!r} reaches before year 1") from None
 
 
+@dataclass(frozen=True)
+class Booking:
+    """A slot booked in a :class:`PacingBudget`.
+
+    Attributes:
+        key: The request's exact key.
+        contract_key: Its contract + exchange + tick type.
+        at: Budget-clock time the slot starts.
+        delay: Seconds from booking until ``at``.
+        serial: Tells bookings apart (two may share a time).
+    """
+
+    key: Hashable
+    contract_key: Hashable
+    at: float
+    delay: float
+    serial: int
+
+
 class PacingBudget:
     """Tracks historical requests so none breaks IB's pacing rules.
 
@@ -307,9 +413,14 @@ class PacingBudget:
     here sleeps or does I/O: callers ask how long to wait and wait themselves,
     which keeps it testable with a fake clock. Thread-safe.
 
-    Use :meth:`reserve` when several callers share the budget: it finds the
-    delay and books the slot in one step, so two concurrent callers never get
-    the same slot. :meth:`delay_for` + :meth:`record` is the two-step form.
+    Use :meth:`book` (or :meth:`reserve`) when several callers share the
+    budget: it finds the delay and books the slot in one step, so two
+    concurrent callers never get the same slot. A caller that gives up before
+    its slot comes hands it back with :meth:`release`, so waiting callers
+    that time out never push the schedule out for everyone else.
+    :meth:`projected_delay` answers "when could the last of these requests
+    go?" without booking anything. :meth:`delay_for` + :meth:`record` is the
+    two-step form.
 
     Args:
         clock: Monotonic seconds.
@@ -355,7 +466,16 @@ class PacingBudget:
         self._all: list[float] = []
         self._by_key: dict[Hashable, list[float]] = {}
         self._by_contract: dict[Hashable, list[float]] = {}
+        #: Bookings not yet released, by serial (so a release counts once).
+        self._booked: dict[int, float] = {}
+        self._serial = 0
         self._lock = threading.Lock()
+
+    def requests_left(self) -> int:
+        """Historical requests that may still go out in the current 10-minute window."""
+        with self._lock:
+            self._prune(self._clock())
+            return max(0, self.max_requests - len(self._all))
 
     def delay_for(self, key: Hashable, contract_key: Hashable) -> float:
         """Seconds to wait before sending a request (0.0 when it may go now).
@@ -396,12 +516,82 @@ class PacingBudget:
         Returns:
             Seconds to wait before sending; the slot is already recorded.
         """
+        return self.book(key, contract_key).delay
+
+    def book(self, key: Hashable, contract_key: Hashable) -> Booking:
+        """Book the earliest safe slot; :meth:`release` it if it goes unused.
+
+        Args:
+            key: As for :meth:`delay_for`.
+            contract_key: As for :meth:`delay_for`.
+
+        Returns:
+            The :class:`Booking`; ``booking.delay`` is the wait before sending.
+        """
         with self._lock:
             now = self._clock()
             self._prune(now)
             t = self._earliest(key, contract_key, now)
             self._insert(key, contract_key, t)
-            return t - now
+            self._serial += 1
+            self._booked[self._serial] = t
+            return Booking(key, contract_key, t, t - now, self._serial)
+
+    def release(self, booking: Booking) -> None:
+        """Give back a booked slot whose request was never sent (no error if already gone)."""
+        with self._lock:
+            if self._booked.pop(booking.serial, None) is not None:
+                self._remove(booking.key, booking.contract_key, booking.at)
+
+    def on_time(self, booking: Booking, tolerance_s: float = 0.05) -> Booking:
+        """Check a booking when its wait is over; move it if the waiter woke late.
+
+        A busy event loop can wake a waiter after its slot, so that it would
+        send closer to the next booked requests than the rules allow. A late
+        booking is moved to the earliest slot that is safe from now (given
+        every other booking); the returned booking's ``delay`` says how much
+        longer to wait (0.0 when on time).
+
+        Args:
+            booking: From :meth:`book` (or an earlier :meth:`on_time`).
+            tolerance_s: Lateness that needs no move (below ``margin_s``).
+        """
+        with self._lock:
+            now = self._clock()
+            if now <= booking.at + tolerance_s or booking.serial not in self._booked:
+                return Booking(booking.key, booking.contract_key, booking.at, 0.0, booking.serial)
+            del self._booked[booking.serial]
+            self._remove(booking.key, booking.contract_key, booking.at)
+            self._prune(now)
+            t = self._earliest(booking.key, booking.contract_key, now)
+            self._insert(booking.key, booking.contract_key, t)
+            self._serial += 1
+            self._booked[self._serial] = t
+            return Booking(booking.key, booking.contract_key, t, t - now, self._serial)
+
+    def projected_delay(self, requests: Sequence[tuple[Hashable, Hashable]]) -> float:
+        """Seconds from now until the last of ``requests`` could be sent; books nothing.
+
+        Args:
+            requests: ``(key, contract_key)`` pairs, sent in this order.
+
+        Returns:
+            The wait before the last one (0.0 for none), given what is booked now.
+        """
+        with self._lock:
+            now = self._clock()
+            self._prune(now)
+            placed: list[tuple[Hashable, Hashable, float]] = []
+            try:
+                last = now
+                for key, contract_key in requests:
+                    last = self._earliest(key, contract_key, now)
+                    self._insert(key, contract_key, last)
+                    placed.append((key, contract_key, last))
+                return last - now
+            finally:
+                for key, contract_key, t in placed:
+                    self._remove(key, contract_key, t)
 
     @property
     def spans(self) -> tuple[float, float, float]:
@@ -422,10 +612,26 @@ class PacingBudget:
         bisect.insort(self._by_key.setdefault(key, []), t)
         bisect.insort(self._by_contract.setdefault(contract_key, []), t)
 
+    def _remove(self, key: Hashable, contract_key: Hashable, t: float) -> None:
+        for times, table, k in (
+            (self._all, None, None),
+            (self._by_key.get(key), self._by_key, key),
+            (self._by_contract.get(contract_key), self._by_contract, contract_key),
+        ):
+            if not times:
+                continue
+            i = bisect.bisect_left(times, t)
+            if i < len(times) and times[i] == t:
+                del times[i]
+            if table is not None and not times:
+                del table[k]
+
     def _prune(self, now: float) -> None:
         cutoff = now - self._horizon
         if not self._all or self._all[0] >= cutoff:
             return
+        for serial in [n for n, t in self._booked.items() if t < cutoff]:
+            del self._booked[serial]
         del self._all[: bisect.bisect_left(self._all, cutoff)]
         for table in (self._by_key, self._by_contract):
             for k in list(table):

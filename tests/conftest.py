@@ -12,15 +12,26 @@ from ib_nice_funcs import config as ib_config
 _client_ids = itertools.count(200)
 
 
+@pytest.fixture(scope="session")
+def session_journal(tmp_path_factory):
+    """The trade journal every test writes to unless it names its own (never the user's)."""
+    return tmp_path_factory.mktemp("journal") / "journal.sqlite3"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch, tmp_path):
-    """Each test starts from defaults: no IB_* variables, no configure() leftovers,
-    and a per-host fleet state (halt latch, order-id claims) of its own."""
+def _isolated_settings(monkeypatch, session_journal, tmp_path):
+    """Each test starts from defaults: no IB_* variables, no configure() leftovers.
+
+    The journal goes to one file of the test session, so trading tests also
+    run the journal's code, and nothing is written under the user's home.
+    Each test has a per-host fleet state (halt latch, order-id claims) of its own.
+    """
     import os
 
     for key in list(os.environ):
         if key.startswith(("IB_", "IB_NICE_FUNCS_")):
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("IB_NICE_FUNCS_JOURNAL", str(session_journal))
     monkeypatch.setenv("IB_NICE_FUNCS_FLEET_DIR", str(tmp_path / "fleet-state"))
     ib_config.reset_settings()
     yield

@@ -54,3 +54,31 @@ def test_demo_runs_and_exits_0(capsys):
     assert main(["demo", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "AAPL" in out and "source: ib" in out
+    assert "UTC" in out and "timestamp (UTC)" in out
+    assert "Filled: bought" in out and "position:" in out and "unrealized P&L" in out
+    assert "ib-nice-funcs sim" in out and "ib-nice-funcs dashboard" in out and "examples/" in out
+
+
+def test_price_prints_the_good_symbols_and_one_line_per_bad_one(sim, capsys, new_client_id):
+    code = main(["price", "AAPL", "ZZQXNOTREAL", "MSFT", "ZZZZ", "--port", str(sim.port),
+                 "--client-id", str(new_client_id()), "--source", "ib"])
+    captured = capsys.readouterr()
+    assert code == 1
+    out = captured.out.splitlines()
+    assert any(line.startswith("AAPL") for line in out)
+    assert any(line.startswith("MSFT") for line in out)
+    assert "ZZQXNOTREAL" not in captured.out and "ZZZZ" not in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("ib-nice-funcs price:") for line in err)
+    assert "ZZQXNOTREAL" in err[0]  # malformed
+    assert "ZZZZ" in err[1]  # well-formed, unknown to the gateway
+
+
+def test_ohlcv_shows_progress_of_a_multi_request_download(sim, capsys, new_client_id):
+    code = main(["ohlcv", "ETH-USD", "-t", "5m", "-d", "15", "--rows", "1", "--port", str(sim.port),
+                 "--client-id", str(new_client_id()), "--source", "ib"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "5m bars of ETH-USD: 1/" in captured.err
+    done, total = captured.err.rstrip().rsplit(" ", 2)[-2].split("/")
+    assert done == total and int(total) >= 2

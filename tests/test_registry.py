@@ -106,3 +106,51 @@ def test_install_asks_ib_first_and_keeps_the_module_as_fallback(mocker):
     assert module.token_price("AAPL") == 187.0
     ours.side_effect = ValueError("not a symbol")
     assert module.token_price("So11111111111111111111111111111111111111112") == 0.5
+
+
+# -- the source interface ----------------------------------------------------------
+
+
+def test_the_interface_is_exported_as_a_protocol():
+    assert isinstance(FakeSource("x"), ib_nice_funcs.DataSource)
+    assert not isinstance(object(), ib_nice_funcs.DataSource)
+
+
+class NoTimeout:
+    """A user source written without the timeout keyword."""
+
+    name = "notimeout"
+
+    def prices(self, instruments):
+        return {i.symbol: 2.5 for i in instruments}
+
+    def bars(self, instrument, timeframe, start, end):
+        return FakeSource("x").bars(instrument, timeframe, start, end, timeout=1)
+
+
+def test_a_source_without_timeout_is_called_without_one(plugin):
+    plugin("notimeout", NoTimeout())
+    client = Client(sources="yfinance")
+    assert client.price("AAPL", source="notimeout") == 2.5
+    assert client.ohlcv("AAPL", "1h", 1, source="notimeout").attrs["source"] == "notimeout"
+
+
+class NoBars:
+    def prices(self, instruments, *, timeout):
+        return {}
+
+
+class WrongPrices:
+    def prices(self):
+        return {}
+
+    def bars(self, instrument, timeframe, start, end, *, timeout):
+        return None
+
+
+def test_a_wrong_source_is_refused_at_registration_naming_what_is_wrong():
+    with pytest.raises(TypeError, match=r"'nobars' has no bars\(\) method.*DataSource"):
+        register_source("nobars", NoBars())
+    with pytest.raises(TypeError, match=r"'wrong': prices\(self\)|'wrong': prices\(\) cannot"):
+        register_source("wrong", WrongPrices())
+    assert "nobars" not in registered_sources() and "wrong" not in registered_sources()

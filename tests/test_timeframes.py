@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ib_nice_funcs.timeframes import (
+    DERIVED_TIMEFRAMES,
     VALID_TIMEFRAMES,
     Chunk,
     PacingBudget,
@@ -80,13 +81,28 @@ def test_table_uses_exact_ib_and_yahoo_strings():
     assert parse_timeframe("1d").yahoo_max_days is None
 
 
-def test_one_capital_m_is_refused_as_months():
-    with pytest.raises(ValueError, match="months") as err:
-        parse_timeframe("1M")
-    assert "1m" in str(err.value) and "4h" in str(err.value)
+def test_one_capital_m_is_a_month_and_one_small_m_a_minute():
+    # The agents' convention (their DATA_TIMEFRAME list): 1M is a month, 1m a minute.
+    month = parse_timeframe("1M")
+    assert month.name == "1M" and month.base == "1d" and month.resample_rule == "MS"
+    assert parse_timeframe("1month") is month
+    assert parse_timeframe("1m").seconds == 60
+    with pytest.raises(ValueError) as err:
+        parse_timeframe("2M")
+    assert "1m" in str(err.value) and "1M" in str(err.value)
 
 
-@pytest.mark.parametrize("bad", ["", "6H", "8h", "3D", "1y", "1 hour", "m", "1", "1mo", "-1m"])
+@pytest.mark.parametrize(("text", "name", "base"), [
+    ("6H", "6h", "2h"), ("8h", "8h", "4h"), ("12H", "12h", "4h"), ("3D", "3d", "1d"),
+])
+def test_the_agents_other_bar_sizes_are_resampled_from_a_native_one(text, name, base):
+    tf = parse_timeframe(text)
+    assert (tf.name, tf.base) == (name, base)
+    assert tf.seconds % parse_timeframe(base).seconds == 0
+    assert name in DERIVED_TIMEFRAMES and name not in VALID_TIMEFRAMES
+
+
+@pytest.mark.parametrize("bad", ["", "7H", "5h", "2D", "1y", "1 hour", "m", "1", "2mo", "-1m"])
 def test_unknown_timeframes_list_the_valid_ones(bad):
     with pytest.raises(ValueError) as err:
         parse_timeframe(bad)

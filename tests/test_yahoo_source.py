@@ -365,3 +365,30 @@ def test_importing_the_source_does_not_import_yfinance():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+class ChattyTicker(FakeTicker):
+    """Logs as yfinance and urllib3 do when Yahoo has nothing for a ticker."""
+
+    def history(self, **kwargs):
+        logging.getLogger("yfinance").error("$%s: possibly delisted; no price data found", self.ticker)
+        logging.getLogger("urllib3.connectionpool").warning("Retrying (Retry(total=2)) after ...")
+        logging.getLogger("peewee").warning("cache database is locked")
+        return pd.DataFrame()
+
+
+def test_third_party_logs_are_quiet_while_yahoo_is_a_fallback(mocker, source, caplog):
+    caplog.set_level(logging.INFO)
+    levels = {n: logging.getLogger(n).level for n in ("yfinance", "urllib3", "peewee")}
+    mocker.patch("yfinance.Ticker",
+                 side_effect=lambda t: ChattyTicker(t, [], fast_info_error=KeyError("last_price")))
+    with pytest.raises(NoDataError):
+        source.bars(parse_symbol("AAPL"), parse_timeframe("1h"), NOW - timedelta(days=1), NOW,
+                    timeout=5)
+    assert source.prices([parse_symbol("MSFT")], timeout=5) == {"MSFT": None}
+    third_party = [r for r in caplog.records if not r.name.startswith("ib_nice_funcs")]
+    assert third_party == []
+    # The user's own yfinance logging (another thread) and levels are untouched.
+    logging.getLogger("yfinance").error("the user's own yfinance call")
+    assert "the user's own yfinance call" in caplog.text
+    assert levels == {n: logging.getLogger(n).level for n in levels}

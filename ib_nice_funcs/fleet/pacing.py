@@ -24,10 +24,15 @@ timeout: one round trip per historical request.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Hashable
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ..timeframes import Booking, PacingBudget
 from .link import RedisLink
 from .redis_store import KEY_PREFIX
 from .state import digest
@@ -39,7 +44,7 @@ _CROSS_PROCESS_MARGIN_S = 0.5
 
 # KEYS: all, by request, by contract. ARGV: gap, burst_n, burst_w, max_n, window,
 # horizon, book (1 books the slot, 0 only asks), member tag.
-# Returns the delay in microseconds (an integer: Lua numbers come back truncated).
+# Returns {delay in microseconds (Lua numbers come back as integers), the slot's member}.
 _SCRIPT = """
 local t_ = redis.call('TIME')
 local now = tonumber(t_[1]) + tonumber(t_[2]) / 1e6
@@ -74,30 +79,51 @@ for _ = 1, 10000 do
   if nt <= t then break end
   t = nt
 end
+local member = ''
 if ARGV[7] == '1' then
-  local member = string.format('%.6f', t) .. ':' .. ARGV[8]
+  member = string.format('%.6f', t) .. ':' .. ARGV[8]
   for i = 1, 3 do
-    redis.call('ZADD', KEYS[i], t, member)
+    redis.call('ZADD', KEYS[i], string.format('%.17g', t), member)
     redis.call('EXPIRE', KEYS[i], math.ceil(horizon) + 60)
   end
 end
-return math.floor((t - now) * 1e6)
+return {math.floor((t - now) * 1e6), member}
 """
+
+# KEYS[1] all. ARGV: window. Requests in the window now.
+_COUNT = """
+local t_ = redis.call('TIME')
+local now = tonumber(t_[1]) + tonumber(t_[2]) / 1e6
+return redis.call('ZCOUNT', KEYS[1], string.format('(%.17g', now - tonumber(ARGV[1])), '+inf')
+"""
+
+
+@dataclass
+class _Held:
+    """A booking of this process: its slot in Redis (None: booked locally only)."""
+
+    member: str | None
+    keys: list[str]
+    own: Booking
+    at: float
 
 
 class SharedPacingBudget:
     """A :class:`~ib_nice_funcs.timeframes.PacingBudget` whose slots live in Redis.
 
-    Same interface (``reserve``, ``delay_for``, ``record``); ``local`` is the
-    process's own budget, used (and kept up to date) while Redis is away.
-    Thread-safe.
+    Same interface (``book``, ``release``, ``on_time``, ``projected_delay``,
+    ``requests_left``, ``reserve``, ``delay_for``, ``record``); ``local`` is
+    the process's own budget, kept current as a mirror and used alone while
+    Redis is away. Thread-safe.
     """
 
-    def __init__(self, url: str, host: str, port: int, local: Any) -> None:
+    def __init__(self, url: str, host: str, port: int, local: PacingBudget) -> None:
         self.local = local
         self.link = RedisLink(url)
         self._prefix = f"{KEY_PREFIX}:gw:{host}:{port}:pace"
         self._tags = itertools.count(1)
+        self._held: dict[int, _Held] = {}
+        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         # Anything else the local budget offers (limits, later additions) is its.
@@ -107,30 +133,99 @@ class SharedPacingBudget:
         return [f"{self._prefix}:all", f"{self._prefix}:k:{digest(key)}",
                 f"{self._prefix}:c:{digest(contract_key)}"]
 
-    def _ask(self, key: Hashable, contract_key: Hashable, book: bool) -> float | None:
-        """The shared answer, or None when Redis is unreachable (the caller falls back)."""
-        local = self.local
+    def _spans(self) -> tuple[float, float, float]:
         # Processes sleep until their slot on a loaded machine and may send late;
         # the next one sends on time: more slack than one process needs.
-        gap, burst_window, window = (span + _CROSS_PROCESS_MARGIN_S for span in local.spans)
+        gap, burst_window, window = self.local.spans
+        return (gap + _CROSS_PROCESS_MARGIN_S, burst_window + _CROSS_PROCESS_MARGIN_S,
+                window + _CROSS_PROCESS_MARGIN_S)
+
+    def _ask(self, key: Hashable, contract_key: Hashable, book: bool
+             ) -> tuple[float, str] | None:
+        """``(delay, slot member)`` from Redis, or None when it is unreachable."""
+        local = self.local
+        gap, burst_window, window = self._spans()
         horizon = max(gap, burst_window, window)
         tag = f"{id(self):x}.{next(self._tags)}"
-        micros = self.link.run(lambda c: self.link.script(_SCRIPT)(
+        got = self.link.run(lambda c: self.link.script(_SCRIPT)(
             keys=self._keys(key, contract_key),
             args=[gap, local.burst_count, burst_window, local.max_requests, window, horizon,
                   "1" if book else "0", tag]), None)
-        return None if micros is None else max(0.0, int(micros) / 1e6)
+        if got is None:
+            return None
+        micros, member = got
+        member = member.decode() if isinstance(member, bytes) else str(member)
+        return max(0.0, int(micros) / 1e6), member
+
+    # -- the PacingBudget interface ---------------------------------------------------
+
+    def book(self, key: Hashable, contract_key: Hashable) -> Booking:
+        """Book the earliest slot every process agrees on; :meth:`release` it if unused."""
+        own = self.local.book(key, contract_key)  # the mirror, for a Redis outage
+        got = self._ask(key, contract_key, book=True)
+        now = time.monotonic()
+        with self._lock:
+            self._prune(now)
+            if got is None:
+                self._held[own.serial] = _Held(None, [], own, now)
+                return own
+            delay, member = got
+            self._held[own.serial] = _Held(member, self._keys(key, contract_key), own, now)
+        return Booking(key, contract_key, now + delay, delay, own.serial)
+
+    def release(self, booking: Booking) -> None:
+        """Give back a slot whose request was never sent (no error if already gone)."""
+        with self._lock:
+            held = self._held.pop(booking.serial, None)
+        if held is None:
+            return
+        self.local.release(held.own)
+        member = held.member
+        if member is not None:
+            self.link.run(lambda c: [c.zrem(k, member) for k in held.keys], None)
+
+    def on_time(self, booking: Booking, tolerance_s: float = 0.05) -> Booking:
+        """Check a booking when its wait is over; book again if the waiter woke late."""
+        with self._lock:
+            held = self._held.get(booking.serial)
+        if held is not None and held.member is None:  # booked while Redis was away
+            moved = self.local.on_time(held.own, tolerance_s)
+            if moved.serial != held.own.serial:
+                with self._lock:
+                    self._held.pop(booking.serial, None)
+                    self._held[moved.serial] = _Held(None, [], moved, time.monotonic())
+            return moved
+        if held is None or time.monotonic() <= booking.at + tolerance_s:
+            return dataclasses.replace(booking, delay=0.0)
+        self.release(booking)
+        return self.book(booking.key, booking.contract_key)
+
+    def projected_delay(self, requests: Sequence[tuple[Hashable, Hashable]]) -> float:
+        """Seconds until the last of ``requests`` could go; books nothing (for long)."""
+        bookings = [self.book(key, contract_key) for key, contract_key in requests]
+        try:
+            return bookings[-1].delay if bookings else 0.0
+        finally:
+            for booking in bookings:
+                self.release(booking)
+
+    def requests_left(self) -> int:
+        """Historical requests every process together may still send in the 10-minute window."""
+        window = self._spans()[2]
+        used = self.link.run(lambda c: self.link.script(_COUNT)(
+            keys=[f"{self._prefix}:all"], args=[window]), None)
+        if used is None:
+            return self.local.requests_left()
+        return max(0, self.local.max_requests - int(used))
 
     def reserve(self, key: Hashable, contract_key: Hashable) -> float:
         """Book the earliest slot every process agrees on; seconds to wait until it."""
-        shared = self._ask(key, contract_key, book=True)
-        own = self.local.reserve(key, contract_key)  # kept current for a Redis outage
-        return own if shared is None else shared
+        return self.book(key, contract_key).delay
 
     def delay_for(self, key: Hashable, contract_key: Hashable) -> float:
         """Seconds before a request may go (nothing is booked)."""
         shared = self._ask(key, contract_key, book=False)
-        return self.local.delay_for(key, contract_key) if shared is None else shared
+        return self.local.delay_for(key, contract_key) if shared is None else shared[0]
 
     def record(self, key: Hashable, contract_key: Hashable, at: float | None = None) -> None:
         """Record a request as sent now (``at`` is honoured by the local budget only)."""
@@ -139,3 +234,9 @@ class SharedPacingBudget:
 
     def __len__(self) -> int:
         return len(self.local)
+
+    def _prune(self, now: float) -> None:
+        """Forget bookings too old to be released or moved any more (lock held)."""
+        horizon = max(self._spans())
+        for serial in [n for n, h in self._held.items() if now - h.at > horizon]:
+            del self._held[serial]

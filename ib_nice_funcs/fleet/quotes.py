@@ -69,8 +69,8 @@ class SharedQuotes:
 
     # -- readers (any thread) --------------------------------------------------------
 
-    def fresh(self, key: Hashable, stale_after: float) -> float | None:
-        """The shared quote of ``key`` if its tick is under ``stale_after`` s old (one GET)."""
+    def fresh(self, key: Hashable, stale_after: float) -> tuple[float, float] | None:
+        """``(price, epoch)`` of ``key``'s shared tick if under ``stale_after`` s old (one GET)."""
         now = time.monotonic()
         want = now - self._wanted_at.get(key, -_WANT_EVERY_S) >= _WANT_EVERY_S
         quote_key = self._key("quote", key)
@@ -89,7 +89,7 @@ class SharedQuotes:
         quote = self._quote(text)
         if quote is None or time.time() - quote[1] > stale_after:
             return None
-        return quote[0]
+        return quote
 
     # -- holders and followers (loop thread) ------------------------------------------------
 

@@ -22,6 +22,8 @@ class Conn:
         positions_sub: whether reqPositions is in force.
         summaries: reqAccountSummary subscriptions: reqId -> tags.
         closing: set once the connection must end.
+        held: while the link is half open (:meth:`freeze`), the messages
+            written since, in order; None when the link is healthy.
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -39,6 +41,7 @@ class Conn:
         self.closing = False
         self.hangup = False
         self.serial = 0
+        self.held: list[bytes] | None = None
 
     @property
     def writable(self) -> bool:
@@ -48,12 +51,29 @@ class Conn:
     def send(self, fields: Iterable[Any]) -> None:
         """Queue one message (fields are str()-ed); dropped if the socket is gone."""
         if self.writable:
-            self.writer.write(w.frame(fields))
+            self._write(w.frame(fields))
 
     def send_payload(self, payload: str) -> None:
         """Queue one message whose NUL-terminated payload is already built."""
         if self.writable:
-            self.writer.write(w.frame_text(payload))
+            self._write(w.frame_text(payload))
+
+    def _write(self, data: bytes) -> None:
+        if self.held is not None:
+            self.held.append(data)
+        else:
+            self.writer.write(data)
+
+    def freeze(self) -> None:
+        """Half-open the link: hold every write (requests are dropped by the session)."""
+        if self.held is None:
+            self.held = []
+
+    def thaw(self) -> None:
+        """Heal the link: send what was held, in order, and serve requests again."""
+        held, self.held = self.held, None
+        if held and self.writable:
+            self.writer.write(b"".join(held))
 
     async def drain(self) -> None:
         """Wait until the socket buffer drains.

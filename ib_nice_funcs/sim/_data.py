@@ -168,7 +168,8 @@ class DataRequests:
             exchange = str(contract["exchange"] or inst.exchange)
             why = self._pacing.check(
                 (inst.con_id, exchange, end_text, duration, bar_size, what, use_rth),
-                (inst.con_id, exchange, what), self.pacing_clock(), req.bar_seconds)
+                (inst.con_id, exchange, what), self.pacing_clock(), req.bar_seconds,
+                weight=2 if what == "BID_ASK" else 1)
             if why:
                 log.info("pacing violation on request %d: %s", req_id, why)
                 conn.send(w.error_msg(conn.sv, req_id, 162,
@@ -192,7 +193,7 @@ class DataRequests:
         vol = bars.volume
         if inst.sec_type == STOCK and sv < w.V_HMDS_MARKET_DATA_IN_SHARES:
             vol = (vol / 100.0).round()
-        quote_bars = req.what in ("MIDPOINT", "BID", "ASK")
+        quote_bars = req.what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
         rows = w.bar_rows(sv, dates, bars.open, bars.high, bars.low, bars.close, vol, bars.wap,
                           bars.count, inst.price_decimals,
                           inst.size_decimals if inst.sec_type == CRYPTO else 0, quote_bars)
@@ -211,13 +212,15 @@ class DataRequests:
                 if not len(bars) or self.is_deaf(conn):
                     continue
                 last_start = int(bars.time[-1])
-                dates = format_bar_dates(bars.time[-1:], bars.dates[-1:] if bars.dates else None,
-                                         inst.time_zone, req.format_date)
-                vol = float(bars.volume[-1])
-                conn.send([w.HISTORICAL_DATA_UPDATE, req_id, int(bars.count[-1]), dates[0],
-                           w.num(bars.open[-1]), w.num(bars.close[-1]), w.num(bars.high[-1]),
-                           w.num(bars.low[-1]), w.num(float(bars.wap[-1])),
-                           w.size(vol, conn.sv) if vol >= 0 else "-1"])
+                # Every bar since the last update: the ones that completed in
+                # between (their final values), then the one forming now.
+                dates = format_bar_dates(bars.time, bars.dates, inst.time_zone, req.format_date)
+                for i, label in enumerate(dates):
+                    vol = float(bars.volume[i])
+                    conn.send([w.HISTORICAL_DATA_UPDATE, req_id, int(bars.count[i]), label,
+                               w.num(bars.open[i]), w.num(bars.close[i]), w.num(bars.high[i]),
+                               w.num(bars.low[i]), w.num(float(bars.wap[i])),
+                               w.size(vol, conn.sv) if vol >= 0 else "-1"])
                 await conn.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass

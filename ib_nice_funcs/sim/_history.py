@@ -67,7 +67,13 @@ MAX_SPAN: dict[int, float] = {
     3600: 366 * _DAY, 7200: 366 * _DAY, 10800: 366 * _DAY, 14400: 366 * _DAY, 28800: 366 * _DAY,
 }
 _UNIT_SECONDS = {"S": 1, "D": _DAY, "W": 7 * _DAY, "M": 31 * _DAY, "Y": 366 * _DAY}
-_WHAT = ("TRADES", "MIDPOINT", "BID", "ASK", "AGGTRADES")
+_WHAT = ("TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST", "AGGTRADES")
+#: whatToShow values IB accepts that the paper market has no data for: answered
+#: 162 "No historical market data" (a client ends its call on it; 321 is a
+#: warning to ib_async, which would keep waiting).
+_UNSERVED_WHAT = ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY", "FEE_RATE",
+                  "REBATE_RATE", "SCHEDULE", "YIELD_BID", "YIELD_ASK", "YIELD_BID_ASK",
+                  "YIELD_LAST")
 _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
 _END_RE = re.compile(r"^(\d{8})([ -])(\d{2}):(\d{2}):(\d{2})(?: (\S+))?$")
 
@@ -189,13 +195,18 @@ def plan_request(market: PaperMarket, inst: Instrument, end_text: str, duration:
     if format_date not in (1, 2):
         raise HistError(321, "Error validating request.-'bT' : cause - Date formatting "
                              f"selection of {format_date} rejected")
+    if what in _UNSERVED_WHAT:  # valid for IB, no such data in the paper market
+        raise _no_data_type(inst, what, bar_seconds, kind)
     if what not in _WHAT:
         raise HistError(321, "Error validating request.-'bJ' : cause - Historical data "
                              f"whatToShow '{what}' is invalid. Valid: {', '.join(_WHAT)}")
     if keep_up_to_date and end_text.strip():
         raise HistError(321, "Error validating request.-'bP' : cause - End date not supported "
                              "with live updates")
-    if ((what == "TRADES" and inst.sec_type in (FX, CRYPTO))
+    if what == "ADJUSTED_LAST" and end_text.strip():
+        raise HistError(321, "Error validating request.-'bP' : cause - End date not "
+                             "supported with adjusted last")
+    if ((what in ("TRADES", "ADJUSTED_LAST") and inst.sec_type in (FX, CRYPTO))
             or (what == "AGGTRADES" and inst.sec_type != CRYPTO)):
         raise _no_data_type(inst, what, bar_seconds, kind)
     end, implied = parse_end(end_text, now)
@@ -268,8 +279,12 @@ class PacingRules:
         burst_window_s: ... within this many seconds violate.
         max_requests: more than this many requests ...
         window_s: ... within this many seconds violate.
-        max_bar_seconds: apply pacing only to bars of at most this size
-            (TWS applies the strict rules to bars of 30 s or less); None = all.
+        max_bar_seconds: apply pacing only to bars of at most this size; None = all.
+        small_bar_seconds: apply the identical-request and burst rules only to
+            bars of at most this size: IB documents them for small bars (30 s
+            or less), so an agent fetching several timeframes of one contract,
+            or re-fetching a window to subscribe to it, is not refused; None =
+            all sizes. The ten-minute budget counts every request.
     """
 
     identical_s: float = 15.0
@@ -278,6 +293,7 @@ class PacingRules:
     max_requests: int = 60
     window_s: float = 600.0
     max_bar_seconds: int | None = None
+    small_bar_seconds: int | None = 30
 
 
 @dataclass
@@ -294,28 +310,34 @@ class PacingTracker:
     _all: deque = field(default_factory=deque)
 
     def check(self, identical_key: Hashable, burst_key: Hashable, now: float,
-              bar_seconds: int | None = None) -> str | None:
-        """Record the request and return None, or return why it violates pacing."""
+              bar_seconds: int | None = None, weight: int = 1) -> str | None:
+        """Record the request and return None, or return why it violates pacing.
+
+        ``weight`` is how many requests it counts for in the ten-minute
+        budget (IB counts a BID_ASK request twice).
+        """
         r = self.rules
         if r.max_bar_seconds is not None and bar_seconds is not None \
                 and bar_seconds > r.max_bar_seconds:
             return None
+        small = r.small_bar_seconds is None or bar_seconds is None \
+            or bar_seconds <= r.small_bar_seconds
         last = self._identical.get(identical_key)
-        if last is not None and now - last < r.identical_s:
+        if small and last is not None and now - last < r.identical_s:
             return "identical request within %g s" % r.identical_s
         burst = self._burst.setdefault(burst_key, deque())
         while burst and now - burst[0] >= r.burst_window_s:
             burst.popleft()
-        if len(burst) + 1 >= r.burst_count:
+        if small and len(burst) + 1 >= r.burst_count:
             return "%d requests for the same contract within %g s" % (r.burst_count,
                                                                        r.burst_window_s)
         while self._all and now - self._all[0] >= r.window_s:
             self._all.popleft()
-        if len(self._all) + 1 > r.max_requests:
+        if len(self._all) + weight > r.max_requests:
             return "more than %d requests within %g s" % (r.max_requests, r.window_s)
         self._identical[identical_key] = now
         burst.append(now)
-        self._all.append(now)
+        self._all.extend([now] * weight)
         return None
 
     def reset(self) -> None:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from . import _account
 from . import _wire as w
+from ._history import HistError, parse_end
 from .matching import Event, Fill, SimOrder
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def parse_place_order(f: w.Fields, sv: int) -> tuple[int, dict, dict]:
     f.skip(2)  # shortSaleSlot, designatedLocation
     if sv >= 51:
         f.skip()  # exemptCode
-    f.skip(15)  # ocaType, rule80A, settlingFirm, allOrNone, minQty, percentOffset,
+    o["ocaType"] = f.int()
+    f.skip(14)  # rule80A, settlingFirm, allOrNone, minQty, percentOffset,
     #              eTradeOnly, firmQuoteOnly, nbboPriceCap, auctionStrategy, startingPrice,
     #              stockRefPrice, delta, stockRangeLower, stockRangeUpper
     f.skip(3)  # overridePercentageConstraints, volatility, volatilityType
@@ -120,19 +122,19 @@ def open_order_msg(sv: int, order: SimOrder, state: dict | None = None) -> list[
     f.append(order.order_id)
     f += _contract(order)
     f += [order.action, w.qty(order.quantity, sv), order.order_type] + _prices(order)
-    f += [order.tif, "", order.account, "O", 0, order.order_ref, order.client_id,
+    f += [order.tif, order.oca_group, order.account, "O", 0, order.order_ref, order.client_id,
           order.perm_id, int(order.outside_rth), 0, w.num(0.0), ""]
     f += ["", "", "", ""]  # sharesAllocation, faGroup, faMethod, faPercentage
     if sv < w.V_FA_PROFILE_DESUPPORT:
         f.append("")
     if sv >= 103:
         f.append("")  # modelCode
-    f += ["", "", U, ""]  # goodTillDate, rule80A, percentOffset, settlingFirm
+    f += [order.extra.get("goodTillDate", ""), "", U, ""]  # goodTillDate, rule80A, ..
     f += [0, "", -1]  # shortSaleSlot, designatedLocation, exemptCode
     f += [0, U, U, U, U, U]  # auctionStrategy, startingPrice, stockRefPrice, delta, ranges
-    f += [UI, 0, 0, 0, UI, 3]  # displaySize, blockOrder, sweepToFill, allOrNone, minQty, ocaType
+    f += [UI, 0, 0, 0, UI, order.oca_type]  # displaySize .. minQty, ocaType
     f += [0, 0, U]  # eTradeOnly, firmQuoteOnly, nbboPriceCap
-    f += [order.extra.get("parentId", 0), 0]  # parentId, triggerMethod
+    f += [order.parent_id, 0]  # parentId, triggerMethod
     f += [U, 0, "", U, 0, UI]  # volatility .. referencePriceType
     f += [w.dbl(order.trail_stop_price), w.dbl(order.trailing_percent)]
     f += [U, UI]  # basisPoints, basisPointsType
@@ -183,14 +185,14 @@ def completed_order_msg(sv: int, order: SimOrder, tz: str) -> list[object]:
     """completedOrder (101) for the negotiated server version."""
     f: list[object] = [w.COMPLETED_ORDER] + _contract(order)
     f += [order.action, w.qty(order.quantity, sv), order.order_type] + _prices(order)
-    f += [order.tif, "", order.account, "O", 0, order.order_ref, order.perm_id,
+    f += [order.tif, order.oca_group, order.account, "O", 0, order.order_ref, order.perm_id,
           int(order.outside_rth), 0, w.num(0.0), "", "", "", ""]
     if sv < w.V_FA_PROFILE_DESUPPORT:
         f.append("")
     f += ["", "", "", U, ""]  # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
     f += [0, "", -1]  # shortSaleSlot, designatedLocation, exemptCode
     f += [U, U, U, U, U]  # startingPrice, stockRefPrice, delta, stock ranges
-    f += [UI, 0, 0, UI, 3, 0]  # displaySize, sweepToFill, allOrNone, minQty, ocaType, trigger
+    f += [UI, 0, 0, UI, order.oca_type, 0]  # displaySize .. minQty, ocaType, trigger
     f += [U, 0, "", U]  # volatility, volatilityType, dn order type, dn aux price
     f += [0, UI, w.dbl(order.trail_stop_price), w.dbl(order.trailing_percent)]
     f += ["", 0, 0, 0, UI, UI, U, ""]  # combos, scale, hedgeType
@@ -213,7 +215,7 @@ def order_status_msg(sv: int, order: SimOrder, snapshot: tuple = ()) -> list[obj
     if sv < w.V_MARKET_CAP_PRICE:
         f.append(6)
     f += [order.order_id, status, w.qty(filled, sv), w.qty(remaining, sv), w.num(avg),
-          order.perm_id, order.extra.get("parentId", 0), w.num(last), order.client_id,
+          order.perm_id, order.parent_id, w.num(last), order.client_id,
           order.why_held]
     if sv >= w.V_MARKET_CAP_PRICE:
         f.append(w.num(0.0))
@@ -296,19 +298,27 @@ async def place_order(sim: TWSSimulator, conn: Conn, f: w.Fields) -> None:
                               "for the request"))
         return
     inst, exchange = matches[0]
-    if o["parentId"]:
-        sim.engine.order_count += 1
-        conn.send(w.error_msg(conn.sv, order_id, 201, "Order rejected - reason:attached "
-                              "(bracket) orders are not supported by the paper simulator"))
-        return
     order = SimOrder(order_id=order_id, client_id=conn.client_id or 0, perm_id=0,
                      account=o["account"] or sim.account, inst=inst, action=o["action"],
                      quantity=o["totalQuantity"], order_type=o["orderType"],
                      lmt_price=o["lmtPrice"], aux_price=o["auxPrice"],
                      trailing_percent=o["trailingPercent"], trail_stop_price=o["trailStopPrice"],
                      tif=o["tif"] or "DAY", order_ref=o["orderRef"],
-                     outside_rth=o["outsideRth"],
+                     outside_rth=o["outsideRth"], parent_id=o["parentId"],
+                     oca_group=o["ocaGroup"], oca_type=o["ocaType"] or 3,
+                     transmit=o["transmit"],
                      extra={"exchange": exchange, "cashQty": o.get("cashQty")})
+    if order.tif == "GTD":
+        try:  # IB's format: "yyyymmdd hh:mm:ss [zone]" (TWS's zone if none)
+            if not o["goodTillDate"].strip():
+                raise HistError(201, "no goodTillDate")
+            order.extra["good_till"] = parse_end(o["goodTillDate"], sim.market.now())[0]
+            order.extra["goodTillDate"] = o["goodTillDate"]
+        except HistError:
+            sim.engine.order_count += 1
+            conn.send(w.error_msg(conn.sv, order_id, 201, "Order rejected - reason:GTD "
+                                  f"orders need goodTillDate, got {o['goodTillDate']!r}"))
+            return
     if o["whatIf"]:
         _what_if(sim, conn, order)
         return

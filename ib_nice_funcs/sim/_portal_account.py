@@ -129,7 +129,7 @@ async def portfolio_accounts(sim: PortalSimulator, req: Request, params: dict) -
     }])
 
 
-def _position_rows(sim: PortalSimulator) -> list[dict]:
+def position_rows(sim: PortalSimulator) -> list[dict]:
     """Open positions as the gateway lists them (run on the engine's thread)."""
     now = sim.market.now()
     rows = []
@@ -174,7 +174,7 @@ async def positions(sim: PortalSimulator, req: Request, params: dict) -> Reply:
         raise HttpError(400, f"Invalid page number: {params['page']}") from None
     if page < 0:
         raise HttpError(400, f"Invalid page number: {page}")
-    rows = await sim.engine_call(_position_rows, sim)
+    rows = await sim.engine_call(position_rows, sim)
     size = int(sim.positions_page_size)
     chunk = rows[page * size:(page + 1) * size]
     for row in chunk:
@@ -185,7 +185,7 @@ async def positions(sim: PortalSimulator, req: Request, params: dict) -> Reply:
 async def position_by_conid(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     sim.check_account(params["acct"])
     inst = sim.instrument(params["conid"])
-    rows = await sim.engine_call(_position_rows, sim)
+    rows = await sim.engine_call(position_rows, sim)
     return Reply(200, [r for r in rows if r["conid"] == inst.con_id])
 
 

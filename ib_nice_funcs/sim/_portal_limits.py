@@ -3,8 +3,11 @@
 Each limit is a token bucket of ``count`` requests per ``per_s`` seconds
 (capacity ``count``, so a burst of ``count`` at once is allowed, then
 ``count / per_s`` per second). A request that finds a bucket empty is a
-violation: the caller answers HTTP 429 and the client's IP goes into the
-penalty box, where every request gets 429 until ``penalty_s`` has passed.
+violation: the caller answers HTTP 429. An IP that keeps violating (IB:
+"if a violator's IP address continues to violate the rate limit, it is
+placed into a penalty box") -- ``penalty_after`` violations within
+``strike_window_s`` -- goes into the penalty box, where every request gets
+429 until ``penalty_s`` has passed.
 ``slack_s`` forgives a request that arrives that much too early (network
 jitter of a client pacing itself exactly at the limit).
 """
@@ -27,6 +30,10 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, float]] = {
     "/tickle": (1, 1.0),
     "/iserver/account/orders": (1, 5.0),
     "/portfolio/accounts": (1, 5.0),
+    "/portfolio/subaccounts": (1, 5.0),
+    "/iserver/account/pnl/partitioned": (1, 5.0),
+    "/iserver/scanner/params": (1, 900.0),
+    "/iserver/scanner/run": (1, 1.0),
 }
 
 
@@ -57,13 +64,22 @@ class RateLimiter:
         penalty_s: seconds an IP stays in the penalty box after a violation.
         clock: monotonic seconds.
         slack_s: early-arrival tolerance (see the module docstring).
+        penalty_after: violations (within ``strike_window_s``) that put an IP
+            into the penalty box; 1 boxes it on its first 429.
+        strike_window_s: how long a violation counts towards ``penalty_after``.
     """
 
     def __init__(self, limits: Mapping[str, tuple[float, float]] | None = None,
                  penalty_s: float = 600.0, clock: Callable[[], float] | None = None,
-                 slack_s: float = 0.05) -> None:
+                 slack_s: float = 0.05, penalty_after: int = 3,
+                 strike_window_s: float = 60.0) -> None:
         import time
 
+        if penalty_after < 1:
+            raise ValueError(f"penalty_after must be at least 1, got {penalty_after}")
+        self.penalty_after = int(penalty_after)
+        self.strike_window_s = float(strike_window_s)
+        self._strikes: dict[str, list[float]] = {}
         self.limits = dict(DEFAULT_RATE_LIMITS if limits is None else limits)
         self.penalty_s = float(penalty_s)
         self.clock = clock or time.monotonic
@@ -94,9 +110,10 @@ class RateLimiter:
             self._penalty.pop(ip, None)
 
     def reset(self) -> None:
-        """Forget every bucket and release every IP."""
+        """Forget every bucket and violation and release every IP."""
         self._buckets.clear()
         self._penalty.clear()
+        self._strikes.clear()
 
     def check(self, ip: str, pattern: str) -> str | None:
         """Account for one request; None if allowed, else why it gets a 429.
@@ -123,8 +140,19 @@ class RateLimiter:
                        + ("" if name == GLOBAL else f" to {name}"))
                 break
         if why is not None:
-            self.punish(ip)
+            self.strike(ip)
         return why
+
+    def strike(self, ip: str) -> None:
+        """Count one violation of ``ip``; the ``penalty_after``-th within the window
+        puts it into the penalty box."""
+        now = self.clock()
+        strikes = [t for t in self._strikes.get(ip, []) if now - t < self.strike_window_s]
+        strikes.append(now)
+        if len(strikes) >= self.penalty_after:
+            strikes = []
+            self.punish(ip)
+        self._strikes[ip] = strikes
 
     def punish(self, ip: str) -> None:
         """Put ``ip`` into the penalty box for :attr:`penalty_s` seconds from now."""

@@ -39,19 +39,23 @@ if TYPE_CHECKING:
 #: Engine client id of orders placed over REST (no TWS API client can own them).
 PORTAL_CLIENT_ID = -1
 
-_ORIG = {"MKT": "MARKET", "LMT": "LIMIT", "STP": "STOP", "TRAIL": "TRAILING STOP",
-         "MOC": "MARKET ON CLOSE", "LOC": "LIMIT ON CLOSE", "MIDPRICE": "MIDPRICE"}
-_NICE = {"MKT": "Market", "LMT": "Limit", "STP": "Stop", "TRAIL": "Trail", "MOC": "MOC",
-         "LOC": "LOC", "MIDPRICE": "Midprice"}
+_ORIG = {"MKT": "MARKET", "LMT": "LIMIT", "STP": "STOP", "STP LMT": "STOP LIMIT",
+         "TRAIL": "TRAILING STOP", "MOC": "MARKET ON CLOSE", "LOC": "LIMIT ON CLOSE",
+         "MIDPRICE": "MIDPRICE"}
+_NICE = {"MKT": "Market", "LMT": "Limit", "STP": "Stop", "STP LMT": "Stop Limit",
+         "TRAIL": "Trail", "MOC": "MOC", "LOC": "LOC", "MIDPRICE": "Midprice"}
+#: The gateway's spellings of order types, to the engine's.
+_TYPE_ALIASES = {"STOP_LIMIT": "STP LMT", "STPLMT": "STP LMT", "STOP LIMIT": "STP LMT",
+                 "MARKET": "MKT", "LIMIT": "LMT", "STOP": "STP"}
 _TIFS = ("DAY", "GTC", "IOC", "OPG")
 _TIF_SHOWN = {"DAY": "CLOSE"}
 
 
 @dataclass
 class Pending:
-    """An order waiting for answers to its questions."""
+    """Orders (one, or a bracket / OCA group) waiting for answers to their questions."""
 
-    fields: dict[str, Any]
+    orders: list[dict[str, Any]]
     questions: list[tuple[str, str]]
 
 
@@ -88,16 +92,19 @@ def parse_order(sim: PortalSimulator, acct: str, raw: Any) -> dict[str, Any]:
     if side not in ("BUY", "SELL"):
         raise HttpError(400, f"side must be BUY or SELL, got {raw.get('side')!r}")
     otype = str(raw.get("orderType", "")).upper()
+    otype = _TYPE_ALIASES.get(otype, otype)
     if otype not in _ORIG:
         raise HttpError(400, f"orderType {raw.get('orderType')!r} is not supported by the "
                              f"paper simulator; use one of {', '.join(_ORIG)}")
     qty = _num(raw, "quantity")
+    cash = _num(raw, "cashQty")
+    if qty is None and cash is None:
+        raise HttpError(400, "quantity (or cashQty) is required")
     if qty is None:
-        if raw.get("cashQty") not in (None, ""):
-            raise HttpError(400, "cashQty orders are not supported by the paper simulator; "
-                                 "send a quantity")
-        raise HttpError(400, "quantity is required")
-    if qty <= 0:
+        if cash <= 0 or otype not in ("MKT", "LMT"):
+            raise HttpError(400, "cashQty must be positive, on a MKT or LMT order")
+        qty = 0.0  # the engine sizes it from the cash at the price it trades
+    elif qty <= 0:
         raise HttpError(400, f"quantity must be positive, got {qty:g}")
     tif = str(raw.get("tif") or "DAY").upper()
     if tif not in _TIFS:
@@ -115,6 +122,11 @@ def parse_order(sim: PortalSimulator, acct: str, raw: Any) -> dict[str, Any]:
         stop = price if price is not None else aux
         if stop is None:
             raise HttpError(400, "price (the stop price) is required for STP orders")
+    elif otype == "STP LMT":
+        if price is None or aux is None:
+            raise HttpError(400, "STOP_LIMIT orders need price (the limit) and auxPrice "
+                                 "(the stop)")
+        lmt, stop = price, aux
     elif otype == "TRAIL":
         amt = _num(raw, "trailingAmt")
         kind = str(raw.get("trailingType") or "amt").lower()
@@ -126,9 +138,11 @@ def parse_order(sim: PortalSimulator, acct: str, raw: Any) -> dict[str, Any]:
             stop = amt
         trail_stop = price  # an optional initial stop price
     coid = raw.get("cOID")
+    parent = raw.get("parentId")
     return {"inst": inst, "side": side, "type": otype, "qty": qty, "tif": tif, "lmt": lmt,
             "aux": stop, "pct": pct, "trail_stop": trail_stop,
-            "coid": "" if coid is None else str(coid),
+            "coid": "" if coid is None else str(coid), "cash": cash,
+            "parent_coid": "" if parent in (None, "") else str(parent),
             "outside": bool(raw.get("outsideRTH") or raw.get("outsideRth") or False)}
 
 
@@ -136,7 +150,8 @@ def _desc(p: dict) -> str:
     inst: Instrument = p["inst"]
     px = p["lmt"] if p["lmt"] is not None else p["aux"]
     tail = f"@ {px:.{inst.price_decimals}f}" if px is not None else p["type"]
-    return f"{p['side']} {p['qty']:g} {inst.key} {tail}"
+    size = f"{p['qty']:g}" if p["qty"] else f"{p['cash']:g} USD of"
+    return f"{p['side']} {size} {inst.key} {tail}"
 
 
 def questions_for(sim: PortalSimulator, p: dict) -> list[tuple[str, str]]:
@@ -160,7 +175,7 @@ def questions_for(sim: PortalSimulator, p: dict) -> list[tuple[str, str]]:
         out.append(("o383", f'The following order "{_desc(p)}" size exceeds the Size Limit '
                             f"of {sim.size_limit:g}." + sure))
     px = p["lmt"] if p["lmt"] is not None else (q.ask if p["side"] == "BUY" else q.bid)
-    value = p["qty"] * px * sim.engine.usd_rate(inst.currency)
+    value = (p["qty"] * px * sim.engine.usd_rate(inst.currency)) if p["qty"] else p["cash"]
     if value > sim.value_limit:
         out.append(("o451", f'The following order "{_desc(p)}" value estimate of '
                             f"{value:,.2f} USD exceeds \nthe Total Value Limit of "
@@ -171,17 +186,22 @@ def questions_for(sim: PortalSimulator, p: dict) -> list[tuple[str, str]]:
                                   "Crypto prices can move quickly and the order may fill far "
                                   "from the last price." + sure))
         else:
-            out.append(("o10151", "You are about to submit a market order. Market orders "
-                                  "execute at the best available price, which may differ "
-                                  "from the last price." + sure))
+            out.append(("o10151", "A Market Order is an instruction to trade your order at "
+                                  "any available price. The price you get may differ from "
+                                  "the last price, most of all in a fast market." + sure))
             if inst.sec_type == STOCK:
                 out.append(("o10153", "<h4>Confirm Mandatory Cap Price</h4>To avoid trading "
                                       "at a price that is not consistent with a fair and "
                                       "orderly market, IB may set a cap (for a buy order) or "
                                       "a floor (for a sell order)." + sure))
-    if p["type"] in ("STP", "TRAIL"):
-        out.append(("o10331", "You are about to submit a stop order. Once triggered it "
-                              "executes as a market order." + sure))
+    if p["type"] in ("STP", "STP LMT", "TRAIL"):
+        out.append(("o10331", "You are about to submit a stop order. Please be aware of the "
+                              "various stop order types available and the risks associated "
+                              "with each one." + sure))
+    if p["cash"] is not None and not p["qty"]:
+        out.append(("o10223", "<h4>Cash Quantity Order Confirmation</h4>Orders that express "
+                              "size using a monetary value (cash quantity) are provided on a "
+                              "non-guaranteed basis." + sure))
     return [(mid, text) for mid, text in out if mid not in sim.suppressed]
 
 
@@ -198,27 +218,47 @@ def _duplicate(sim: PortalSimulator, coid: str) -> bool:
 
 
 def _dup_reply(coid: str) -> Reply:
-    return Reply(200, {"error": f"Local order ID={coid} is already registered."})
+    return Reply(200, {"error": f"Order couldn't be submitted: Local order ID={coid} is "
+                                "already registered."})
+
+
+def parse_orders(sim: PortalSimulator, acct: str, body: Any) -> list[dict[str, Any]]:
+    """The orders of a ``{"orders": [...]}`` body: one order, a bracket (children name
+    their parent's ``cOID`` in ``parentId``) or an OCA group (``isSingleGroup``).
+
+    Raises:
+        HttpError: 400 for a malformed body or order, or a child whose parent is not
+            in the same request.
+    """
+    orders = body.get("orders") if isinstance(body, dict) else None
+    if not isinstance(orders, list) or not orders:
+        raise HttpError(400, 'the body must be {"orders": [ {...} ]}')
+    parsed = [parse_order(sim, acct, raw) for raw in orders]
+    coids = [p["coid"] for p in parsed]
+    for p, raw in zip(parsed, orders):
+        if p["parent_coid"] and p["parent_coid"] not in coids:
+            raise HttpError(400, f"parentId {p['parent_coid']} names no cOID of this request")
+        p["oca"] = bool(raw.get("isSingleGroup")) and len(parsed) > 1
+    if len(parsed) > 1 and not any(p["parent_coid"] or p["oca"] for p in parsed):
+        raise HttpError(400, "several orders in one request must form a bracket (parentId) "
+                             "or an OCA group (isSingleGroup)")
+    return parsed
 
 
 async def place_orders(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     acct = params["acct"]
     sim.check_account(acct)
-    body = req.json()
-    orders = body.get("orders") if isinstance(body, dict) else None
-    if not isinstance(orders, list) or not orders:
-        raise HttpError(400, 'the body must be {"orders": [ {...} ]}')
-    if len(orders) != 1:
-        raise HttpError(400, "the paper simulator takes one order per request (no brackets)")
-    p = parse_order(sim, acct, orders[0])
-    if await sim.engine_call(_duplicate, sim, p["coid"]):
-        return _dup_reply(p["coid"])
+    plist = parse_orders(sim, acct, req.json())
+    for p in plist:
+        if await sim.engine_call(_duplicate, sim, p["coid"]):
+            return _dup_reply(p["coid"])
     if sim.exclusive_replies:
         sim.replies.clear()
-    questions = questions_for(sim, p)
+    questions = list({mid: (mid, text) for p in plist
+                      for mid, text in questions_for(sim, p)}.values())
     if questions:
-        return _question(sim, Pending(p, questions))
-    return await _place(sim, acct, p)
+        return _question(sim, Pending(plist, questions))
+    return await _place(sim, acct, plist)
 
 
 async def reply(sim: PortalSimulator, req: Request, params: dict) -> Reply:
@@ -230,37 +270,62 @@ async def reply(sim: PortalSimulator, req: Request, params: dict) -> Reply:
         return Reply(200, {"error": "The order was not confirmed and was not placed."})
     if pending.questions:
         return _question(sim, pending)
-    return await _place(sim, sim.account, pending.fields)
+    return await _place(sim, sim.account, pending.orders)
 
 
-async def _place(sim: PortalSimulator, acct: str, p: dict) -> Reply:
-    def submit() -> tuple[SimOrder | None, str]:
-        if _duplicate(sim, p["coid"]):
-            return None, "duplicate"
-        order = SimOrder(order_id=sim.next_portal_order_id(), client_id=PORTAL_CLIENT_ID,
-                         perm_id=0, account=acct, inst=p["inst"], action=p["side"],
-                         quantity=p["qty"], order_type=p["type"], lmt_price=p["lmt"],
-                         aux_price=p["aux"], trailing_percent=p["pct"],
-                         trail_stop_price=p["trail_stop"], tif=p["tif"], order_ref=p["coid"],
-                         outside_rth=p["outside"],
-                         extra={"exchange": p["inst"].exchange, "portal": True})
-        events = sim.engine.submit(order, sim.market.now())
+def _sim_order(sim: PortalSimulator, acct: str, p: dict, order_id: int) -> SimOrder:
+    return SimOrder(order_id=order_id, client_id=PORTAL_CLIENT_ID, perm_id=0, account=acct,
+                    inst=p["inst"], action=p["side"], quantity=p["qty"], order_type=p["type"],
+                    lmt_price=p["lmt"], aux_price=p["aux"], trailing_percent=p["pct"],
+                    trail_stop_price=p["trail_stop"], tif=p["tif"], order_ref=p["coid"],
+                    outside_rth=p["outside"],
+                    extra={"exchange": p["inst"].exchange, "portal": True, "cashQty": p["cash"]})
+
+
+async def _place(sim: PortalSimulator, acct: str, plist: list[dict]) -> Reply:
+    def submit() -> tuple[list[SimOrder], str, str]:
+        for p in plist:
+            if _duplicate(sim, p["coid"]):
+                return [], "duplicate", p["coid"]
+        orders = [_sim_order(sim, acct, p, sim.next_portal_order_id()) for p in plist]
+        by_coid = {o.order_ref: o for o in orders if o.order_ref}
+        group = f"oca-{orders[0].order_id}" if any(p["oca"] for p in plist) else ""
+        bracket = any(p["parent_coid"] for p in plist)
+        for o, p in zip(orders, plist):
+            if p["parent_coid"]:
+                o.parent_id = by_coid[p["parent_coid"]].order_id
+            if p["oca"]:
+                o.oca_group, o.oca_type = group, 1
+            # A bracket goes out with its last order (so no child misses its parent).
+            o.transmit = not bracket or o is orders[-1]
+        events = []
+        for o in orders:
+            events += sim.engine.submit(o, sim.market.now())
         sim.dispatch_events(events)
-        errors = [e.message for e in events if e.kind == "error"]
-        return order, errors[0] if errors else ""
+        errors = [e.message for e in events if e.kind == "error" and e.code != 202]
+        return orders, errors[0] if errors else "", ""
 
-    order, error = await sim.engine_call(submit)
-    if order is None:
-        return _dup_reply(p["coid"])
-    sim.order_count += 1
+    orders, error, dup = await sim.engine_call(submit)
+    if dup:
+        return _dup_reply(dup)
+    sim.order_count += len(orders)
     if error:
-        sim.rejected.add(order.perm_id)
+        def cancel_rest() -> None:  # one refused order sinks the request, as a whole
+            for o in orders:
+                sim.rejected.add(o.perm_id)
+                if o.is_open:
+                    sim.dispatch_events(sim.engine.cancel(o.client_id, o.order_id,
+                                                          sim.market.now()))
+        await sim.engine_call(cancel_rest)
         return Reply(200, {"error": error.replace("Order rejected - reason:", "")})
-    out = {"order_id": str(order.perm_id), "order_status": order.status,
-           "encrypt_message": "1"}
-    if order.order_ref:
-        out["local_order_id"] = order.order_ref
-    return Reply(200, [out])
+    out = []
+    for order in orders:
+        row = {"order_id": str(order.perm_id), "order_status": order.status,
+               "encrypt_message": "1"}
+        if order.order_ref:
+            row["local_order_id"] = order.order_ref
+        out.append(row)
+    return Reply(200, out)
 
 
 async def suppress(sim: PortalSimulator, req: Request, params: dict) -> Reply:
@@ -282,7 +347,8 @@ def _stamp(t: float | None, fmt: str = "%y%m%d%H%M%S") -> str:
     return dt.datetime.fromtimestamp(t or 0.0, dt.timezone.utc).strftime(fmt)
 
 
-def _status(sim: PortalSimulator, o: SimOrder) -> str:
+def status_of(sim: PortalSimulator, o: SimOrder) -> str:
+    """The order's status as the gateway shows it (a refused order is Inactive)."""
     return "Inactive" if o.perm_id in sim.rejected else o.status
 
 
@@ -294,7 +360,7 @@ def order_row(sim: PortalSimulator, o: SimOrder) -> dict:
     px = o.lmt_price if o.lmt_price is not None else o.aux_price
     desc = (f"{o.action.title()} {o.quantity:g} {_NICE[o.order_type]}"
             + (f" {px:.{dec}f}" if px is not None else "") + f", {o.tif}")
-    status = _status(sim, o)
+    status = status_of(sim, o)
     row = {"acct": sim.account, "conidex": str(inst.con_id), "conid": inst.con_id,
            "account": sim.account, "orderId": o.perm_id, "cashCcy": inst.currency,
            "sizeAndFills": f"{o.filled:g}/{o.quantity:g}", "orderDesc": desc,
@@ -310,6 +376,9 @@ def order_row(sim: PortalSimulator, o: SimOrder) -> dict:
            "outsideRTH": bool(o.outside_rth)}
     if o.order_ref:
         row["order_ref"] = o.order_ref
+    parent = sim.engine.parent_of(o)
+    if parent is not None:  # a bracket child names its parent, as the gateway does
+        row["parentId"] = parent.perm_id
     if o.lmt_price is not None:
         row["price"] = f"{o.lmt_price:.{dec}f}"
     if o.aux_price is not None:
@@ -337,7 +406,12 @@ async def live_orders(sim: PortalSimulator, req: Request, params: dict) -> Reply
     return Reply(200, {"orders": await sim.engine_call(rows), "snapshot": True})
 
 
-def _find(sim: PortalSimulator, order_id: str) -> SimOrder:
+def find_order(sim: PortalSimulator, order_id: str) -> SimOrder:
+    """The order whose REST id (the engine's permId) is ``order_id``.
+
+    Raises:
+        HttpError: 400 for a malformed or unknown id.
+    """
     try:
         perm = int(order_id)
     except ValueError:
@@ -350,10 +424,10 @@ def _find(sim: PortalSimulator, order_id: str) -> SimOrder:
 
 async def order_status(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     def build() -> dict:
-        o = _find(sim, params["order_id"])
+        o = find_order(sim, params["order_id"])
         inst = o.inst
         dec = inst.price_decimals
-        status = _status(sim, o)
+        status = status_of(sim, o)
         out = {"sub_type": None, "request_id": str(o.perm_id % 10000), "server_id": "0",
                "order_id": o.perm_id, "conidex": str(inst.con_id), "conid": inst.con_id,
                "symbol": inst.symbol, "side": o.action[0], "contract_description_1": inst.key,
@@ -411,21 +485,6 @@ async def trades(sim: PortalSimulator, req: Request, params: dict) -> Reply:
     return Reply(200, await sim.engine_call(build))
 
 
-async def cancel(sim: PortalSimulator, req: Request, params: dict) -> Reply:
-    sim.check_account(params["acct"])
-
-    def do() -> Reply:
-        o = _find(sim, params["order_id"])
-        if not o.is_open:
-            return Reply(200, {"error": f"OrderID {o.perm_id} is not active (status "
-                                        f"{_status(sim, o)}) and cannot be cancelled"})
-        sim.dispatch_events(sim.engine.cancel(o.client_id, o.order_id, sim.market.now()))
-        return Reply(200, {"msg": "Request was submitted", "order_id": o.perm_id,
-                           "conid": o.inst.con_id, "account": sim.account})
-
-    return await sim.engine_call(do)
-
-
 ROUTES = [
     Route(("POST",), "/iserver/account/{acct}/orders", place_orders, iserver=True,
           preflight=True),
@@ -436,6 +495,4 @@ ROUTES = [
     Route(("GET",), "/iserver/account/order/status/{order_id}", order_status, iserver=True,
           preflight=True),
     Route(("GET",), "/iserver/account/trades", trades, iserver=True, preflight=True),
-    Route(("DELETE",), "/iserver/account/{acct}/order/{order_id}", cancel, iserver=True,
-          preflight=True),
 ]

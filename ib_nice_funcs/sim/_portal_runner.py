@@ -108,8 +108,15 @@ class PortalHandle:
 
     # ------------------------------------------------------------ rate limits
     def set_penalty_s(self, seconds: float) -> None:
-        """Seconds an IP stays in the penalty box after a 429."""
+        """Seconds an IP stays in the penalty box."""
         self._set("penalty_s", float(seconds))
+
+    def set_penalty_after(self, violations: int) -> None:
+        """Rate-limit violations within a minute that put an IP into the penalty box
+        (1: the first 429 does)."""
+        if violations < 1:
+            raise ValueError(f"violations must be at least 1, got {violations}")
+        self.call(setattr, self.sim.limiter, "penalty_after", int(violations))
 
     def set_enforce_rate_limits(self, value: bool = True) -> None:
         """Switch the 429 rate limits on or off."""

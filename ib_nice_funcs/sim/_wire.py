@@ -44,6 +44,9 @@ V_BOND_ISSUERID = 176
 V_FA_PROFILE_DESUPPORT = 177
 V_PENDING_PRICE_REVISION = 178
 
+#: Price increment rule id contractDetails names for each security type (reqMarketRule).
+MARKET_RULE_IDS: dict[str, int] = {"STK": 26, "CASH": 239, "CRYPTO": 3055}
+
 MIN_SERVER_VERSION = 100
 MAX_SERVER_VERSION = 178
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
@@ -60,6 +63,11 @@ POSITION_DATA, POSITION_END, ACCOUNT_SUMMARY, ACCOUNT_SUMMARY_END = 61, 62, 63, 
 POSITION_MULTI_END, ACCOUNT_UPDATE_MULTI, ACCOUNT_UPDATE_MULTI_END = 72, 73, 74
 SYMBOL_SAMPLES, TICK_REQ_PARAMS, HEAD_TIMESTAMP = 79, 81, 88
 HISTORICAL_DATA_UPDATE, COMPLETED_ORDER, COMPLETED_ORDERS_END = 90, 101, 102
+RECEIVE_FA, SCANNER_PARAMETERS, REAL_TIME_BARS, SEC_DEF_OPT_PARAMS_END = 16, 19, 50, 76
+SOFT_DOLLAR_TIERS, FAMILY_CODES, MKT_DEPTH_EXCHANGES, SMART_COMPONENTS = 77, 78, 80, 82
+NEWS_PROVIDERS, HISTORICAL_NEWS_END, MARKET_RULE, PNL, PNL_SINGLE = 85, 87, 93, 94, 95
+HISTORICAL_TICKS, HISTORICAL_TICKS_BID_ASK, HISTORICAL_TICKS_LAST = 96, 97, 98
+TICK_BY_TICK, USER_INFO, SCANNER_DATA = 99, 107, 20
 
 #: Client request ids -> names (IB's OUT.* / EClient method names).
 REQUEST_NAMES: dict[int, str] = {
@@ -94,7 +102,7 @@ REQUEST_NAMES: dict[int, str] = {
 #: Position of the request id for requests the simulator does not serve.
 #: Requests with a version field carry the id third, newer ones second.
 REQ_ID_INDEX: dict[int, int] = {
-    10: 2, 22: 1, 50: 2, 52: 2, 54: 2, 55: 2, 67: 2, 68: 2, 69: 2, 74: 2, 78: 1, 79: 1,
+    10: 2, 21: 2, 22: 1, 50: 2, 52: 2, 54: 2, 55: 2, 67: 2, 68: 2, 69: 2, 74: 2, 78: 1, 79: 1,
     83: 1, 84: 1, 86: 1, 88: 1, 91: -1, 92: 1, 94: 1, 96: 1, 97: 1, 100: 1, 102: 1, 104: 1,
 }
 
@@ -228,7 +236,7 @@ def contract_details(sv: int, req_id: int, inst: Instrument, exchange: str,
     if sv >= V_UNDERLYING_INFO:
         f += ["", ""]
     if sv >= V_MARKET_RULES:
-        rule = {"STK": 26, "CASH": 239, "CRYPTO": 3055}.get(inst.sec_type, 26)
+        rule = MARKET_RULE_IDS.get(inst.sec_type, 26)
         f.append(",".join([str(rule)] * len(inst.valid_exchanges.split(","))))
     if sv >= V_REAL_EXPIRATION_DATE:
         f.append("")

@@ -396,8 +396,8 @@ class PaperMarket:
         ``bar_seconds`` from local midnight and never span two sessions;
         a bucket that overlaps ``start`` is returned whole. ``kind`` may also be
         ``day``, ``week`` or ``month`` (trade-date buckets). ``what`` is
-        ``TRADES``/``AGGTRADES`` (volume, wap, count filled), ``MIDPOINT``,
-        ``BID`` or ``ASK`` (volume, wap, count are -1).  No validation of IB's
+        ``TRADES``/``AGGTRADES``/``ADJUSTED_LAST`` (volume, wap, count filled),
+        ``MIDPOINT``, ``BID``, ``ASK`` or ``BID_ASK`` (volume, wap, count are -1).  No validation of IB's
         request rules happens here; see ``_history``.
 
         Raises:
@@ -407,7 +407,9 @@ class PaperMarket:
         inst = self.get(symbol)
         if kind not in BAR_KINDS:
             raise ValueError(f"kind must be one of {BAR_KINDS}, got {kind!r}")
-        if what not in ("TRADES", "AGGTRADES", "MIDPOINT", "BID", "ASK"):
+        if what == "ADJUSTED_LAST":  # no dividends or splits in the paper market
+            what = "TRADES"
+        if what not in ("TRADES", "AGGTRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"):
             raise ValueError(f"unsupported whatToShow {what!r}")
         if kind == "seconds" and (bar_seconds <= 0 or (bar_seconds < 60 and 60 % bar_seconds)
                                   or (bar_seconds >= 60 and bar_seconds % 60)):
@@ -472,6 +474,12 @@ class PaperMarket:
         if what == "MIDPOINT":
             return bars
         half = self._half_spread(inst, bars.open)
+        if what == "BID_ASK":  # IB: time-average bid, max ask, min bid, time-average ask
+            mean = (bars.open + bars.close) / 2.0
+            o, h, l, c = mean - half, bars.high + half, bars.low - half, mean + half
+            bars.open, bars.high, bars.low, bars.close = (self._round(inst, x)
+                                                          for x in (o, h, l, c))
+            return bars
         sign = -1.0 if what == "BID" else 1.0
         for name in ("open", "high", "low", "close"):
             setattr(bars, name, self._round(inst, getattr(bars, name) + sign * half))
@@ -516,7 +524,9 @@ class PaperMarket:
         half = float(self._half_spread(inst, last))
         bid = float(self._round(inst, np.array([last - half]))[0])
         ask = float(self._round(inst, np.array([last + half]))[0])
-        sec = int(t)
+        # Sizes move with each second while the market trades, and stand
+        # still while it is closed (a closed market sends no ticks).
+        sec = int(t) if open_now else int(cur.end)
         r = _hash_unit(self._keys(inst)[-7], np.array([sec, sec + 1, sec + 2], dtype=np.int64))
         unit = {STOCK: 100.0, FX: 100_000.0}.get(inst.sec_type, 0.1)
         sizes = np.round((r + 1.5) * 4.0) * unit

@@ -10,7 +10,10 @@ when the last price touches the stop and fills like MKT; TRAIL keeps a stop
 ``trailing amount`` (or ``trailingPercent``) away from the best last price
 since submission; MIDPRICE fills at the midpoint (not beyond its cap, if
 one is given); MOC fills at the 16:00 ET close, LOC at the close if the close
-is within its limit (``run_close`` forces the close in tests). Stock orders
+is within its limit (``run_close`` forces the close in tests). Time in
+force: DAY orders are cancelled at the end of the session they first work
+in, GTD orders at their ``good_till`` time, IOC/FOK market and limit orders
+cancel what does not fill at once (FOK never fills in part), GTC orders rest. Stock orders
 fill in regular hours only, unless ``outsideRth`` is set on a limit order;
 FX and crypto fill whenever their market is open.
 
@@ -27,13 +30,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .catalog import CRYPTO, FX, STOCK, Instrument
+from ._order_rules import SUPPORTED_ORDER_TYPES, size_from_cash, valid_price, validate
+from .catalog import FX, STOCK, Instrument
 from .market import PaperMarket, Quote
 
 __all__ = ["SimOrder", "Fill", "Position", "Event", "MatchingEngine", "commission_for",
            "SUPPORTED_ORDER_TYPES"]
 
-SUPPORTED_ORDER_TYPES = ("MKT", "LMT", "STP", "TRAIL", "MOC", "LOC", "MIDPRICE")
 OPEN_STATES = ("PendingSubmit", "PreSubmitted", "Submitted")
 
 
@@ -56,6 +59,13 @@ class SimOrder:
     tif: str = "DAY"
     order_ref: str = ""
     outside_rth: bool = False
+    #: bracket parent's order id (0: none); a child works once its parent is filled
+    parent_id: int = 0
+    #: one-cancels-all group; ``oca_type`` 1 cancels the others on a fill, 2/3 reduce them
+    oca_group: str = ""
+    oca_type: int = 3
+    #: False: held until an order of its bracket (or a modify) is sent with transmit=True
+    transmit: bool = True
     extra: dict = field(default_factory=dict)
     status: str = "PendingSubmit"
     filled: float = 0.0
@@ -194,7 +204,8 @@ class MatchingEngine:
                       order_id=order.order_id, client_id=order.client_id)]
 
     def _market_open(self, order: SimOrder, now: float) -> bool:
-        rth = not (order.outside_rth and order.order_type in ("LMT", "STP", "TRAIL"))
+        rth = not (order.outside_rth
+                   and order.order_type in ("LMT", "STP", "STP LMT", "TRAIL"))
         return self.market.is_open(order.inst.key, now, use_rth=rth)
 
     # -------------------------------------------------------------- order entry
@@ -202,7 +213,10 @@ class MatchingEngine:
         """Accept (or reject, or modify) an order and match it at once.
 
         A placeOrder for an order id that is still open modifies that order;
-        for an id already done it is rejected (error 103).
+        for an id already done it is rejected (error 103). An order sent with
+        ``transmit=False`` is held (PreSubmitted, never matched) until an
+        order of its bracket arrives with ``transmit=True``; a child waits for
+        its parent's fill; children of one parent are one OCA group.
         """
         key = (order.client_id, order.order_id)
         self.order_count += 1
@@ -216,58 +230,60 @@ class MatchingEngine:
         self._perm += 1
         order.perm_id = self._perm
         self.orders[key] = order
-        problem = self._validate(order, now)
+        parent = self.parent_of(order)
+        if order.parent_id and (parent is None or parent.status not in OPEN_STATES + ("Filled",)):
+            return self._reject(order, f"Parent order {order.parent_id} is not open "
+                                       "(it was cancelled, rejected or never placed)", now)
+        if not order.quantity and valid_price(order.extra.get("cashQty")):
+            order.quantity = size_from_cash(self, order, now)
+        problem = validate(self, order, now)
         if problem:
             return self._reject(order, problem, now)
+        if not order.transmit:  # accepted, not working: PreSubmitted until transmitted
+            order.status = "PreSubmitted"
+            return [Event("status", order)]
         order.status = "Submitted" if self._market_open(order, now) else "PreSubmitted"
-        events = [Event("status", order)]
-        return events + self._match(order, now)
+        return self._release(order, now)
 
-    def _validate(self, order: SimOrder, now: float) -> str:
-        inst = order.inst
-        if order.account and order.account != self.account:
-            return f"The account {order.account} is not managed by this session"
-        if order.action not in ("BUY", "SELL"):
-            return f"Invalid action {order.action!r}; use BUY or SELL"
-        if order.order_type not in SUPPORTED_ORDER_TYPES:
-            return f"Order type {order.order_type} is not supported by the paper simulator"
-        qty = order.quantity
-        if not qty or qty <= 0 or math.isinf(qty):
-            return "The order size must be positive"
-        steps = qty / inst.size_increment
-        if abs(steps - round(steps)) > 1e-6 or qty < inst.min_size - 1e-12:
-            return (f"The order size {qty:g} is not a multiple of the size increment "
-                    f"{inst.size_increment:g} (minimum {inst.min_size:g})")
-        if order.order_type in ("LMT", "LOC") and not _valid_price(order.lmt_price):
-            return f"{order.order_type} orders need a positive limit price"
-        if order.order_type == "STP" and not _valid_price(order.aux_price):
-            return "STP orders need a positive stop price (auxPrice)"
-        if order.order_type == "TRAIL" and not (_valid_price(order.aux_price)
-                                                or _valid_price(order.trailing_percent)):
-            return "TRAIL orders need a trailing amount (auxPrice) or trailingPercent"
-        if order.order_type in ("MOC", "LOC") and inst.sec_type != STOCK:
-            return f"{order.order_type} orders are only valid for stocks"
-        for price in (order.lmt_price, order.aux_price):
-            if _valid_price(price) and order.order_type != "TRAIL":
-                ticks = price / inst.min_tick
-                if abs(ticks - round(ticks)) > 1e-6:
-                    return (f"The price {price:g} does not conform to the minimum price "
-                            f"variation {inst.min_tick:g} for this contract")
-        quote = self.market.quote(inst.key, now)
-        px = order.lmt_price if _valid_price(order.lmt_price) else quote.ask
-        if order.action == "BUY":
-            cost = order.quantity * px * self.usd_rate(inst.currency, now)
-            if cost > self.values(now)["BuyingPower"] + 1e-6:
-                return ("YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION "
-                        "YOUR BUYING POWER MUST EXCEED THE ORDER VALUE "
-                        f"[{cost:.2f} USD > {self.values(now)['BuyingPower']:.2f} USD]")
-        elif inst.sec_type == CRYPTO:
-            held = self.positions.get(inst.con_id, Position(inst)).quantity
-            pending = sum(o.remaining for o in self.open_orders()
-                          if o.inst is inst and o.action == "SELL" and o is not order)
-            if order.quantity > held - pending + 1e-12:
-                return "Short sales of crypto currencies are not allowed"
-        return ""
+    def parent_of(self, order: SimOrder) -> SimOrder | None:
+        """The bracket parent of ``order`` (None for a standalone order)."""
+        return self.orders.get((order.client_id, order.parent_id)) if order.parent_id else None
+
+    def children_of(self, order: SimOrder) -> list[SimOrder]:
+        """Orders attached to ``order`` (its bracket children)."""
+        return [o for o in self.orders.values()
+                if o.parent_id == order.order_id and o.client_id == order.client_id]
+
+    def _release(self, order: SimOrder, now: float) -> list[Event]:
+        """Transmit ``order`` with its whole bracket (parent first, then children)."""
+        root = self.parent_of(order) or order
+        family = [root] + self.children_of(root)
+        events: list[Event] = []
+        for o in family:
+            if o.is_open and (o is order or not o.transmit):
+                o.transmit = True
+                events.append(Event("status", o))
+        for o in family:
+            events += self._match_and_report(o, now)
+        return events
+
+    def _match_and_report(self, order: SimOrder, now: float) -> list[Event]:
+        """Match ``order``; report a status change that matching caused without a fill."""
+        was = order.status
+        events = self._match(order, now)
+        if order.is_open and order.status != was:
+            events.append(Event("status", order))
+        return events
+
+    def commission(self, inst: Instrument, quantity: float, price: float,
+                   now: float | None = None) -> float:
+        """Commission in USD of trading ``quantity`` at ``price`` (see the module docstring)."""
+        return commission_for(inst, quantity, price, self.usd_rate(inst.currency, now))
+
+    def position_quantity(self, inst: Instrument) -> float:
+        """Signed position in ``inst`` (0.0 if none)."""
+        pos = self.positions.get(inst.con_id)
+        return pos.quantity if pos is not None else 0.0
 
     def _modify(self, old: SimOrder, new: SimOrder, now: float) -> list[Event]:
         if new.quantity < old.filled:
@@ -275,9 +291,11 @@ class MatchingEngine:
                           "quantity is below the filled quantity", order_id=old.order_id,
                           client_id=old.client_id)]
         for name in ("quantity", "lmt_price", "aux_price", "trailing_percent", "tif",
-                     "order_ref", "outside_rth", "trail_stop_price"):
+                     "order_ref", "outside_rth", "trail_stop_price", "oca_group"):
             setattr(old, name, getattr(new, name))
         old.extra.update(new.extra)
+        if new.transmit and not old.transmit:
+            return self._release(old, now)
         return [Event("status", old)] + self._match(old, now)
 
     def cancel(self, client_id: int, order_id: int, now: float) -> list[Event]:
@@ -292,15 +310,21 @@ class MatchingEngine:
     def _cancel(self, order: SimOrder, now: float) -> list[Event]:
         order.status = "Cancelled"
         order.completed_at = now
-        return [Event("status", order),
-                Event("error", order, code=202, message="Order Canceled - reason:",
-                      order_id=order.order_id, client_id=order.client_id)]
+        events = [Event("status", order),
+                  Event("error", order, code=202, message="Order Canceled - reason:",
+                        order_id=order.order_id, client_id=order.client_id)]
+        if order.filled == 0:  # an unfilled parent takes its children with it
+            for child in self.children_of(order):
+                if child.is_open:
+                    events += self._cancel(child, now)
+        return events
 
     def cancel_all(self, now: float) -> list[Event]:
         """reqGlobalCancel: cancel every open order of every client."""
         events: list[Event] = []
         for order in self.open_orders():
-            events += self._cancel(order, now)
+            if order.is_open:  # a parent's cancel may already have taken its children
+                events += self._cancel(order, now)
         return events
 
     # ----------------------------------------------------------------- matching
@@ -308,10 +332,9 @@ class MatchingEngine:
         """Re-check every open order against the quotes at ``now``."""
         events: list[Event] = []
         for order in self.open_orders():
-            was = order.status
-            events += self._match(order, now)
-            if order.is_open and order.status != was:
-                events.append(Event("status", order))
+            events += self._match_and_report(order, now)
+            if order.is_open and self._day_is_over(order, now):
+                events += self._cancel(order, now)
         return events
 
     def run_close(self, now: float) -> list[Event]:
@@ -328,21 +351,47 @@ class MatchingEngine:
         return events
 
     def _match(self, order: SimOrder, now: float) -> list[Event]:
-        if not order.is_open:
+        if not order.is_open or not order.transmit:
             return []
-        if not self._market_open(order, now):
+        parent = self.parent_of(order)
+        if parent is not None and parent.status != "Filled":
+            order.status = "PreSubmitted"
+            return []
+        at_close = order.order_type in ("MOC", "LOC")  # they wait for the close, not the open
+        if not at_close and not self._market_open(order, now):
             order.status = "PreSubmitted"
             return []
         order.status = "Submitted"
         q = self.market.quote(order.inst.key, now)
         price = self._fill_price(order, q, now)
+        # IOC / FOK: what does not fill the moment the order works is cancelled.
+        immediate = order.tif in ("IOC", "FOK") and order.order_type in ("MKT", "LMT",
+                                                                         "MIDPRICE")
         if price is None:
-            return []
+            return self._cancel(order, now) if immediate else []
         qty = order.remaining
-        if self.partial_fills and order.filled == 0 and qty > order.inst.size_increment:
+        if self.partial_fills and order.tif != "FOK" and order.filled == 0 \
+                and qty > order.inst.size_increment:
             half = math.floor(qty / 2 / order.inst.size_increment) * order.inst.size_increment
             qty = round(half, 10) or qty
-        return self._execute(order, qty, price, now)
+        events = self._execute(order, qty, price, now)
+        if immediate and order.is_open:
+            events += self._cancel(order, now)
+        return events
+
+    def _day_is_over(self, order: SimOrder, now: float) -> bool:
+        """A DAY order lives until the end of the session it first works in; a GTD
+        order until its ``good_till`` time (UTC epoch seconds in ``extra``)."""
+        if order.tif == "GTD" and order.extra.get("good_till") is not None:
+            return now >= order.extra["good_till"]
+        if order.tif not in ("DAY", "") or not order.submitted_at:
+            return False
+        rth = order.order_type in ("MOC", "LOC") or not (
+            order.outside_rth and order.order_type in ("LMT", "STP", "STP LMT", "TRAIL"))
+        sessions = self.market.sessions(order.inst.key, order.submitted_at,
+                                        order.submitted_at + 8 * 86400, use_rth=rth)
+        first = next((s for s in sessions if s.end > order.submitted_at), None)
+        return first is not None and now >= first.end
 
     def _fill_price(self, order: SimOrder, q: Quote, now: float) -> float | None:
         kind, buy = order.order_type, order.action == "BUY"
@@ -354,22 +403,29 @@ class MatchingEngine:
             return touch if ok else None
         if kind == "MIDPRICE":
             mid = self.market._round(order.inst, np.array([q.mid]))[0]
-            if _valid_price(order.lmt_price) and (mid - order.lmt_price) * order.sign > 0:
+            if valid_price(order.lmt_price) and (mid - order.lmt_price) * order.sign > 0:
                 return None
             return float(mid)
         if kind == "STP":
             hit = q.last >= order.aux_price if buy else q.last <= order.aux_price
             return touch if hit else None
+        if kind == "STP LMT":  # a stop that, once touched, rests as a limit order
+            if not order.extra.get("_triggered"):
+                if not (q.last >= order.aux_price if buy else q.last <= order.aux_price):
+                    return None
+                order.extra["_triggered"] = True
+            ok = touch <= order.lmt_price if buy else touch >= order.lmt_price
+            return touch if ok else None
         if kind == "TRAIL":
             best = order._best
             best = q.last if best is None else (min(best, q.last) if buy else max(best, q.last))
             order._best = best
-            if _valid_price(order.trailing_percent):
+            if valid_price(order.trailing_percent):
                 offset = best * order.trailing_percent / 100.0
             else:
                 offset = order.aux_price
             stop = best + offset if buy else best - offset
-            if _valid_price(order.trail_stop_price) and order.filled == 0 and \
+            if valid_price(order.trail_stop_price) and order.filled == 0 and \
                     order.extra.get("_trail_init") is None:
                 stop = order.trail_stop_price
                 order.extra["_trail_init"] = True
@@ -423,7 +479,37 @@ class MatchingEngine:
                     avg_price=order.avg_fill_price, commission=commission,
                     realized_pnl=realized if realized else 0.0)
         self.fills.append(fill)
-        return [Event("fill", order, fill=fill), Event("status", order), Event("account", order)]
+        events = [Event("fill", order, fill=fill), Event("status", order),
+                  Event("account", order)]
+        events += self._one_cancels_all(order, qty, now)
+        if order.status == "Filled":  # the bracket's children start working
+            for child in self.children_of(order):
+                events += self._match_and_report(child, now)
+        return events
+
+    def _one_cancels_all(self, order: SimOrder, qty: float, now: float) -> list[Event]:
+        """After ``qty`` of ``order`` filled: cancel (type 1) or reduce its OCA siblings."""
+        def group(o: SimOrder) -> tuple:
+            if o.oca_group:
+                return ("oca", o.client_id, o.oca_group)
+            return ("bracket", o.client_id, o.parent_id) if o.parent_id else ()
+
+        key = group(order)
+        if not key:
+            return []
+        events: list[Event] = []
+        for other in self.open_orders():
+            if other is order or group(other) != key:
+                continue
+            if order.oca_type == 1 or order.status == "Filled":
+                events += self._cancel(other, now)
+            else:
+                other.quantity = round(other.quantity - qty, 10)
+                if other.remaining <= 1e-12:
+                    events += self._cancel(other, now)
+                else:
+                    events.append(Event("status", other))
+        return events
 
     # ------------------------------------------------------------------ account
     def portfolio(self, now: float | None = None) -> list[tuple[Position, float, float, float]]:
@@ -461,7 +547,3 @@ class MatchingEngine:
             "DayTradesRemaining": -1.0 if netliq >= 25_000 else 3.0,
             "Leverage": gross / netliq if netliq else 0.0, "_live": 1.0 if live else 0.0,
         }
-
-
-def _valid_price(x: float | None) -> bool:
-    return x is not None and not math.isinf(x) and 0 < x < 1.7e308

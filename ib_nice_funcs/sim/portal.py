@@ -54,7 +54,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _portal_account, _portal_data, _portal_orders
+from . import (
+    _portal_account,
+    _portal_account_more,
+    _portal_changes,
+    _portal_data,
+    _portal_orders,
+    _portal_scanner,
+)
 from ._portal_http import HttpError, Reply, Request, Route, encode_reply, read_request
 from ._portal_limits import RateLimiter
 from ._portal_tls import TlsMaterial, make_tls_material, server_context
@@ -68,7 +75,9 @@ __all__ = ["PortalSimulator", "API_PREFIX"]
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/api"
-_ROUTES: list[Route] = [*_portal_account.ROUTES, *_portal_data.ROUTES, *_portal_orders.ROUTES]
+_ROUTES: list[Route] = [*_portal_account.ROUTES, *_portal_data.ROUTES, *_portal_orders.ROUTES,
+                        *_portal_changes.ROUTES, *_portal_account_more.ROUTES,
+                        *_portal_scanner.ROUTES]
 _HISTORY = "/iserver/marketdata/history"
 
 
@@ -109,7 +118,9 @@ class PortalSimulator:
         seed: seed of the market made when none is given; ids derive from it.
         cash: starting cash of a private engine.
         partial_fills: fill marketable orders in pieces (private engine).
-        penalty_s: seconds an IP stays in the penalty box after a 429.
+        penalty_s: seconds an IP stays in the penalty box.
+        penalty_after: rate-limit violations (within a minute) that put an IP
+            into the penalty box (the gateway boxes an IP that keeps violating).
         rate_limits: ``pattern -> (count, per_s)`` (default: the gateway's).
         enforce_rate_limits: answer 429 when a limit is exceeded.
         rate_slack_s: early-arrival tolerance of the rate limits.
@@ -136,7 +147,7 @@ class PortalSimulator:
                  authenticated: bool = True, no_bridge: bool = False, latency: float = 0.0,
                  questions: bool = True, tick_interval: float = 0.25,
                  tls_backend: str = "auto", cert_dir: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, penalty_after: int = 3) -> None:
         if tws is not None:
             if market is not None and market is not tws.market:
                 raise ValueError("give either a TWS simulator or a market, not both")
@@ -180,7 +191,7 @@ class PortalSimulator:
         self.idle_timeout_s = 120.0
         self.tick_interval = tick_interval
         # state
-        self.limiter = RateLimiter(rate_limits, penalty_s, clock, rate_slack_s)
+        self.limiter = RateLimiter(rate_limits, penalty_s, clock, rate_slack_s, penalty_after)
         self.session = PortalSession()
         self.suppressed: set[str] = set()
         self.replies: dict[str, Any] = {}
@@ -485,7 +496,7 @@ class PortalSimulator:
             self._history_inflight += 1
             if why is None and self._history_inflight > self.history_concurrency:
                 why = f"more than {self.history_concurrency} concurrent history requests"
-                self.limiter.punish(req.peer)
+                self.limiter.strike(req.peer)
         try:
             if self.latency > 0:
                 await asyncio.sleep(self.latency)

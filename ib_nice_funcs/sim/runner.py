@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ._threaded import serve_in_thread
 from .market import PaperMarket
 from .tws import TWSSimulator
 
-__all__ = ["SimulatorHandle", "run_simulator", "serve_forever"]
+__all__ = ["ServeInfo", "SimulatorHandle", "run_simulator", "serve_forever"]
 
 log = logging.getLogger(__name__)
-
 
 class SimulatorHandle:
     """A running simulator seen from other threads.
@@ -81,6 +82,23 @@ class SimulatorHandle:
         """Close every client socket now; returns once they are closed."""
         self.call(self.sim._drop_all)
 
+    def half_open(self) -> None:
+        """Freeze the open connections: sockets stay open, requests are lost and
+        nothing is sent until :meth:`heal` (new connections are served; see
+        :meth:`TWSSimulator.half_open`). Returns once applied."""
+        self.call(self.sim._freeze_all)
+
+    def heal(self) -> None:
+        """End :meth:`half_open`: held messages are sent, requests answered again."""
+        self.call(self.sim._thaw_all)
+
+    def broadcast_error(self, code: int, message: str = "") -> None:
+        """Send IB error ``code`` (1100, 1101, 1102...) with reqId -1 to every client.
+
+        ``message`` defaults to IB's own text for the connectivity codes.
+        """
+        self.call(self.sim._broadcast, int(code), message)
+
     def drop_acks(self, on: bool = True) -> None:
         """Swallow (or send again) openOrder/orderStatus acknowledgements of orders.
 
@@ -139,20 +157,30 @@ def run_simulator(startup_timeout: float = 10.0, portal: bool = False,
 
 def serve_forever(host: str = "127.0.0.1", port: int = 4002, seed: int = 0,
                   account: str = "DU1234567", portal_port: int | None = None,
-                  portal_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    """Run the simulator in the foreground until KeyboardInterrupt.
+                  portal_kwargs: dict[str, Any] | None = None,
+                  on_ready: Callable[[ServeInfo], None] | None = None,
+                  clock: Callable[[], float] | None = None, **kwargs: Any) -> None:
+    """Run the simulator in the foreground until KeyboardInterrupt or SIGTERM.
 
-    Blocks. Logs where it listens; returns after Ctrl-C. With ``portal_port``
-    (0 picks a free port) a Client Portal simulator sharing the market and
-    the account also runs; its URL and CA file are logged.
+    Blocks. With ``portal_port`` (0 picks a free port) a Client Portal
+    simulator sharing the market and the account also runs. Once listening,
+    ``on_ready`` gets where (the bound ports, the portal URL and its CA
+    file); the CLI prints it. ``clock`` is the market clock (see
+    :class:`~ib_nice_funcs.sim.clock.MarketClock`). SIGTERM stops it like
+    Ctrl-C, so the portal's TLS directory (private key included) is removed.
 
     Raises:
         OSError: if a port cannot be bound.
     """
     async def main() -> None:
-        sim = TWSSimulator(host=host, port=port, seed=seed, account=account, **kwargs)
+        market = PaperMarket(seed=seed, clock=clock) if clock is not None else None
+        sim = TWSSimulator(market, host=host, port=port, seed=seed, account=account, **kwargs)
         await sim.start()
         log.info("paper TWS on %s:%d, account %s; Ctrl-C stops it", host, sim.port, account)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
         cp = None
         try:
             if portal_port is not None:
@@ -162,8 +190,14 @@ def serve_forever(host: str = "127.0.0.1", port: int = 4002, seed: int = 0,
                 await cp.start()
                 log.info("paper Client Portal on %s (CA file %s)", cp.url,
                          cp.ca_path or "none")
-            await asyncio.Event().wait()
+            if on_ready is not None:
+                on_ready(ServeInfo(host=host, port=sim.port, account=account,
+                                   portal_url=cp.url if cp else None,
+                                   portal_ca=cp.ca_path if cp else None))
+            await stop.wait()
         finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGTERM)
             if cp is not None:
                 await cp.stop()
             await sim.stop()
@@ -171,4 +205,16 @@ def serve_forever(host: str = "127.0.0.1", port: int = 4002, seed: int = 0,
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
-        log.info("simulator stopped")
+        pass
+    log.info("simulator stopped")
+
+
+@dataclass(frozen=True)
+class ServeInfo:
+    """Where :func:`serve_forever` listens (``portal_*`` are None without a portal)."""
+
+    host: str
+    port: int
+    account: str
+    portal_url: str | None
+    portal_ca: str | None

@@ -9,8 +9,11 @@ other TWS API clients connect to it unchanged. Market data comes from a
 
 Fault knobs (plain attributes, safe to set from any thread): ``latency``,
 ``refuse_new``, ``blackhole``, ``enforce_pacing``, ``market_data_subscribed``;
-:meth:`TWSSimulator.drop_connections` closes every client socket and
-:meth:`TWSSimulator.drop_acks` swallows order acknowledgements.
+:meth:`TWSSimulator.drop_connections` closes every client socket,
+:meth:`TWSSimulator.drop_acks` swallows order acknowledgements,
+:meth:`TWSSimulator.half_open` / :meth:`TWSSimulator.heal` freeze the open
+connections (sockets stay open, nothing is answered or sent) and
+:meth:`TWSSimulator.broadcast_error` sends IB's 1100/1101/1102 to every client.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from . import _account, _orders
+from . import _account, _extras, _orders, _scanner
 from . import _wire as w
 from ._conn import Conn
 from ._data import DataRequests
@@ -42,6 +45,12 @@ log = logging.getLogger(__name__)
 
 _HELLO = re.compile(rb"^v(\d+)(?:\.\.(\d+))?")
 _MAX_MSG = 16 * 1024 * 1024
+#: IB's own texts of its connectivity notices (broadcast_error's default message).
+_NOTICES = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+}
 TWS_TZ = "US/Eastern"
 
 
@@ -207,6 +216,46 @@ class TWSSimulator(DataRequests):
             log.info("dropping client %s", conn.client_id)
             conn.close()
 
+    def half_open(self) -> None:
+        """Freeze every open connection, as a half-open TCP link (from any thread).
+
+        The sockets stay open, but requests are lost (read and dropped, so a
+        client closing its end is still noticed and its client id freed) and
+        nothing is sent: ticks, bar updates and order events are held back
+        until :meth:`heal`, which sends them in order; the client sees a
+        silent connection. Connections made after this call are served
+        normally.
+        """
+        call_in_loop(self._loop, self._freeze_all)
+
+    def heal(self) -> None:
+        """End :meth:`half_open`: send what was held, in order, and answer again."""
+        call_in_loop(self._loop, self._thaw_all)
+
+    def _freeze_all(self) -> None:
+        for conn in list(self._conns):
+            log.info("half-opening the link to client %s", conn.client_id)
+            conn.freeze()
+
+    def _thaw_all(self) -> None:
+        for conn in list(self._conns):
+            conn.thaw()
+
+    def broadcast_error(self, code: int, message: str = "") -> None:
+        """Send IB error ``code`` with reqId -1 to every connected client (any thread).
+
+        For IB's connectivity notices: 1100 (TWS lost its link to IB), 1101
+        (restored, market data lost: resubscribe), 1102 (restored, data kept);
+        ``message`` defaults to IB's own text for those. Only the message is
+        sent; the simulated market keeps running.
+        """
+        call_in_loop(self._loop, lambda: self._broadcast(int(code), str(message)))
+
+    def _broadcast(self, code: int, message: str = "") -> None:
+        message = message or _NOTICES.get(code, "")
+        for conn in self.conns():
+            conn.send(w.error_msg(conn.sv, -1, code, message))
+
     def drop_acks(self, on: bool) -> None:
         """Swallow (``on=True``) or send again the acknowledgements of orders.
 
@@ -215,8 +264,9 @@ class TWSSimulator(DataRequests):
         ``openOrder``/``orderStatus`` messages and the order errors (202
         cancelled, 201 rejected by the matching engine) pushed after
         ``placeOrder`` and ``cancelOrder`` never reach the client: it sees an
-        order it cannot confirm. Executions and commissions still arrive. Queries (``reqOpenOrders``, ``reqCompletedOrders``,
-        ``reqExecutions``, positions) still answer truthfully.
+        order it cannot confirm. Executions and commissions still arrive;
+        queries (``reqOpenOrders``, ``reqCompletedOrders``, ``reqExecutions``,
+        positions) still answer truthfully.
         """
         self.acks_dropped = bool(on)
 
@@ -298,6 +348,8 @@ class TWSSimulator(DataRequests):
             fields = await self._read_frame(conn)
             if not fields:
                 continue
+            if conn.held is not None:
+                continue  # half_open(): the request is lost on the way (reading goes on)
             await self._pause()
             if self.is_deaf(conn):
                 continue
@@ -344,10 +396,13 @@ class TWSSimulator(DataRequests):
         idx = w.REQ_ID_INDEX.get(msg_id, -1)
         req_id = int(fields[idx]) if 0 < idx < len(fields) and fields[idx].lstrip("-").isdigit() \
             else -1
+        if name.startswith("cancel"):  # cancelling what was refused needs no answer
+            return
         log.info("unsupported request %s", name)
-        conn.send(w.error_msg(conn.sv, req_id, 321, "Error validating request.-'" + name +
-                              "' : cause - this request is not supported by the ib_nice_funcs "
-                              "paper simulator"))
+        code, text = _UNSUPPORTED.get(msg_id, (321, "Error validating request.-'" + name +
+                                               "' : cause - this request is not supported"))
+        conn.send(w.error_msg(conn.sv, req_id, code,
+                              f"{text} (not served by the ib_nice_funcs paper simulator)"))
 
     # ------------------------------------------------------------------ startup
     async def _start_api(self, conn: Conn, f: w.Fields) -> None:
@@ -488,6 +543,23 @@ class TWSSimulator(DataRequests):
                 if c.client_id is not None and c.writable and not self.is_deaf(c)]
 
 
+#: IB's error for a request the paper account cannot be served, where a client
+#: waits for it: codes clients treat as errors (ib_async takes 321 for a
+#: warning and would keep waiting), so every call returns.
+_UNSUPPORTED: dict[int, tuple[int, str]] = {
+    10: (10092, "Deep market data is not supported for this combination of security "
+                "type/exchange"),
+    52: (430, "We are sorry, but fundamentals data for the security specified is not "
+              "available."),
+    54: (200, "No security definition has been found for the request"),
+    55: (200, "No security definition has been found for the request"),
+    84: (10276, "News feed is not allowed."),
+    88: (162, "Historical Market Data Service error message:No histogram data"),
+    100: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
+    102: (354, "Requested market data is not subscribed. Wall Street Horizon data"),
+}
+
+
 def _req_id_guess(fields: list[str]) -> int:
     for idx in (2, 1):
         if len(fields) > idx and fields[idx].lstrip("-").isdigit():
@@ -506,3 +578,5 @@ _HANDLERS: dict[int, Callable] = {
 }
 _HANDLERS.update(_account.HANDLERS)
 _HANDLERS.update(_orders.HANDLERS)
+_HANDLERS.update(_extras.HANDLERS)
+_HANDLERS.update(_scanner.HANDLERS)

@@ -1,11 +1,16 @@
 """Data sources and the registry that orders them.
 
-A data source is any object with a ``name`` and two synchronous methods::
+A data source is any object that fits :class:`DataSource` (exported as
+``ib_nice_funcs.DataSource``): a ``name`` and two synchronous methods::
 
     prices(instruments, *, timeout) -> dict[str, float | None]   # keyed by Instrument.symbol
     bars(instrument, timeframe, start, end, *, timeout) -> DataFrame  # OHLCV columns
 
-raising :mod:`ib_nice_funcs.errors` exceptions on failure. A plain
+raising :mod:`ib_nice_funcs.errors` exceptions on failure.
+:func:`register_source` checks the methods when the source is registered
+and raises TypeError naming what is missing. A source whose methods take no
+``timeout`` keyword is accepted and called without one (it then keeps to
+its own time limit: the registry cannot interrupt a plain function). A plain
 nice_funcs-style module (with ``token_price`` / ``get_ohlcv_data`` functions)
 is adapted automatically, so ``register_source("hl", nice_funcs_hyperliquid)``
 works. Third-party packages can also advertise sources through the entry
@@ -15,6 +20,7 @@ module, or a zero-argument factory).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Sequence
@@ -49,17 +55,94 @@ BUILTIN_PRIORITY_STEP = 10
 
 @runtime_checkable
 class DataSource(Protocol):
-    """What the registry needs from a data source."""
+    """What the registry needs from a data source (``ib_nice_funcs.DataSource``).
+
+    Attributes:
+        name: Shown in ``df.attrs["source"]`` and used with ``source=``;
+            set from the registered name when the source has none.
+    """
 
     name: str
 
     def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+        """Current prices keyed by ``Instrument.symbol``; None where the source has none.
+
+        Blocks up to ``timeout`` seconds. Raises an
+        :class:`~ib_nice_funcs.errors.IBNiceFuncsError` when the source
+        itself fails (the next source is then asked).
+        """
         ...
 
     def bars(
         self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *, timeout: float
     ) -> pd.DataFrame:
+        """OHLCV bars in ``[start, end)`` (UTC): columns ``timestamp open high low close volume``.
+
+        Blocks up to ``timeout`` seconds. Raises
+        :class:`~ib_nice_funcs.errors.NoDataError` (or another
+        :class:`~ib_nice_funcs.errors.IBNiceFuncsError`) when it has none.
+        """
         ...
+
+
+#: Positional arguments each source method is called with (before ``timeout=``).
+_METHOD_ARGS = {"prices": ("instruments",), "bars": ("instrument", "timeframe", "start", "end")}
+
+
+def _takes_timeout(name: str, source: Any, method: str) -> bool:
+    """Whether ``source.method`` takes ``timeout=``; TypeError when it cannot be called right."""
+    args = _METHOD_ARGS[method]
+    usage = f"{method}({', '.join(args)}, *, timeout)"
+    fn = getattr(source, method, None)
+    if not callable(fn):
+        raise TypeError(
+            f"source {name!r} has no {method}() method; a data source needs {usage} "
+            "(see ib_nice_funcs.DataSource), or register a nice_funcs module with "
+            "token_price() / get_ohlcv_data()"
+        )
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C callable: trust it
+        return True
+    placeholders = [None] * len(args)
+    try:
+        signature.bind(*placeholders, timeout=1.0)
+        return True
+    except TypeError:
+        pass
+    try:
+        signature.bind(*placeholders)
+    except TypeError:
+        raise TypeError(
+            f"source {name!r}: {method}{signature} cannot be called as {usage} "
+            "(see ib_nice_funcs.DataSource)"
+        ) from None
+    return False
+
+
+class _WithoutTimeout:
+    """Calls a source whose ``prices`` / ``bars`` take no ``timeout=`` without one."""
+
+    def __init__(self, source: Any, name: str, prices_timeout: bool, bars_timeout: bool) -> None:
+        self.source = source
+        self.name = name
+        self._prices_timeout = prices_timeout
+        self._bars_timeout = bars_timeout
+
+    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+        if self._prices_timeout:
+            return self.source.prices(instruments, timeout=timeout)
+        return self.source.prices(instruments)
+
+    def bars(
+        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *, timeout: float
+    ) -> pd.DataFrame:
+        if self._bars_timeout:
+            return self.source.bars(instrument, timeframe, start, end, timeout=timeout)
+        return self.source.bars(instrument, timeframe, start, end)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.source, attr)
 
 
 class ModuleSource:
@@ -125,18 +208,24 @@ def _adapt(name: str, source: Any) -> Any:
         not hasattr(source, "prices") and hasattr(source, "token_price")
     ):
         return ModuleSource(source, name)
-    if hasattr(source, "prices") and hasattr(source, "bars"):
+    if hasattr(source, "prices") or hasattr(source, "bars"):
+        prices_timeout = _takes_timeout(name, source, "prices")
+        bars_timeout = _takes_timeout(name, source, "bars")
         if not getattr(source, "name", None):
             try:
                 source.name = name
             except AttributeError:
                 pass
-        return source
+        if prices_timeout and bars_timeout:
+            return source
+        return _WithoutTimeout(source, getattr(source, "name", None) or name,
+                               prices_timeout, bars_timeout)
     if callable(source):
         return _adapt(name, source())
     raise TypeError(
-        f"source {name!r} must have prices() and bars() methods, or be a nice_funcs "
-        "module with token_price() / get_ohlcv_data()"
+        f"source {name!r} must fit ib_nice_funcs.DataSource (prices(instruments, *, timeout) "
+        "and bars(instrument, timeframe, start, end, *, timeout)), be a nice_funcs module "
+        "with token_price() / get_ohlcv_data(), or a zero-argument factory of either"
     )
 
 
@@ -150,9 +239,14 @@ def register_source(name: str, source: Any, priority: int = 50) -> None:
         priority: lower is tried first; the configured sources take 10, 20,
             30... in their configured order (``ib`` first by default).
 
+    A source whose ``prices`` / ``bars`` take no ``timeout=`` is accepted
+    and called without one.
+
     Raises:
         ValueError: an empty name, or one of the built-in names.
-        TypeError: ``source`` is none of the accepted kinds.
+        TypeError: ``source`` is none of the accepted kinds; for a source
+            object, the message names the missing method or the signature
+            that does not fit :class:`DataSource`.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError("register_source needs a non-empty name")

@@ -18,13 +18,16 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
-from ..errors import NOT_SUBSCRIBED, NoDataError, UnknownSymbolError
+from .._tasks import quiet_future
+from ..errors import NOT_SUBSCRIBED, NoDataError, PacingViolationError, UnknownSymbolError
+from ..freshness import utc_from_epoch
 from ..timeframes import PacingBudget, plan_chunks
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,11 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._gateway import IBGateway
     from ..fleet.messages import MessageShare
     from ..symbols import Instrument
-    from ..timeframes import Timeframe
+    from ..timeframes import Booking, Chunk, Timeframe
 
 log = logging.getLogger("ib_nice_funcs")
 
-__all__ = ["IBSource", "ticker_price", "pacing_budget_for"]
+__all__ = ["IBSource", "ticker_price", "pacing_budget_for", "snapshot_ticker"]
 
 #: IB refuses an identical historical request within 15 s; within that time
 #: the answer of the first one is shared instead of asking again.
@@ -80,6 +83,37 @@ def ticker_price(ticker: Ticker) -> float | None:
     return round(float(price), 10)
 
 
+async def snapshot_ticker(ib: IB, contract: Contract) -> Ticker:
+    """One market-data snapshot (``reqTickersAsync`` for one contract), tidy on every exit.
+
+    ib_async keeps a snapshot's request id in its ticker tables for the life
+    of the connection, and a snapshot abandoned by a timed-out caller also
+    leaves its future behind; here both are removed when the call ends, and
+    an abandoned snapshot is cancelled at the gateway.
+
+    Raises:
+        RequestError: IB refused the snapshot (mapped by the caller).
+        ConnectionError: the connection dropped (mapped by the gateway).
+    """
+    wrapper = ib.wrapper
+    req_id = ib.client.getReqId()
+    future = wrapper.startReq(req_id, contract)
+    ticker = wrapper.startTicker(req_id, contract, "snapshot")
+    try:
+        ib.client.reqMktData(req_id, contract, "", True, False, [])
+        await future
+        return ticker
+    except asyncio.CancelledError:
+        if ib.isConnected():
+            ib.client.cancelMktData(req_id)
+        raise
+    finally:
+        wrapper.endTicker(ticker, "snapshot")
+        wrapper.reqId2Ticker.pop(req_id, None)
+        if not future.done() or future.cancelled():
+            wrapper._endReq(req_id)  # ib_async's own clean-up of a request's future
+
+
 class IBSource:
     """Prices and bars from TWS / IB Gateway.
 
@@ -112,6 +146,10 @@ class IBSource:
             self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner)
             self.barsubs.sharing = SharedBars(s.redis_url, s.host, s.port, owner)
             self.messages = MessageShare(s.redis_url, s.host, s.port, owner)
+        #: Called on the loop thread as ``listener(what, done, total)`` after
+        #: each request of a multi-request bar download is answered (the CLI
+        #: shows progress with it). Must not block.
+        self.progress_listeners: list[Callable[[str, int, int], None]] = []
         #: The connection switched to delayed data (IB market data type 4)
         #: after the account turned out to have no live subscription.
         self._delayed_on: IB | None = None
@@ -139,6 +177,11 @@ class IBSource:
         """
         what = "price of " + ", ".join(i.symbol for i in instruments)
         return self.gateway.call(lambda: self.prices_async(instruments, what), timeout, what)
+
+    async def aprices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+        """:meth:`prices` awaitable from any other event loop (no thread waits)."""
+        what = "price of " + ", ".join(i.symbol for i in instruments)
+        return await self.gateway.call_async(lambda: self.prices_async(instruments, what), timeout, what)
 
     async def prices_async(
         self, instruments: Sequence[Instrument], what: str = "prices"
@@ -173,17 +216,17 @@ class IBSource:
 
         async def snapshot(ib: IB) -> list[Ticker | BaseException]:
             return await asyncio.gather(
-                *(ib.reqTickersAsync(c) for _, c in snap), return_exceptions=True
+                *(snapshot_ticker(ib, c) for _, c in snap), return_exceptions=True
             )
 
         tickers = await self.gateway.request(snapshot, what) if snap else []
         if snap and self._switch_to_delayed(ib, tickers, what):
             tickers = await self.gateway.request(snapshot, what)
-        for (instrument, _), got in zip(snap, tickers):
-            if isinstance(got, BaseException):
-                errors.append(got)
+        for (instrument, _), answer in zip(snap, tickers):
+            if isinstance(answer, BaseException):
+                errors.append(answer)
                 continue
-            result[instrument.symbol] = ticker_price(got[0]) if got else None
+            result[instrument.symbol] = ticker_price(answer)
         if errors and len(errors) == len(known):
             # Every snapshot failed the same way: surface it (e.g. not subscribed).
             from .._gateway import error_from_ib
@@ -235,14 +278,29 @@ class IBSource:
     ) -> pd.DataFrame:
         """OHLCV bars in ``[start, end)``; blocks up to ``timeout`` seconds.
 
+        Work ends with the call: on timeout no further chunk request is sent
+        and the pacing slots booked for them are given back.
+
         Raises:
             UnknownSymbolError: IB has no such instrument (error 200).
             NoDataError: IB returned no bars for the range.
             ConnectionFailedError, RequestTimeoutError, PacingViolationError.
         """
         what = f"{timeframe.name} bars of {instrument.symbol}"
+        deadline = time.monotonic() + timeout
         return self.gateway.call(
-            lambda: self.bars_async(instrument, timeframe, start, end, what), timeout, what
+            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
+        )
+
+    async def abars(
+        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *,
+        timeout: float,
+    ) -> pd.DataFrame:
+        """:meth:`bars` awaitable from any other event loop (no thread waits)."""
+        what = f"{timeframe.name} bars of {instrument.symbol}"
+        deadline = time.monotonic() + timeout
+        return await self.gateway.call_async(
+            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
         )
 
     async def bars_async(
@@ -252,6 +310,7 @@ class IBSource:
         start: datetime,
         end: datetime,
         what: str = "bars",
+        deadline: float | None = None,
     ) -> pd.DataFrame:
         from ..frames import trim
 
@@ -263,12 +322,20 @@ class IBSource:
                 f"{what}: IB has no instrument for {instrument.symbol!r}; check the "
                 "symbol, or pass an ib_async Contract"
             )
-        if self.barsubs.suitable(timeframe, end):
+        live = self.barsubs.suitable(timeframe, end)
+        if live:
             # Up to now: served from a keepUpToDate subscription (opened on first use).
-            frame = await self.barsubs.frame_async(instrument, contract, timeframe, start, end, what)
+            frame = await self.barsubs.frame_async(
+                instrument, contract, timeframe, start, end, what, deadline
+            )
         else:
-            frame, _ = await self.fetch_plain(instrument, contract, timeframe, start, end, what)
+            frame, _ = await self.fetch_plain(
+                instrument, contract, timeframe, start, end, what, deadline
+            )
         frame = trim(frame, start, end)
+        # A streamed list is current as of the last message heard from the gateway.
+        fetched = self.gateway.health.heard_wall() if live else time.time()
+        frame.attrs.update(live=live, fetched_at=utc_from_epoch(fetched))
         if frame.empty:
             raise NoDataError(
                 f"{what}: IB returned no bars between {start:%Y-%m-%d %H:%M} and "
@@ -284,60 +351,160 @@ class IBSource:
         start: datetime,
         end: datetime,
         what: str = "bars",
+        deadline: float | None = None,
     ) -> tuple[pd.DataFrame, int]:
         """Bars of ``[start, end)`` by plain chunked requests (untrimmed), and how many were sent.
 
-        Identical chunks in flight (or answered within 15 s) are shared, not re-sent;
-        with ``redis_url``, so are finished chunks another process fetched.
+        Identical chunks in flight (or answered within 15 s) are shared, not
+        re-sent; with ``redis_url``, so are finished chunks another process
+        fetched (they are read from Redis). Each send waits for its pacing slot; when the caller is
+        cancelled (or times out) the unsent chunks are never sent and their
+        booked slot is given back. Requests already sent keep running (their
+        answers are shared with a caller asking again within 15 s).
+
+        Args:
+            deadline: ``time.monotonic()`` by which the caller needs the
+                answer; a plan whose last request could not even be sent by
+                then is refused before anything is sent.
+
+        Raises:
+            PacingViolationError: IB's pacing would not let the plan be sent
+                before ``deadline`` (nothing was sent), or IB refused a chunk.
+            NoDataError, RequestTimeoutError, ConnectionFailedError: a chunk failed.
         """
         from ..frames import bars_to_frame, concat_ohlcv
 
         chunks = plan_chunks(timeframe, start, end)
         contract_key = (contract.conId, contract.exchange, instrument.what_to_show)
-        tasks: list[asyncio.Future[list]] = []
-        sent = 0
+        # Futures belong to one event loop: share answers only within it.
+        loop_id = id(asyncio.get_running_loop())
+        planned = []
+        for chunk in chunks:
+            key = self.chunk_key(contract_key, chunk, timeframe)
+            planned.append((key[1], chunk.duration, key, (loop_id, key)))
         fleet = self.barsubs.sharing
         finished = datetime.now(timezone.utc) - timedelta(seconds=timeframe.seconds)
-        from_fleet: list[pd.DataFrame] = []
-        to_fleet: list[tuple[Any, int]] = []
-        for chunk in chunks:
-            # IB sees the end time to the second; so must "identical".
-            chunk_end = chunk.end.replace(microsecond=0)
-            key = (contract_key, chunk_end, chunk.duration, timeframe.ib_bar_size)
-            if fleet is not None and chunk_end <= finished:
-                cached = fleet.get_chunk(key)
+        from_fleet: dict[Any, pd.DataFrame] = {}
+        if fleet is not None:
+            for chunk_end, _, key, _ in planned:
+                cached = fleet.get_chunk(key) if chunk_end <= finished else None
                 if cached is not None:
-                    from_fleet.append(cached)
-                    continue
-                to_fleet.append((key, len(tasks)))
-            # Futures belong to one event loop: share answers only within it.
-            recent_key = (id(asyncio.get_running_loop()), key)
-            shared = self.recent.get(recent_key)
-            if shared is None or (shared.done() and (shared.cancelled() or shared.exception())):
-                # Space the sends (not the answers): the requests still overlap.
-                delay = self.pacing.reserve(key, contract_key)
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                    from_fleet[key] = cached
+        to_send = [(key, contract_key) for _, _, key, rk in planned
+                   if not self._shareable(rk) and key not in from_fleet]
+        if deadline is not None and to_send:
+            self.check_plan_fits(to_send, deadline, what)
+        answers: list[asyncio.Future[list]] = []
+        sent = 0
+        done = 0
+        total = len(planned)
+
+        def count(_: asyncio.Future[list]) -> None:
+            nonlocal done
+            done += 1
+            self._report(what, done, total)
+
+        to_fleet: list[tuple[Any, int]] = []
+        for chunk_end, duration, key, recent_key in planned:
+            if key in from_fleet:
+                done += 1
+                continue
+            shared = self.recent.get(recent_key) if self._shareable(recent_key) else None
+            if shared is None:
+                failed = next((a for a in answers if a.done() and not a.cancelled() and a.exception()), None)
+                if failed is not None:
+                    break  # a chunk already failed: the call fails, send no more
+                await self.wait_for_slot(self.pacing.book(key, contract_key))
                 sent += 1
-                shared = asyncio.ensure_future(
+                shared = quiet_future(asyncio.ensure_future(
                     self.gateway.request(
-                        lambda ib, e=chunk_end, d=chunk.duration: self._one_chunk(
+                        lambda ib, e=chunk_end, d=duration: self._one_chunk(
                             ib, contract, instrument, timeframe, e, d
                         ),
                         what,
                     )
-                )
+                ))
                 self.recent[recent_key] = shared
-            # Shielded: a caller that times out must not cancel a request
-            # another caller is waiting on.
-            tasks.append(asyncio.shield(shared))
-        results = await asyncio.gather(*tasks)
+                if fleet is not None and chunk_end <= finished:
+                    to_fleet.append((key, len(answers)))
+            shared.add_done_callback(count)
+            answers.append(shared)
+        # Shielded: a caller that times out must not cancel a request another
+        # caller is waiting on (the requests are sent: their answers are kept).
+        results = await asyncio.gather(*(asyncio.shield(a) for a in answers))
         frames = [bars_to_frame(bars) for bars in results]
         if fleet is not None:
             for key, index in to_fleet:
                 if len(frames[index]):
                     fleet.put_chunk(key, frames[index])
-        return concat_ohlcv([*from_fleet, *(f for f in frames if len(f))]), sent
+        return concat_ohlcv([*from_fleet.values(), *(f for f in frames if len(f))]), sent
+
+    async def wait_for_slot(self, booking: Booking) -> None:
+        """Sleep until a booked pacing slot; give it back if cancelled meanwhile.
+
+        Woken late (a busy loop), the slot is moved rather than sending too
+        close to the requests booked after it.
+        """
+        try:
+            while booking.delay > 0:
+                await asyncio.sleep(booking.delay)
+                booking = self.pacing.on_time(booking)
+        except asyncio.CancelledError:
+            self.pacing.release(booking)  # never sent: the slot is free again
+            raise
+
+    def _shareable(self, recent_key: object) -> bool:
+        shared = self.recent.get(recent_key)
+        return shared is not None and not (
+            shared.done() and (shared.cancelled() or shared.exception() is not None)
+        )
+
+    @staticmethod
+    def chunk_key(contract_key: Hashable, chunk: Chunk, timeframe: Timeframe) -> tuple:
+        """A plain chunk request's pacing key: what IB compares for "identical"."""
+        # IB sees the end time to the second; so must "identical".
+        return (contract_key, chunk.end.replace(microsecond=0), chunk.duration, timeframe.ib_bar_size)
+
+    def check_plan_fits(self, requests: list, deadline: float, what: str) -> None:
+        """Refuse a plan whose last request IB's pacing would hold past ``deadline``.
+
+        Args:
+            requests: ``(key, contract_key)`` pairs still to send.
+            deadline: ``time.monotonic()`` by which the caller needs the answer.
+
+        Raises:
+            PacingViolationError: it would not fit (nothing is booked or sent).
+        """
+        wait = self.pacing.projected_delay(requests)
+        left = deadline - time.monotonic()
+        if wait > left:
+            raise PacingViolationError(
+                f"{what}: IB's historical pacing (60 requests per 10 minutes, 5 per 2 s per "
+                f"contract) would let the last of {len(requests)} requests go only in "
+                f"{wait:.0f} s, after the {max(left, 0):.0f} s left; nothing was sent. Ask for "
+                "fewer days, a longer timeframe, or give a longer timeout"
+            )
+
+    def plan_seconds(self, timeframe: Timeframe, start: datetime, end: datetime) -> float:
+        """How long IB's pacing makes a plain download of ``[start, end)`` wait, as booked now.
+
+        The wait before the plan's last request could be sent (0.0 for a
+        one-request plan with a free budget); books nothing.
+        """
+        chunks = plan_chunks(timeframe, start, end)
+        contract_key = ("estimate", timeframe.name)
+        return self.pacing.projected_delay(
+            [(self.chunk_key(contract_key, c, timeframe), contract_key) for c in chunks]
+        )
+
+    def _report(self, what: str, done: int, total: int) -> None:
+        if total < 2:
+            return
+        for listener in list(self.progress_listeners):
+            try:
+                listener(what, done, total)
+            except Exception:  # noqa: BLE001 - a display must not break a download
+                log.debug("progress listener %r failed", listener, exc_info=True)
 
     @staticmethod
     async def _one_chunk(

@@ -75,7 +75,7 @@ def _run_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
             fut.set_exception(exc)
 
-    threading.Thread(target=work, name="ib_nice_funcs-yfinance", daemon=True).start()
+    threading.Thread(target=work, name=_THREAD_PREFIX, daemon=True).start()
     try:
         return fut.result(timeout=timeout)
     except FutureTimeoutError:  # an alias of TimeoutError only from Python 3.11
@@ -87,6 +87,46 @@ def _run_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
         ) from None
 
 
+#: Threads that run yfinance for this source are named with this prefix, so
+#: the log filter below can tell them from the user's own yfinance calls.
+_THREAD_PREFIX = "ib_nice_funcs-yfinance"
+#: Loggers yfinance and the libraries under it write to. A logger filter does
+#: not see records of child loggers, so urllib3's are listed one by one.
+_THIRD_PARTY_LOGGERS = (
+    "yfinance", "peewee", "urllib3", "urllib3.connectionpool", "urllib3.connection",
+    "urllib3.util.retry", "curl_cffi", "requests",
+)
+
+
+class _QuietInFallback(logging.Filter):
+    """Demotes third-party records to DEBUG while they come from this source's threads.
+
+    As a fallback, a failed Yahoo call is reported once, by this package, with
+    the symbol and the fix; yfinance's own lines for it ("possibly delisted;
+    no price data found", retries, tracebacks: 3-11 per failure) would bury
+    that line. Records from other threads (the user's own yfinance calls)
+    and the user's logging levels are left alone; the demoted records stay
+    visible when their logger is set to DEBUG.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not threading.current_thread().name.startswith(_THREAD_PREFIX):
+            return True
+        if record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_quiet_filter = _QuietInFallback()
+
+
+def _quiet_third_party_logs() -> None:
+    for name in _THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _quiet_filter not in logger.filters:
+            logger.addFilter(_quiet_filter)
+
+
 def _import_yfinance() -> Any:
     try:
         import yfinance
@@ -94,6 +134,7 @@ def _import_yfinance() -> Any:
         raise SourceUnavailableError(
             f"the yfinance source needs the yfinance package ({exc}); pip install yfinance"
         ) from None
+    _quiet_third_party_logs()
     return yfinance
 
 
@@ -206,7 +247,8 @@ class YahooSource:
         def fetch_all() -> dict[str, float | None]:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(min(self._max_workers, len(tickers))) as pool:
+            with ThreadPoolExecutor(min(self._max_workers, len(tickers)),
+                                    thread_name_prefix=_THREAD_PREFIX) as pool:
                 found = list(pool.map(lambda t: self._one_price(yf, t, timeout), tickers))
             return dict(zip(tickers, found))
 

@@ -21,8 +21,11 @@ that copy and take the series over when its holder stops renewing it.
 
 A subscription is reopened when the connection dropped, IB reported 1101
 ("data lost") or an error on it, or it got no update for
-``max(3 bars, 15 minutes)``. At most :attr:`BarSubscriptions.max_subs` (50)
-are open per client, least recently read first out; one nobody read for
+``max(3 bars, 15 minutes)``. Nothing is served from it while the gateway's
+``health`` is not current (the link is silent, or IB's 1100 is in force
+until 1101 / 1102): those calls fail over to the next source. At most
+:attr:`BarSubscriptions.max_subs` (50) are open per client, least recently
+read first out; one nobody read for
 :attr:`BarSubscriptions.idle_after` (30 minutes) is cancelled.
 
 Threading contract: loop thread only.
@@ -37,6 +40,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._tasks import SharedTask
 from ..errors import (
     CONNECTIVITY_RESTORED_DATA_LOST,
     NoDataError,
@@ -140,7 +144,7 @@ class BarSubscriptions:
         self.clock = time.monotonic
         self._subs: dict[Any, _BarSub] = {}
         self._by_req: dict[int, _BarSub] = {}
-        self._creating: dict[Any, asyncio.Future[_BarSub]] = {}
+        self._creating: dict[Any, SharedTask[_BarSub]] = {}
         self._ib: IB | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         #: Historical requests this manager sent (subscriptions and older parts).
@@ -160,10 +164,19 @@ class BarSubscriptions:
         return end >= now - timedelta(seconds=max(60, timeframe.seconds))
 
     async def frame_async(self, instrument: Instrument, contract: Contract, timeframe: Timeframe,
-                          start: datetime, end: datetime, what: str) -> pd.DataFrame:
-        """Bars from ``start`` to now (untrimmed), from a subscription opened if needed."""
+                          start: datetime, end: datetime, what: str,
+                          deadline: float | None = None) -> pd.DataFrame:
+        """Bars from ``start`` to now (untrimmed), from a subscription opened if needed.
+
+        ``deadline`` (``time.monotonic()``) is the caller's; the opening is
+        shared with callers asking for the same series meanwhile, and is
+        cancelled (sending nothing more) when every one of them gave up.
+        """
         ib = await self.gateway.ib_async()
         self._bind(ib)
+        # Bars held from a silent link or during IB's 1100 are not current: the
+        # caller gets an error (and the next source) instead.
+        self.gateway.require_current(what)
         key = (instrument.key, timeframe.name)
         now = self.clock()
         self._sweep_idle(now)
@@ -179,13 +192,14 @@ class BarSubscriptions:
         if sub is None:
             creating = self._creating.get(key)
             if creating is None:
-                creating = asyncio.ensure_future(
-                    self._create(key, instrument, contract, timeframe, start, end, what))
+                creating = SharedTask(
+                    self._create(key, instrument, contract, timeframe, start, end, what, deadline))
                 self._creating[key] = creating
-                creating.add_done_callback(lambda f, k=key: self._done_creating(k, f))
-            # Shielded: a caller that times out must not cancel what others wait for.
+                creating.task.add_done_callback(lambda f, k=key, c=creating: self._done_creating(k, c))
+            # A caller that times out leaves the others waiting; the last one
+            # to leave cancels the opening (and its older chunks are never sent).
             try:
-                sub = await asyncio.shield(creating)
+                sub = await creating.wait()
             except (_NotNow, NoDataError, PacingViolationError, asyncio.TimeoutError) as exc:
                 # A gateway that will not stream this series (or not now) still
                 # answers plain requests: the caller gets bars either way.
@@ -193,11 +207,11 @@ class BarSubscriptions:
                     log.debug("no %s bar subscription for %s (%s); plain requests instead",
                               timeframe.name, instrument.symbol, exc)
                 frame, sent = await self.source.fetch_plain(instrument, contract, timeframe,
-                                                            start, end, what)
+                                                            start, end, what, deadline)
                 self.requests_sent += sent
                 return frame
         if start < sub.covers_from:
-            await self._extend(sub, start, what)
+            await self._extend(sub, start, what, deadline)
         sub.last_used = self.clock()
         self._publish(sub)
         return self._combined(sub)
@@ -270,18 +284,17 @@ class BarSubscriptions:
 
     # -- internals -------------------------------------------------------------
 
-    def _done_creating(self, key: Any, future: asyncio.Future[_BarSub]) -> None:
-        if self._creating.get(key) is future:
+    def _done_creating(self, key: Any, creating: SharedTask[_BarSub]) -> None:
+        if self._creating.get(key) is creating:
             del self._creating[key]
-        if not future.cancelled():
-            future.exception()  # retrieved: the callers got it
 
     def _usable(self, sub: _BarSub, ib: IB, now: float) -> bool:
         stale = max(3.0 * sub.timeframe.seconds, _MIN_STALE_S)
         return sub.alive and sub.ib is ib and ib.isConnected() and now - sub.updated <= stale
 
     async def _create(self, key: Any, instrument: Instrument, contract: Contract,
-                      timeframe: Timeframe, start: datetime, end: datetime, what: str) -> _BarSub:
+                      timeframe: Timeframe, start: datetime, end: datetime, what: str,
+                      deadline: float | None) -> _BarSub:
         while len(self._subs) >= self.max_subs:
             self._drop(min(self._subs.values(), key=lambda s: s.last_used))
         chunks = plan_chunks(timeframe, start, end)
@@ -298,9 +311,11 @@ class BarSubscriptions:
         if waits[pick] > _MAX_SUB_WAIT_S:
             raise _NotNow
         duration = options[pick]
-        delay = pacing.reserve(keys[pick], contract_key)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if deadline is not None:
+            older = [(self.source.chunk_key(contract_key, c, timeframe), contract_key)
+                     for c in chunks[1:]]
+            self.source.check_plan_fits([(keys[pick], contract_key), *older], deadline, what)
+        await self.source.wait_for_slot(pacing.book(keys[pick], contract_key))
         self.requests_sent += 1
         bars, ib = await asyncio.wait_for(
             self.gateway.request(
@@ -314,7 +329,7 @@ class BarSubscriptions:
         self._by_req[bars.reqId] = sub
         self._arm_sweep()
         if len(chunks) > 1:
-            await self._extend(sub, start, what)
+            await self._extend(sub, start, what, deadline)
         return sub
 
     @staticmethod
@@ -348,12 +363,13 @@ class BarSubscriptions:
             raise
         return bars, ib
 
-    async def _extend(self, sub: _BarSub, start: datetime, what: str) -> None:
+    async def _extend(self, sub: _BarSub, start: datetime, what: str,
+                      deadline: float | None = None) -> None:
         """Fetch the older bars ``[start, sub.covers_from)`` once, with plain requests."""
         until = sub.covers_from
         try:
             older, sent = await self.source.fetch_plain(sub.instrument, sub.contract, sub.timeframe,
-                                                        start, until, what)
+                                                        start, until, what, deadline)
         except NoDataError:
             older, sent = None, 0
         self.requests_sent += sent

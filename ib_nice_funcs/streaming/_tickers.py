@@ -15,7 +15,8 @@ Policy (documented for users in :meth:`ib_nice_funcs.Client.price`):
   :attr:`Tickers.idle_after` seconds (600) are cancelled.
 * After a reconnect, or IB's 1101 "connectivity restored, data lost", every
   stream is requested again; until its first new tick its symbol falls back
-  to snapshots.
+  to snapshots. From IB's 1100 until 1101/1102, and while the connection is
+  down or silent, no tick is served (the gateway's ``health`` says so).
 * With :attr:`Tickers.sharing` (``redis_url``: see
   :mod:`ib_nice_funcs.fleet.quotes`) one process of the fleet streams each
   symbol; the others read and follow its shared quote ("remote" streams)
@@ -70,7 +71,7 @@ _HARMLESS = frozenset({10167, 10090})
 class LineSharing(Protocol):
     """What :class:`Tickers` asks of the fleet (``ib_nice_funcs.fleet.quotes.SharedQuotes``)."""
 
-    def fresh(self, key: Any, stale_after: float) -> float | None: ...
+    def fresh(self, key: Any, stale_after: float) -> tuple[float, float] | None: ...
     def acquire(self, key: Any) -> bool: ...
     def release(self, key: Any) -> None: ...
     def renew(self, keys: Sequence[Any]) -> set[Any]: ...
@@ -168,18 +169,38 @@ class Tickers:
 
     def fresh_key(self, key: Any) -> float | None:
         """As :meth:`fresh_price`, by :attr:`Instrument.key`."""
+        quote = self.fresh_quote(key)
+        return None if quote is None else quote.price
+
+    def fresh_quote(self, key: Any) -> LiveQuote | None:
+        """The latest tick of ``key`` if fresh and the link is current, else None (any thread).
+
+        A tick is not served once it is :attr:`stale_after` seconds old, nor
+        while the connection is down, silent or in IB's 1100 (see
+        :class:`~ib_nice_funcs._link.LinkHealth`).
+        """
         entry = self._live.get(key)
         if entry is None:
-            sharing = self.sharing
-            return sharing.fresh(key, self.stale_after) if sharing is not None else None
+            return self._shared_quote(key)
         quote = entry.quote
         if quote is None:
             return None
         now = time.monotonic()
-        if now - quote.at > self.stale_after:
+        if now - quote.at > self.stale_after or not self.gateway.health.current:
             return None
         entry.last_used = now
-        return quote.price
+        return quote
+
+    def _shared_quote(self, key: Any) -> LiveQuote | None:
+        """The tick another process of the fleet streams for ``key`` (one Redis GET)."""
+        sharing = self.sharing
+        if sharing is None or not self.gateway.health.current:
+            return None
+        tick = sharing.fresh(key, self.stale_after)
+        if tick is None:
+            return None
+        price, epoch = tick
+        return LiveQuote(price, time.monotonic() - max(0.0, time.time() - epoch), epoch)
 
     @property
     def lines(self) -> int:
@@ -249,7 +270,8 @@ class Tickers:
             if entry is not None:
                 entry.last_used = now
                 quote = entry.quote
-                if quote is not None and now - quote.at <= self.stale_after:
+                if (quote is not None and now - quote.at <= self.stale_after
+                        and self.gateway.health.current):
                     values[instrument.symbol] = quote.price
                 else:
                     snap.append((instrument, contract))

@@ -26,6 +26,7 @@ from ..errors import (
 from ..fleet.guard import FleetGuard
 from ..fleet.state import WorkingOrder, with_working_orders
 from ..symbols import Instrument
+from ..trade_journal.recorder import JournalRecorder
 from .account import (
     DailyBaseline,
     account_number,
@@ -112,6 +113,9 @@ class TraderCore:
         # The Client Portal side (order_failover); thread-side, owns its own locks.
         self._failover = PortalFailover(self)
         self._portal_closing = PortalClosing(self._failover)
+        #: The trade journal: told of every order sent, refused or failed over, and
+        #: (through :meth:`_follow`) of their status changes, fills and commissions.
+        self.journal = JournalRecorder(self.settings, self.settings.client_id, client)
         self.gateway.on_connected.append(self._on_connected)
 
     # -- thread side ---------------------------------------------------------
@@ -258,7 +262,13 @@ class TraderCore:
     # -- loop side: risk snapshot ---------------------------------------------------
 
     async def _account_values_async(self, ib: IB, account: str | None) -> list[Any]:
-        """Account values: the live subscription, else a one-off account summary."""
+        """Account values: the live subscription, else a one-off account summary.
+
+        Raises:
+            ConnectionFailedError: the link is not current (silent, or IB's 1100
+                until 1101 / 1102): held values are not served.
+        """
+        self.gateway.require_current("account values")
         values = ib.accountValues(account or "")
         if account_number(values, "NetLiquidation", account) is None:
             summary = await asyncio.wait_for(ib.accountSummaryAsync(account or ""), _ROUND_TRIP_S)
@@ -275,6 +285,7 @@ class TraderCore:
         if self._followed is ib:
             return
         self._followed = ib
+        self.journal.watch(ib)
         self._unconfirmed.clear()
         ib.execDetailsEvent += self._on_fill
         ib.positionEvent += self._on_position
@@ -367,6 +378,25 @@ class TraderCore:
             is_margin=True,
             day_trades_last_5_days=used,
         )
+
+    def risk_snapshot(self, *, timeout: float | None = None) -> PortfolioSnapshot:
+        """What the risk check sees now: positions in USD, net liquidation, daily P&L,
+        day trades; for dashboards (read-only: no live-account guard, nothing sent).
+
+        Blocks up to ``timeout`` seconds (default: the ``timeout`` setting).
+
+        Raises:
+            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+            IBNiceFuncsError: IB reports no net liquidation.
+        """
+        deadline = self._deadline(timeout)
+
+        async def run(ib: IB) -> PortfolioSnapshot:
+            self._follow(ib)
+            return await self._snapshot_async(ib, self._data_account() or "")
+
+        return self._run(lambda: self.gateway.request(run, "risk snapshot"), deadline,
+                         "risk snapshot")
 
     # -- loop side: sending and waiting --------------------------------------------
 
@@ -611,6 +641,8 @@ class TraderCore:
         order = build_ib_order(request, quantity, account=account, min_tick=spec.min_tick)
         trade = ib.placeOrder(spec.contract, order)
         self._remember(request.client_order_id, spec.symbol, trade, ib, None)
+        self.journal.sent(request, spec.symbol, quantity, trade, account,
+                          mark=self._mark_usd(ib, spec, account))
         log.info(
             "sent %s %s %g %s (client order id %s, order id %s)",
             request.order_type, request.side, quantity, spec.symbol,

@@ -41,8 +41,6 @@ __all__ = ["ClosingMixin"]
 
 log = logging.getLogger("ib_nice_funcs")
 
-#: chunk_kill never sends more child orders than this (a stuck loop must end).
-MAX_CHUNKS = 100
 #: Longest pause between two checks that other clients' orders are gone after
 #: a global cancel (IB sends this client no event for them).
 _RECHECK_S = 0.25
@@ -276,7 +274,9 @@ class ClosingMixin(TraderCore):
             slippage: Accepted for nice_funcs compatibility and ignored: the
                 children are market orders.
             timeout: Seconds each child order may take (default: the
-                ``timeout`` setting). At most 100 children are sent.
+                ``timeout`` setting). Children are sent until the position is
+                gone; the whole call stops after the ``chunked_order_budget_s``
+                setting (default 300 s) and reports what is left.
 
         Returns:
             ``{"success", "symbol", "chunks": [results], "filled_qty",
@@ -293,6 +293,9 @@ class ClosingMixin(TraderCore):
             limit_usd = validate_usd_amount(max_order_size, "max_order_size")
         per_child = self.client.resolve_timeout(timeout)
         deadline = self._deadline(per_child)
+        # The child count is unbounded (a $3 cap on a large position means many
+        # children); the time is not.
+        overall = time.monotonic() + max(per_child, self.settings.chunked_order_budget_s)
         account = self._require_trading(deadline)
         what = f"chunk_kill({instrument.symbol})"
 
@@ -337,10 +340,8 @@ class ClosingMixin(TraderCore):
                 qty = min(step, abs(float(now.position)))
                 return await self._close_async(ib, account, now, qty, d, "chunk")
 
-        for _ in range(MAX_CHUNKS):
-            if remaining <= 0:
-                break
-            child_deadline = self._deadline(per_child)
+        while remaining > 0 and time.monotonic() < overall:
+            child_deadline = min(self._deadline(per_child), overall)
             result = self._run(
                 lambda d=child_deadline: self.gateway.request(lambda ib: child(ib, d), what),
                 child_deadline, what,
@@ -358,7 +359,11 @@ class ClosingMixin(TraderCore):
         outcome["remaining_qty"] = remaining
         outcome["success"] = remaining <= 0
         if remaining > 0 and outcome["error"] is None:
-            outcome["error"] = f"{remaining:g} left after {MAX_CHUNKS} child orders"
+            outcome["error"] = (
+                f"{remaining:g} left after {len(outcome['chunks'])} child orders in "
+                f"{self.settings.chunked_order_budget_s:g} s (raise IB_NICE_FUNCS_CHUNKED_BUDGET_S "
+                "or the max order size)"
+            )
         return outcome
 
     def _latch_halt(self, route: str | ConnectionFailedError, deadline: float) -> None:

@@ -34,11 +34,12 @@ from ..errors import (
     UnknownSymbolError,
 )
 from .positions import unknown_position
-from .results import UNKNOWN, empty_result
+from .results import UNKNOWN, Outcome, empty_result
 
 __all__ = [
     "market_buy",
     "market_sell",
+    "market_sell_usd",
     "limit_buy",
     "limit_sell",
     "place_order",
@@ -48,6 +49,8 @@ __all__ = [
     "get_position",
     "get_all_positions",
     "get_token_balance_usd",
+    "get_cash",
+    "is_cash_symbol",
     "get_account_value",
     "get_balance",
     "kill_switch",
@@ -94,8 +97,31 @@ def _warn(what: str, exc: BaseException) -> None:
     log.warning("%s failed: %s%s", what, exc, _remedy(exc))
 
 
+def _refused(what: str, symbol: Any) -> bool:
+    from ..nice_funcs import refused_symbol
+
+    return refused_symbol(what, symbol)
+
+
+def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> dict[str, Any] | None:
+    """The failure dict (after one WARNING) for a zero USD amount, else None.
+
+    An agent with no cash sizes its orders at 0: nothing to send, not a crash.
+    Negative, NaN and non-numbers still raise (in the Trader's validation).
+    """
+    if isinstance(usd_amount, (int, float)) and not isinstance(usd_amount, bool) and usd_amount == 0:
+        log.warning("%s: nothing sent: the USD amount is 0 (no cash to size the order with?)", what)
+        return empty_result("the USD amount is 0", symbol=_label(symbol))
+    return None
+
+
 def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run an order helper; on an operational failure, one WARNING and a failure dict."""
+    """Run an order helper; on an operational failure, one WARNING and a failure dict.
+
+    Symbol text that names no instrument gets the failure dict too (nothing sent).
+    """
+    if symbol is not None and _refused(what, symbol):
+        return empty_result(f"symbol {_label(symbol)!r} is not recognised", symbol=_label(symbol))
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
@@ -157,7 +183,11 @@ def market_buy(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"market_buy({_label(symbol)}, {usd_amount!r})", symbol,
+    what = f"market_buy({_label(symbol)}, {usd_amount!r})"
+    zero = _zero_amount(what, symbol, usd_amount)
+    if zero is not None:
+        return zero
+    return _order(what, symbol,
                   lambda: _trader().market_buy(symbol, usd_amount, client_order_id=client_order_id,
                                                wait=wait, timeout=timeout))
 
@@ -182,6 +212,31 @@ def market_sell(
                                                 wait=wait, timeout=timeout))
 
 
+def market_sell_usd(
+    symbol: Any,
+    usd_amount: float,
+    *,
+    client_order_id: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Sell about ``usd_amount`` USD of ``symbol`` at market: reduces a long, then opens a short.
+
+    Returns the order result dict; ``success`` False (plus one WARNING) on
+    any operational failure, including a risk breach or a refused short.
+
+    Raises:
+        ValueError, TypeError: bad arguments (nothing sent).
+    """
+    what = f"market_sell_usd({_label(symbol)}, {usd_amount!r})"
+    zero = _zero_amount(what, symbol, usd_amount)
+    if zero is not None:
+        return zero
+    return _order(what, symbol,
+                  lambda: _trader().market_sell_usd(symbol, usd_amount, client_order_id=client_order_id,
+                                                    wait=wait, timeout=timeout))
+
+
 def limit_buy(
     symbol: Any,
     usd_amount: float,
@@ -197,7 +252,11 @@ def limit_buy(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})", symbol,
+    what = f"limit_buy({_label(symbol)}, {usd_amount!r}, {limit_price!r})"
+    zero = _zero_amount(what, symbol, usd_amount)
+    if zero is not None:
+        return zero
+    return _order(what, symbol,
                   lambda: _trader().limit_buy(symbol, usd_amount, limit_price, tif=tif,
                                               client_order_id=client_order_id, wait=wait,
                                               timeout=timeout))
@@ -284,14 +343,24 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
     test raises :class:`~ib_nice_funcs.errors.PositionUnknownError`: an agent's
     ``if not pos["has_position"]: buy`` stops instead of buying again.
 
+    The dict carries the nice_funcs keys (``has_position``, ``quantity``,
+    ``avg_cost``, ``current_price``, ``market_value``, ``unrealized_pnl``,
+    ``unrealized_pnl_pct``) and the same facts under the perp agents' names
+    (``position_amount`` signed, ``entry_price``, ``mark_price``, ``pnl``,
+    ``pnl_percentage``, ``is_long``).
+
     Raises:
-        ValueError, TypeError: a malformed symbol or timeout (nothing sent).
+        TypeError: ``symbol`` is neither text nor a Contract.
+        ValueError: a malformed timeout (nothing sent).
     """
     from ..symbols import parse_symbol
 
+    what = f"get_position({_label(symbol)})"
+    if _refused(what, symbol):
+        return unknown_position(_label(symbol), f"symbol {_label(symbol)!r} is not recognised")
     name = _label(symbol)
     try:
-        name = parse_symbol(symbol).symbol  # NonAsciiSymbolError: an unknown symbol here
+        name = parse_symbol(symbol).symbol
         return _trader().get_position(symbol, timeout=timeout)
     except (IBNiceFuncsError, OSError) as exc:
         _warn(f"get_position({name})", exc)
@@ -311,11 +380,36 @@ def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] |
 def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float | None:
     """USD value held in ``symbol``; ``0.0`` when flat, ``None`` (plus one WARNING) on failure.
 
+    A cash symbol (the ``cash_symbols`` setting: ``USD``, ``USDC`` and the
+    agents' USDC mint address by default) reads the account's cash (IB's
+    ``TotalCashValue``), as a Solana agent reads its USDC balance. Symbol
+    text that names no instrument holds nothing: ``0.0`` (plus one WARNING).
+
     Raises:
-        ValueError, TypeError: a malformed symbol or timeout (nothing sent).
+        TypeError: ``symbol`` is neither text nor a Contract.
+        ValueError: a malformed timeout (nothing sent).
     """
-    return _value(f"get_token_balance_usd({_label(symbol)})", None,
-                  lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+    what = f"get_token_balance_usd({_label(symbol)})"
+    if is_cash_symbol(symbol):
+        return _value(what, None, lambda: _trader().get_cash(timeout=timeout))
+    if _refused(what, symbol):
+        return 0.0
+    return _value(what, None, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+
+
+def is_cash_symbol(symbol: Any) -> bool:
+    """True when ``symbol`` names the account's cash (the ``cash_symbols`` setting)."""
+    from ..config import get_settings
+
+    if not isinstance(symbol, str):
+        return False
+    text = symbol.strip().upper()
+    return any(text == c.strip().upper() for c in get_settings().cash_symbols)
+
+
+def get_cash(*, timeout: float | None = None) -> float | None:
+    """The account's cash in USD (IB's ``TotalCashValue``); ``None`` (plus one WARNING) on failure."""
+    return _value("get_cash()", None, lambda: _trader().get_cash(timeout=timeout))
 
 
 def get_account_value(*, timeout: float | None = None) -> float:
@@ -366,14 +460,16 @@ def chunk_kill(
 ) -> dict[str, Any]:
     """Flatten the position in market orders of at most ``max_order_size`` USD each.
 
-    ``slippage`` is accepted for ``n.chunk_kill(sym, max_usd_order_size,
-    slippage)`` and ignored (market orders).
+    The result is truthy exactly when the position is gone (the copybot
+    agent tests ``if n.chunk_kill(...)``). ``slippage`` is accepted for
+    ``n.chunk_kill(sym, max_usd_order_size, slippage)`` and ignored (market orders).
 
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return _order(f"chunk_kill({_label(symbol)}, {max_order_size!r})", symbol,
-                  lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout))
+    return Outcome(_order(
+        f"chunk_kill({_label(symbol)}, {max_order_size!r})", symbol,
+        lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout)))
 
 
 def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:

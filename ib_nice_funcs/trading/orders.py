@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConnectionFailedError, NoPositionError, OrderSizeError, RequestTimeoutError
 from ..symbols import Instrument, parse_symbol
+from ..trade_journal.recorder import journaled
 from .closing import ClosingMixin
 from .contracts import ContractSpec, position_symbol
 from .failover import Sizer
@@ -112,6 +113,7 @@ class Trader(ClosingMixin, PositionsMixin):
 
         return sizing
 
+    @journaled
     def _submit(
         self,
         instrument: Instrument,
@@ -219,11 +221,12 @@ class Trader(ClosingMixin, PositionsMixin):
         wait: bool,
         timeout: float | None,
         what: str,
+        side: str = "BUY",
     ) -> dict[str, Any]:
         _check_wait(wait)
         usd = validate_usd_amount(usd_amount)
         request = validate_order(
-            symbol, "BUY", 1.0, order_type, limit_price=limit_price, tif=tif,
+            symbol, side, 1.0, order_type, limit_price=limit_price, tif=tif,
             client_order_id=client_order_id,
         )
         if request.limit_price is not None:
@@ -240,7 +243,7 @@ class Trader(ClosingMixin, PositionsMixin):
                 usd, unit_usd * spec.multiplier, spec.size_increment, spec.min_size)
             if qty <= 0:
                 raise OrderSizeError(
-                    f"{what}: ${usd:,.2f} buys less than the smallest size of {spec.symbol} "
+                    f"{what}: ${usd:,.2f} is less than the smallest size of {spec.symbol} "
                     f"({spec.min_size:g} at {price:,.6g}); nothing was sent. Raise usd_amount"
                 )
             if qty > MAX_QUANTITY:
@@ -329,6 +332,25 @@ class Trader(ClosingMixin, PositionsMixin):
         """
         return self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol), client_order_id,
                              wait, timeout, f"market_buy({_label(symbol)}, {usd_amount!r})")
+
+    def market_sell_usd(
+        self,
+        symbol: Any,
+        usd_amount: float,
+        *,
+        client_order_id: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Sell about ``usd_amount`` dollars of ``symbol`` at market, held or not.
+
+        What a perp exchange's sell does: it reduces a long, and past zero it
+        opens (or adds to) a short, which the risk limits check like a buy.
+        Sized, blocks and raises like :meth:`market_buy`.
+        """
+        return self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol), client_order_id,
+                             wait, timeout, f"market_sell_usd({_label(symbol)}, {usd_amount!r})",
+                             side="SELL")
 
     def limit_buy(
         self,

@@ -27,16 +27,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract
 
 __all__ = [
+    "PERP_KEYS",
     "PositionsMixin",
     "Unknown",
     "diff_positions",
     "no_position",
+    "perp_keys",
     "position_dict",
     "unknown_position",
+    "with_perp_keys",
 ]
 
 log = logging.getLogger("ib_nice_funcs")
 
+#: The perp-exchange names of a position's facts (see :func:`perp_keys`).
+PERP_KEYS: tuple[str, ...] = ("amount", "pnl_percent", "position_amount", "entry_price",
+                              "mark_price", "pnl", "pnl_percentage", "is_long")
 #: The numeric fields of a position dict (all Unknown when the position is).
 _NUMBER_KEYS = ("quantity", "avg_cost", "current_price", "market_value", "unrealized_pnl",
                 "unrealized_pnl_pct")
@@ -93,7 +99,9 @@ def unknown_position(symbol: str, error: str) -> dict[str, Any]:
     """
     value = Unknown(error)
     return {"has_position": value, **dict.fromkeys(_NUMBER_KEYS, value), "symbol": symbol,
-            "known": False, "status": "unknown", "error": error}
+            "known": False, "status": "unknown", "error": error,
+            # The perp names too: ``pos.get("position_amount", 0)`` must not read as flat.
+            **dict.fromkeys(PERP_KEYS, value)}
 
 
 def no_position(symbol: str) -> dict[str, Any]:
@@ -108,6 +116,43 @@ def no_position(symbol: str) -> dict[str, Any]:
         "unrealized_pnl": 0.0,
         "unrealized_pnl_pct": 0.0,
         "known": True,
+    } | perp_keys(0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def with_perp_keys(position: dict[str, Any]) -> dict[str, Any]:
+    """``position`` (a nice_funcs position dict from any venue) plus :func:`perp_keys`.
+
+    An unknown position (``known`` False) is returned as it is: its values are
+    :class:`Unknown` already.
+    """
+    if position.get("known") is False:
+        return position
+    return {**position, **perp_keys(
+        position.get("quantity") or 0.0, position.get("avg_cost") or 0.0,
+        position.get("current_price") or 0.0, position.get("unrealized_pnl") or 0.0,
+        position.get("unrealized_pnl_pct") or 0.0,
+    )}
+
+
+def perp_keys(
+    quantity: float, avg_cost: float, price: float, pnl: float, pnl_pct: float
+) -> dict[str, Any]:
+    """The perp-exchange names of a position (Aster / HyperLiquid agents read these).
+
+    ``position_amount`` is signed (negative = short), ``pnl_percentage`` is
+    the return on the position's cost in percent (IB has no per-position
+    leverage, so it is not multiplied by one).
+    """
+    return {
+        # The exchange manager's Solana branch reads ``amount`` and ``pnl_percent``.
+        "amount": float(quantity),
+        "pnl_percent": float(pnl_pct),
+        "position_amount": float(quantity),
+        "entry_price": float(avg_cost),
+        "mark_price": float(price),
+        "pnl": float(pnl),
+        "pnl_percentage": float(pnl_pct),
+        "is_long": quantity > 0,
     }
 
 
@@ -132,7 +177,8 @@ def position_dict(
     Returns:
         ``has_position, quantity, symbol, avg_cost, current_price,
         market_value, unrealized_pnl, unrealized_pnl_pct`` (percent, signed
-        so that a short gains when the price falls), ``known`` (True).
+        so that a short gains when the price falls), ``known`` (True),
+        then the same facts under the perp names of :func:`perp_keys`.
     """
     qty = float(quantity)
     market_value = qty * current_price * multiplier
@@ -150,7 +196,7 @@ def position_dict(
         "unrealized_pnl": unrealized,
         "unrealized_pnl_pct": pct,
         "known": True,
-    }
+    } | perp_keys(qty, avg_cost, current_price, unrealized, pct)
     out.update(extra)
     return out
 
@@ -215,7 +261,10 @@ class PositionsMixin(TraderCore):
         async def ask(ib: IB) -> list[tuple[Any, float | None]]:
             positions = await self._positions_async(ib)
             account = self._data_account()
-            marks = {item.contract.conId: item for item in ib.portfolio(account or "")}
+            # IB's marks are a subscription: held, so only used while the link is
+            # current (else each position is priced afresh).
+            held = ib.portfolio(account or "") if self.gateway.health.current else []
+            marks = {item.contract.conId: item for item in held}
             out = []
             for pos in positions:
                 item = marks.get(pos.contract.conId)
@@ -273,7 +322,7 @@ class PositionsMixin(TraderCore):
             holdings = self._holdings(deadline)
         except ConnectionFailedError as exc:
             found = self._failover.position(instrument, exc, deadline)
-            return found if found is not None else no_position(instrument.symbol)
+            return with_perp_keys(found) if found is not None else no_position(instrument.symbol)
         for pos, mark in holdings:
             if _matches(instrument, pos.contract):
                 return self._as_dict(pos, mark, deadline)
@@ -289,7 +338,7 @@ class PositionsMixin(TraderCore):
         try:
             holdings = self._holdings(deadline)
         except ConnectionFailedError as exc:
-            return [r for r in self._failover.positions(exc, deadline) if r["quantity"]]
+            return [with_perp_keys(r) for r in self._failover.positions(exc, deadline) if r["quantity"]]
         return [self._as_dict(pos, mark, deadline) for pos, mark in holdings]
 
     def get_token_balance_usd(self, symbol: Any, *, timeout: float | None = None) -> float:
@@ -346,6 +395,13 @@ class PositionsMixin(TraderCore):
         Blocks up to ``timeout`` seconds. Raises like :meth:`get_account_value`.
         """
         return self._account_number(("AvailableFunds", "TotalCashValue"), timeout)
+
+    def get_cash(self, *, timeout: float | None = None) -> float:
+        """The account's cash in USD (IB's ``TotalCashValue``; negative when borrowing).
+
+        Blocks up to ``timeout`` seconds. Raises like :meth:`get_account_value`.
+        """
+        return self._account_number(("TotalCashValue",), timeout)
 
     def reconcile_positions(
         self,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .validation import OrderRequest
 
 __all__ = [
+    "Outcome",
     "ACCEPTED_STATES",
     "DONE_STATES",
     "UNKNOWN",
@@ -443,3 +444,15 @@ def flatten_report(
         "error": "; ".join(problems) or None,
         **extra,
     }
+
+
+class Outcome(dict):  # type: ignore[type-arg]
+    """A result dict that is truthy exactly when its ``success`` is.
+
+    Agents test some results for truth (``if n.chunk_kill(...):``,
+    ``if n.ai_entry(...):``); a plain non-empty dict would read as success
+    even when ``success`` is False.
+    """
+
+    def __bool__(self) -> bool:
+        return bool(self.get("success"))

@@ -163,3 +163,22 @@ def test_pacing_can_spare_big_bars():
     assert t.check("a", "c", 0.1, bar_seconds=60) is None
     assert t.check("s", "c", 0.2, bar_seconds=5) is None
     assert t.check("s", "c", 0.3, bar_seconds=5) is not None
+
+
+def test_identical_and_burst_rules_cover_small_bars_only_and_bid_ask_counts_twice():
+    t = PacingTracker(PacingRules(max_requests=10))
+    for i in range(6):  # one contract, 1-hour bars, the same request again and again
+        assert t.check("h", "c", 0.1 * i, bar_seconds=3600) is None
+    assert t.check("s", "c9", 1.0, bar_seconds=30) is None
+    assert "identical" in t.check("s", "c9", 1.1, bar_seconds=30)
+    assert t.check("ba", "c2", 2.0, bar_seconds=300, weight=2) is None  # 7 + 2 = 9 of 10
+    assert t.check("x", "c3", 3.0, bar_seconds=300) is None  # 10 of 10
+    assert "more than 10" in t.check("y", "c4", 4.0, bar_seconds=3600)
+
+
+@pytest.mark.parametrize("what", ["HISTORICAL_VOLATILITY", "SCHEDULE", "FEE_RATE"])
+def test_valid_types_without_paper_data_are_162(what):
+    m = PaperMarket(seed=1)
+    with pytest.raises(HistError) as exc:
+        plan_request(m, m.get("AAPL"), "", "1 D", "1 hour", what, 1, 1, False, OPEN_T)
+    assert exc.value.code == 162 and "No historical market data" in exc.value.message

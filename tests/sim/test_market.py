@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ib_nice_funcs.sim import PaperMarket
 from ib_nice_funcs.sim.catalog import CATALOG
@@ -159,3 +161,22 @@ def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=st.floats(0, 48 * 3600), b=st.floats(0, 48 * 3600))
+def test_a_closed_market_stands_still(a, b):
+    """From Friday 20:00 ET (extended hours end) to Sunday evening AAPL does not trade:
+    the same quote all along, so the simulator sends no ticks."""
+    market = PaperMarket(seed=5)
+    start = dt.datetime(2024, 3, 9, 1, 0, 1, tzinfo=dt.timezone.utc).timestamp()
+    qa, qb = market.quote("AAPL", start + a), market.quote("AAPL", start + b)
+    same = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume", "high", "low")
+    assert [getattr(qa, k) for k in same] == [getattr(qb, k) for k in same]
+    assert not qa.is_open
+
+
+def test_an_open_market_moves():
+    market = PaperMarket(seed=5)
+    quotes = [market.quote("AAPL", OPEN_T + s) for s in range(0, 30)]
+    assert len({(q.bid_size, q.ask_size, q.last) for q in quotes}) > 1

@@ -323,3 +323,33 @@ def test_drop_acks_executes_orders_but_swallows_their_acknowledgements(sim):
 
     run(go())
     assert sim.sim.order_count == 3
+
+
+def test_gtd_order_expires_at_its_time(sim, clock):
+    """A GTD limit rests until goodTillDate passes on the market clock; none given: 201."""
+    async def go():
+        ib = await connect(sim.port)
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            [t] = await ib.reqTickersAsync(aapl)
+            gtd = LimitOrder("BUY", 1, round(t.bid * 0.9, 2), tif="GTD",
+                             goodTillDate="20240306 10:05:00 US/Eastern")
+            trade = ib.placeOrder(aapl, gtd)
+            bad = ib.placeOrder(aapl, LimitOrder("BUY", 1, round(t.bid * 0.9, 2), tif="GTD"))
+            for _ in range(250):
+                if trade.orderStatus.status == "Submitted" and bad.orderStatus.status:
+                    break
+                await asyncio.sleep(0.02)
+            assert trade.orderStatus.status == "Submitted"
+            clock.t += 300  # 10:05:30
+            for _ in range(250):
+                if trade.orderStatus.status == "Cancelled":
+                    break
+                await asyncio.sleep(0.02)
+            return trade.orderStatus.status, bad
+        finally:
+            ib.disconnect()
+
+    status, bad = run(go())
+    assert status == "Cancelled"
+    assert any(e.errorCode == 201 for e in bad.log)

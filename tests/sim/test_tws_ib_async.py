@@ -232,10 +232,10 @@ def test_pacing_violation_when_enforced_and_not_when_disabled(sim):
         ib = await connect(sim.port)
         ib.errorEvent += lambda req_id, code, msg, contract: errors.append((code, msg))
         try:
-            first = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "5 mins", "TRADES", True,
-                                                    1, timeout=5)
-            again = await ib.reqHistoricalDataAsync(AAPL, "", "1 D", "5 mins", "TRADES", True,
-                                                    1, timeout=5)
+            first = await ib.reqHistoricalDataAsync(AAPL, "", "1800 S", "5 secs", "TRADES",
+                                                    True, 1, timeout=5)
+            again = await ib.reqHistoricalDataAsync(AAPL, "", "1800 S", "5 secs", "TRADES",
+                                                    True, 1, timeout=5)
             return first, again
         finally:
             ib.disconnect()
@@ -250,20 +250,22 @@ def test_pacing_violation_when_enforced_and_not_when_disabled(sim):
     assert first and again and not errors
 
 
-def test_pacing_burst_of_six(sim):
-    async def go():
+def test_pacing_burst_of_six_applies_to_small_bars_only(sim):
+    """IB's "6 requests for one contract within 2 s" rule covers bars of 30 s or less."""
+    async def go(bar_size):
         ib = await connect(sim.port)
         try:
             results = []
             for dur in ("600 S", "900 S", "1200 S", "1500 S", "1800 S", "2100 S"):
-                results.append(await ib.reqHistoricalDataAsync(AAPL, "", dur, "1 min", "TRADES",
+                results.append(await ib.reqHistoricalDataAsync(AAPL, "", dur, bar_size, "TRADES",
                                                                True, 1, timeout=5))
             return results
         finally:
             ib.disconnect()
 
-    results = run(go())
+    results = run(go("5 secs"))
     assert all(results[:5]) and len(results[5]) == 0
+    assert all(run(go("1 min")))  # an agent fetching several timeframes is not refused
 
 
 def test_keep_up_to_date_updates(sim, clock):
@@ -274,12 +276,14 @@ def test_keep_up_to_date_updates(sim, clock):
             bars = await ib.reqHistoricalDataAsync(btc, "", "3600 S", "1 min", "AGGTRADES", False,
                                                    2, keepUpToDate=True, timeout=5)
             n = len(bars)
-            clock.t += 120
-            for _ in range(150):
-                if len(bars) > n:
+            clock.t += 180  # three bars complete between two updates: all of them arrive
+            for _ in range(250):
+                if len(bars) >= n + 3:
                     break
                 await asyncio.sleep(0.02)
-            assert len(bars) > n
+            assert len(bars) == n + 3
+            steps = {(b.date - a.date).total_seconds() for a, b in zip(bars, bars[1:])}
+            assert steps == {60.0}
             ib.cancelHistoricalData(bars)
         finally:
             ib.disconnect()
@@ -408,5 +412,154 @@ def test_simulator_on_the_callers_event_loop():
             assert sim.request_counts["startApi"] == 1
         finally:
             await sim.stop()
+
+    run(go())
+
+
+def test_unsupported_requests_answer_with_their_own_id_so_no_call_hangs(sim):
+    """What the simulator cannot serve gets IB's error for it with the request's id, a code
+    clients take for an error (not a warning, as ib_async takes 321): the call returns."""
+    errors: list[tuple[int, int]] = []
+
+    async def go():
+        ib = await connect(sim.port)
+        ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code))
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            calls = (ib.reqFundamentalDataAsync(aapl, "ReportSnapshot"),
+                     ib.reqHistogramDataAsync(aapl, True, "1 week"),
+                     ib.reqNewsArticleAsync("BRFG", "BRFG$1"))
+            return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        finally:
+            ib.disconnect()
+
+    results = run(go())
+    assert len(results) == 3
+    refused = [(req_id, code) for req_id, code in errors if code in (430, 162, 10276)]
+    assert len(refused) == 3 and all(req_id > 0 for req_id, _ in refused)
+
+
+def test_historical_ticks(sim):
+    async def go():
+        ib = await connect(sim.port)
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            trades = await ib.reqHistoricalTicksAsync(
+                aapl, "", "20240306 10:00:00 US/Eastern", 50, "TRADES", True)
+            quotes = await ib.reqHistoricalTicksAsync(
+                aapl, "20240306 09:40:00 US/Eastern", "", 20, "BID_ASK", True)
+            mids = await ib.reqHistoricalTicksAsync(
+                aapl, "20240306 09:40:00 US/Eastern", "", 5, "MIDPOINT", True)
+            return trades, quotes, mids
+        finally:
+            ib.disconnect()
+
+    trades, quotes, mids = run(go())
+    assert len(trades) == 50 and len(quotes) == 20 and len(mids) == 5
+    end = dt.datetime(2024, 3, 6, 15, 0, tzinfo=dt.timezone.utc)
+    assert trades[-1].time < end and trades[0].time < trades[-1].time
+    assert all(t.price > 0 and t.size > 0 for t in trades)
+    assert all(q.priceBid < q.priceAsk for q in quotes)
+    assert quotes[0].time == dt.datetime(2024, 3, 6, 14, 40, tzinfo=dt.timezone.utc)
+
+
+def test_tick_by_tick_streams_while_the_quote_moves(sim, clock):
+    async def go():
+        ib = await connect(sim.port)
+        seen: list = []
+        try:
+            [aapl] = await ib.qualifyContractsAsync(AAPL)
+            ticker = ib.reqTickByTickData(aapl, "BidAsk")
+            ticker.updateEvent += lambda t: seen.extend(t.tickByTicks)
+            for _ in range(250):
+                if seen:
+                    break
+                await asyncio.sleep(0.02)
+            first = len(seen)
+            sim.set_price("AAPL", seen[-1].bidPrice + 1)
+            for _ in range(250):
+                if len(seen) > first:
+                    break
+                await asyncio.sleep(0.02)
+            ib.cancelTickByTickData(aapl, "BidAsk")
+            return first, seen
+        finally:
+            sim.set_price("AAPL", None)
+            ib.disconnect()
+
+    first, ticks = run(go())
+    assert first >= 1 and len(ticks) > first
+    assert all(t.bidPrice < t.askPrice for t in ticks)
+    assert ticks[-1].bidPrice > ticks[0].bidPrice  # the new price came through
+
+
+def test_scanner_ranks_the_catalog_stocks(sim):
+    from ib_async import ScannerSubscription
+
+    async def go():
+        ib = await connect(sim.port)
+        try:
+            sub = ScannerSubscription(instrument="STK", locationCode="STK.US.MAJOR",
+                                      scanCode="TOP_PERC_LOSE", numberOfRows=4)
+            losers = await ib.reqScannerDataAsync(sub)
+            bad = await ib.reqScannerDataAsync(ScannerSubscription(
+                instrument="STK", locationCode="STK.US.MAJOR", scanCode="NO_SUCH_SCAN"))
+            [t] = await ib.reqTickersAsync(losers[0].contractDetails.contract)
+            [u] = await ib.reqTickersAsync(losers[-1].contractDetails.contract)
+            return losers, bad, t, u
+        finally:
+            ib.disconnect()
+
+    losers, bad, first, last = run(go())
+    assert [r.rank for r in losers] == [0, 1, 2, 3] and len(bad) == 0
+    assert first.last / first.close <= last.last / last.close  # the biggest loser ranks first
+
+
+def test_half_open_holds_everything_until_heal(sim):
+    async def go():
+        ib = await connect(sim.port, 41)
+        try:
+            off_thread = asyncio.get_running_loop().run_in_executor
+            notices: asyncio.Queue = asyncio.Queue()
+            ib.errorEvent += lambda req_id, code, msg, contract: notices.put_nowait(code)
+            await off_thread(None, sim.half_open)
+            asked = asyncio.ensure_future(ib.reqCurrentTimeAsync())
+            done, _ = await asyncio.wait([asked], timeout=0.5)
+            assert not done and ib.isConnected()  # open, but silent: the request is lost
+            other = await connect(sim.port, 42)  # a new connection is served
+            assert (await other.reqCurrentTimeAsync()).timestamp() == int(OPEN_T)
+            other.disconnect()
+            await off_thread(None, sim.broadcast_error, 1102)  # held back...
+            assert notices.empty()
+            await off_thread(None, sim.heal)
+            assert await asyncio.wait_for(notices.get(), 5) == 1102  # ...and sent on heal
+            assert (await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)).timestamp() == int(OPEN_T)
+            asked.cancel()
+        finally:
+            ib.disconnect()
+
+    run(go())
+
+
+def test_broadcast_error_reaches_every_client(sim):
+    async def go():
+        a, b = await connect(sim.port, 43), await connect(sim.port, 44)
+        try:
+            seen: list[tuple[int, int]] = []
+            both = asyncio.Event()
+
+            def note(req_id, code, message, contract):
+                seen.append((req_id, code))
+                if len(seen) == 2:
+                    both.set()
+
+            a.errorEvent += note
+            b.errorEvent += note
+            await asyncio.get_running_loop().run_in_executor(None, sim.broadcast_error, 1100)
+            await asyncio.wait_for(both.wait(), 5)
+            assert seen == [(-1, 1100), (-1, 1100)]
+        finally:
+            a.disconnect()
+            b.disconnect()
 
     run(go())

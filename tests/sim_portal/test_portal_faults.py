@@ -21,8 +21,9 @@ def mono() -> StepClock:
 
 @pytest.fixture
 def limited(market, mono):
-    """Rate limits on, with a hand-moved clock and a 30 s penalty."""
-    with run_portal_simulator(market=market, clock=mono, penalty_s=30.0) as h:
+    """Rate limits on, with a hand-moved clock and a 30 s penalty from the first 429."""
+    with run_portal_simulator(market=market, clock=mono, penalty_s=30.0,
+                              penalty_after=1) as h:
         api = Api(h)
         yield h, api
         api.close()
@@ -31,7 +32,7 @@ def limited(market, mono):
 def test_limiter_alone():
     clock = StepClock(0.0)
     lim = RateLimiter({"global": (10, 1.0), "/tickle": (1, 1.0)}, penalty_s=5, clock=clock,
-                      slack_s=0.0)
+                      slack_s=0.0, penalty_after=1)
     assert all(lim.check("a", "/x") is None for _ in range(10))
     assert "10 requests per 1 s" in lim.check("a", "/x")
     assert lim.check("b", "/x") is None  # per IP
@@ -161,3 +162,36 @@ def test_drop_and_down(api, portal):
         api.post("/tickle")
     portal.set_down(False)
     assert api.post("/tickle").status_code == 200
+
+
+def test_one_429_is_not_a_penalty_box_but_repeated_violations_are():
+    """IB boxes an IP that keeps violating; one slip only costs that request."""
+    clock = StepClock(0.0)
+    lim = RateLimiter({"global": (10, 1.0), "/tickle": (1, 1.0)}, penalty_s=600, clock=clock,
+                      slack_s=0.0)
+    assert lim.check("a", "/tickle") is None
+    assert "/tickle" in lim.check("a", "/tickle")  # first strike: a 429, no box
+    clock.t = 1.0
+    assert lim.check("a", "/tickle") is None
+    assert lim.check("a", "/tickle") is not None  # second strike
+    clock.t = 2.0
+    assert lim.check("a", "/tickle") is None
+    assert lim.check("a", "/tickle") is not None  # third strike within a minute: the box
+    clock.t = 10.0
+    assert lim.check("a", "/x") == "penalty box"
+    clock.t = 602.0
+    assert lim.check("a", "/x") is None
+
+
+def test_penalty_after_is_a_handle_knob(market, mono):
+    with run_portal_simulator(market=market, rate_limits={"global": (2, 1.0)},
+                              penalty_s=600.0, clock=mono) as h:
+        api = Api(h)
+        h.set_penalty_after(1)
+        codes = [api.post("/tickle").status_code for _ in range(3)]
+        assert codes == [200, 200, 429] and h.penalized()
+        with pytest.raises(ValueError):
+            h.set_penalty_after(0)
+        api.close()
+    with pytest.raises(ValueError):
+        RateLimiter(penalty_after=0)

@@ -174,7 +174,7 @@ def test_malformed_and_rejected_orders(ready, market):
         {"conid": AAPL, "side": "BUY", "quantity": 1, "orderType": "LMT"},
         {"conid": AAPL, "side": "BUY", "quantity": 1, "orderType": "STOP_LIMIT", "price": 1},
         {"conid": 123, "side": "BUY", "quantity": 1, "orderType": "MKT"},
-        {"conid": AAPL, "side": "BUY", "cashQty": 100, "orderType": "MKT"},
+        {"conid": AAPL, "side": "BUY", "cashQty": -5, "orderType": "MKT"},
         {"conid": AAPL, "side": "BUY", "quantity": 1, "orderType": "MKT", "tif": "XYZ"},
     ]
     for order in cases:

@@ -14,8 +14,8 @@ def make_client(new_client_id):
 
     def make(sim, **settings):
         settings.setdefault("timeout", 15)
-        client = Client(host="127.0.0.1", port=sim.port, client_id=new_client_id(), sources="ib",
-                        **settings)
+        settings.setdefault("sources", "ib")
+        client = Client(host="127.0.0.1", port=sim.port, client_id=new_client_id(), **settings)
         made.append(client)
         return client
 

@@ -26,10 +26,10 @@ def test_forty_trades_of_a_hundred_shares():
     assert plan.commissions == 40.00 and plan.top_up == 0.0 and plan.total == 40.00
 
 
-def test_the_monthly_minimum_tops_up_a_quiet_month():
-    # 5 orders x $1.00 = $5.00; the $10 minimum adds $5.00.
+def test_a_quiet_month_pays_only_its_commissions():
+    # 5 orders x $1.00 = $5.00; IBKR Pro has had no monthly activity fee since 2021.
     plan = plan_commissions(stock_orders=5, shares=100, price=150.0)
-    assert plan.commissions == 5.00 and plan.top_up == 5.00 and plan.total == 10.00
+    assert plan.commissions == 5.00 and plan.top_up == 0.0 and plan.total == 5.00
 
 
 def test_big_orders_pay_per_share_and_the_one_percent_cap():
@@ -115,9 +115,9 @@ def test_costs_command_with_a_quiet_month_and_listings(capsys):
             "--exchange", "ZZZZ=NYSE"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "monthly minimum $10.00: top-up" in out
+    assert "no monthly minimum" in out and "as checked on 20" in out
     assert "US equity + options bundle: AAPL, IBM, SPY, ZZZZ" in out
-    assert "Total per month: $14.50" in out  # $10.00 commissions + $4.50 bundle
+    assert "Total per month: $9.50" in out  # $5.00 commissions + $4.50 bundle
 
 
 def test_costs_command_rejects_a_bad_exchange(capsys):

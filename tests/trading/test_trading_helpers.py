@@ -225,9 +225,14 @@ def test_position_dict_shapes():
     long = position_dict("AAPL", 10, 100.0, 110.0)
     assert long == {"has_position": True, "quantity": 10.0, "symbol": "AAPL", "avg_cost": 100.0,
                     "current_price": 110.0, "market_value": 1100.0, "unrealized_pnl": 100.0,
-                    "unrealized_pnl_pct": pytest.approx(10.0), "known": True}
+                    "unrealized_pnl_pct": pytest.approx(10.0), "known": True,
+                    # the same facts under the perp agents' (and exchange manager's) names
+                    "position_amount": 10.0, "entry_price": 100.0, "mark_price": 110.0,
+                    "pnl": 100.0, "pnl_percentage": pytest.approx(10.0), "is_long": True,
+                    "amount": 10.0, "pnl_percent": pytest.approx(10.0)}
     short = position_dict("AAPL", -10, 100.0, 90.0)
     assert short["unrealized_pnl"] == 100.0 and short["unrealized_pnl_pct"] == pytest.approx(10.0)
+    assert short["position_amount"] == -10.0 and short["is_long"] is False
     flat = no_position("AAPL")
     assert flat["has_position"] is False and flat["quantity"] == 0.0 and set(flat) == set(long)
 
