@@ -348,6 +348,7 @@ def test_the_fleet_halt_holds_for_orders_through_the_portal(both, make):
     assert trader.market_buy("BTC-USD", 500, client_order_id="halt-tws")["success"]
     both.set_refuse_new(True)
     both.drop_connections()
+    trader.get_open_orders()  # fails over: the client has noticed the drop
     assert trader.emergency_stop()["source"] == "portal"
     count = both.sim.order_count
     with pytest.raises(TradingHaltedError, match="halted"):
