@@ -149,6 +149,10 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
     return result
 
 
+#: The failure value of the USD-balance readers: unknown, never "holds nothing".
+UNKNOWN_USD = float("nan")
+
+
 def _value(what: str, fallback: T, call: Callable[[], T]) -> T:
     try:
         return call()
@@ -377,8 +381,14 @@ def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] |
                   lambda: _trader().get_all_positions(timeout=timeout))
 
 
-def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float | None:
-    """USD value held in ``symbol``; ``0.0`` when flat, ``None`` (plus one WARNING) on failure.
+def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
+    """USD value held in ``symbol``; ``0.0`` when flat, NaN (plus one WARNING) on failure.
+
+    NaN, not ``0.0`` or ``None``, because the value is unknown: ``0.0`` and
+    ``None`` read as "holds nothing" (``not None`` is True), so an agent would
+    buy again; every comparison with NaN is False (``> 0``, ``== 0``,
+    ``< target``), so no branch of an agent acts on it, and it still formats
+    (``f"{v:.2f}"`` prints ``nan``) where ``None`` would raise.
 
     A cash symbol (the ``cash_symbols`` setting: ``USD``, ``USDC`` and the
     agents' USDC mint address by default) reads the account's cash (IB's
@@ -391,10 +401,10 @@ def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float
     """
     what = f"get_token_balance_usd({_label(symbol)})"
     if is_cash_symbol(symbol):
-        return _value(what, None, lambda: _trader().get_cash(timeout=timeout))
+        return _value(what, UNKNOWN_USD, lambda: _trader().get_cash(timeout=timeout))
     if _refused(what, symbol):
         return 0.0
-    return _value(what, None, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+    return _value(what, UNKNOWN_USD, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
 
 
 def is_cash_symbol(symbol: Any) -> bool:
@@ -407,9 +417,10 @@ def is_cash_symbol(symbol: Any) -> bool:
     return any(text == c.strip().upper() for c in get_settings().cash_symbols)
 
 
-def get_cash(*, timeout: float | None = None) -> float | None:
-    """The account's cash in USD (IB's ``TotalCashValue``); ``None`` (plus one WARNING) on failure."""
-    return _value("get_cash()", None, lambda: _trader().get_cash(timeout=timeout))
+def get_cash(*, timeout: float | None = None) -> float:
+    """The account's cash in USD (IB's ``TotalCashValue``); NaN (plus one WARNING) on failure
+    (see :func:`get_token_balance_usd` for why NaN)."""
+    return _value("get_cash()", UNKNOWN_USD, lambda: _trader().get_cash(timeout=timeout))
 
 
 def get_account_value(*, timeout: float | None = None) -> float:
