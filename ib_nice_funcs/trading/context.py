@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:  # pragma: no cover
     from .._gateway import IBGateway
     from ..config import Settings
+    from ..fleet.guard import FleetGuard
     from .account import DailyBaseline
     from .ledger import OrderLedger
     from .risk import RiskLimits
@@ -64,6 +65,7 @@ class TraderCoreView(Protocol):
     settings: Settings
     limits: RiskLimits
     client: ClientContext
+    fleet: FleetGuard
     _baseline: DailyBaseline
     _ledger: OrderLedger
 

@@ -58,6 +58,7 @@ __all__ = [
     "chunk_kill",
     "close_position",
     "emergency_stop",
+    "resume_trading",
     "reconcile_positions",
 ]
 
@@ -492,7 +493,18 @@ def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, An
 def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
     """Cancel every open order on the account, then flatten every position.
 
+    First it latches a halt for the account: every agent process refuses
+    opening orders until :func:`resume_trading` (closing orders still go).
     Safe to call twice. Returns ``{"success", "cancelled_orders", "closed",
     "remaining_orders", "remaining_positions", "error"}``.
     """
     return _order("emergency_stop()", None, lambda: _trader().emergency_stop(timeout=timeout))
+
+
+def resume_trading(*, timeout: float | None = None) -> dict[str, Any]:
+    """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
+
+    Returns ``{"success", "account", "was_halted", "halted_by", "error"}``;
+    ``success`` False (one WARNING) when the shared state is unreachable.
+    """
+    return _order("resume_trading()", None, lambda: _trader().resume_trading(timeout=timeout))
