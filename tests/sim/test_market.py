@@ -34,6 +34,11 @@ def test_catalog_is_complete_and_unique():
                 "USD.CHF", "BTC", "ETH", "LTC", "BCH"]:
         assert sym in keys
     assert len({i.con_id for i in CATALOG}) == len(CATALOG)
+    # Enough instruments for a fleet bench of 50 symbols (issue 11).
+    assert len(CATALOG) >= 50
+    isins = [dict(i.sec_ids)["ISIN"] for i in CATALOG if i.sec_type == "STK"]
+    assert len(set(isins)) == len(isins)
+    assert all(len(x) == 12 and x.startswith("US") for x in isins)
     m = PaperMarket()
     assert m.get("eurusd").key == "EUR.USD"
     assert m.get("BRK.B").key == "BRK B"
