@@ -567,7 +567,8 @@ class Client(StreamsMixin):
         check_days_back(tf, days_back)
         # The window ends at the client's clock (Settings.clock), the one a test
         # shares with its simulator, so "the last N days" means the same to both.
-        start, end = days_back_range(days_back, now=utc_from_epoch(self.settings.clock()))
+        now = utc_from_epoch(self.settings.clock())
+        start, end = days_back_range(days_back, now)
         order = self.source_order(source)
         return instrument, tf, start, end, order, self.bars_budget(order, tf, start, end, timeout)
 
