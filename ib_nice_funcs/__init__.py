@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "chunk_kill": "trading.module_api",
     "close_position": "trading.module_api",
     "emergency_stop": "trading.module_api",
+    "resume_trading": "trading.module_api",
     "reconcile_positions": "trading.module_api",
     # the Moon Dev agents' own calls
     "ai_entry": "agent_calls",
@@ -83,6 +84,9 @@ _EXPORTS: dict[str, str] = {
     "NoPositionError": "errors",
     "MarketDataLinesExhaustedError": "errors",
     "OrderSizeError": "errors",
+    "ClientIdInUseError": "errors",
+    "TradingHaltedError": "errors",
+    "FleetUnavailableError": "errors",
     "NonAsciiSymbolError": "errors",
     "PositionUnknownError": "errors",
 }
@@ -115,8 +119,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import Settings
     from .errors import (
         AllSourcesFailedError,
+        ClientIdInUseError,
         ConfigurationError,
         ConnectionFailedError,
+        FleetUnavailableError,
         IBNiceFuncsError,
         LiveTradingDisabledError,
         MarketDataLinesExhaustedError,
@@ -131,6 +137,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RequestTimeoutError,
         RiskLimitError,
         SourceUnavailableError,
+        TradingHaltedError,
         UnknownSymbolError,
     )
     from .nice_funcs import (
@@ -170,4 +177,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         market_sell_usd,
         place_order,
         reconcile_positions,
+        resume_trading,
     )

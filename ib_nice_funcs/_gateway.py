@@ -27,6 +27,8 @@ from ._link import LinkHealth, heartbeat_step
 from ._loop import LoopThread
 from .config import Settings
 from .errors import (
+    CLIENT_ID_IN_USE,
+    ClientIdInUseError,
     ConnectionFailedError,
     IBNiceFuncsError,
     MarketDataNotSubscribedError,
@@ -108,6 +110,8 @@ class IBGateway:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._contracts: TTLCache[Any, Contract] = TTLCache(maxsize=4096, ttl=_CONTRACT_TTL_S)
         self.account: str | None = settings.account
+        #: The client id of the live session: ``client_id`` unless that was in use.
+        self.client_id: int = settings.client_id
         self.managed_accounts: list[str] = []
         #: Callbacks run on the loop after every successful (re)connect. They run
         #: while the connect lock is held: a hook must use the ``ib`` it is
@@ -203,7 +207,16 @@ class IBGateway:
     def _where(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
 
-    async def _connect(self) -> IB:
+    async def _connect_as(self, client_id: int) -> IB:
+        """One connection attempt as ``client_id`` (loop thread).
+
+        IB answers a taken id with error 326 and closes; ib_async would then
+        wait for its whole handshake timeout, so the 326 is raced against it.
+
+        Raises:
+            ClientIdInUseError: the id is taken (try another).
+            ConnectionFailedError: refused, timed out or closed for another reason.
+        """
         from ib_async import IB
 
         # This package reports each failure once, with a remedy; ib_async's own
@@ -214,14 +227,33 @@ class IBGateway:
         # quietly returning an empty list.
         ib.RaiseRequestErrors = True
         s = self.settings
+        in_use: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_error(_req_id: int, code: int, message: str, _contract: Any) -> None:
+            if code in CLIENT_ID_IN_USE and not in_use.done():
+                in_use.set_result(message)
+
+        ib.errorEvent += on_error
+        handshake = asyncio.ensure_future(ib.connectAsync(
+            s.host, s.port, clientId=client_id, timeout=s.connect_timeout,
+            account=s.account or ""))
         try:
-            await ib.connectAsync(
-                s.host,
-                s.port,
-                clientId=s.client_id,
-                timeout=s.connect_timeout,
-                account=s.account or "",
-            )
+            try:
+                await asyncio.wait({handshake, in_use}, return_when=asyncio.FIRST_COMPLETED)
+                if not in_use.done():
+                    await handshake
+            except Exception:
+                if not in_use.done():
+                    raise  # mapped below; a 326 is reported as such instead
+            if in_use.done():
+                handshake.cancel()
+                await asyncio.gather(handshake, return_exceptions=True)
+                ib.client.disconnect()  # IB.disconnect() refuses a half-open session
+                raise ClientIdInUseError(
+                    f"IB gateway at {self._where()}: client id {client_id} is in use by "
+                    f"another API program (IB error 326: {in_use.result()})")
+        except ClientIdInUseError:
+            raise
         except ConnectionRefusedError as exc:
             ib.disconnect()
             raise ConnectionFailedError(
@@ -234,7 +266,8 @@ class IBGateway:
             raise ConnectionFailedError(
                 f"IB gateway at {self._where()} accepted the connection but did not finish "
                 f"the API handshake within {s.connect_timeout:g} s. Check that the API is "
-                "enabled, the client id is free (IB_CLIENT_ID) and the gateway is logged in"
+                f"enabled, the client id {client_id} is free (IB_CLIENT_ID) and the gateway is "
+                "logged in"
             ) from exc
         except OSError as exc:
             ib.disconnect()
@@ -247,6 +280,18 @@ class IBGateway:
                 f"IB gateway at {self._where()} closed the API session: {exc}. "
                 "Another program may use the same client id: set IB_CLIENT_ID"
             ) from exc
+        finally:
+            ib.errorEvent -= on_error
+            if not handshake.done():
+                handshake.cancel()
+        return ib
+
+    async def _connect(self) -> IB:
+        from .fleet.client_ids import connect_first_free
+
+        s = self.settings
+        ib, self.client_id = await connect_first_free(
+            self._connect_as, s.client_id, s.client_ids, self._where())
         if self._closed:
             # close() ran while this connect was in flight: do not leave a live
             # session behind (it would also hold the client id).
@@ -270,7 +315,7 @@ class IBGateway:
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = None
-        log.debug("connected to IB gateway %s as client %s", self._where(), s.client_id)
+        log.debug("connected to IB gateway %s as client %s", self._where(), self.client_id)
         for hook in list(self.on_connected):
             try:
                 await hook(ib)

@@ -54,7 +54,7 @@ _TRADING = (
     "market_buy", "market_sell", "limit_buy", "limit_sell", "place_order", "cancel_order",
     "cancel_all", "get_open_orders", "get_position", "get_all_positions",
     "get_token_balance_usd", "get_account_value", "get_balance", "kill_switch", "chunk_kill",
-    "close_position", "emergency_stop", "reconcile_positions",
+    "close_position", "emergency_stop", "reconcile_positions", "resume_trading",
 )
 
 __all__ = [

@@ -16,6 +16,7 @@ connects (settings: :func:`ib_nice_funcs.configure` and the environment).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import perp
@@ -79,10 +80,12 @@ def get_position(token_mint_address: Any) -> dict[str, Any] | None:
 
 
 def get_token_balance_usd(token_mint_address: Any) -> float:
-    """Absolute USD value of the position; ``0`` when flat or on failure."""
+    """Absolute USD value of the position; ``0`` when flat, NaN (one WARNING) when it
+    could not be read: an unknown position is never reported as flat (every
+    comparison with NaN is False, so no branch of an agent acts on it)."""
     pos = perp.position(token_mint_address)
     if not pos:
-        return 0
+        return math.nan
     return abs(float(pos["position_amount"]) * float(pos["mark_price"]))
 
 

@@ -146,12 +146,19 @@ class Client(StreamsMixin):
 
             async def stop_streams() -> None:
                 ib_source.tickers.close_sinks()
+                ib_source.leave_fleet()
                 ib_source.barsubs.drop_all()
 
             try:
                 self._loop.run(stop_streams, timeout, "stop streams")
             except Exception:  # noqa: BLE001 - closing must not raise
                 log.debug("stopping streams failed", exc_info=True)
+        trader = self._trader
+        if trader is not None and gateway is not None:
+            try:  # the shared fleet state's connections (Redis) live on the loop
+                self._loop.run(trader.fleet.close, timeout, "close the fleet state")
+            except Exception:  # noqa: BLE001 - closing must not raise
+                log.debug("closing the fleet state failed", exc_info=True)
         if gateway is not None:
             self._loop.remove_shutdown_hook(gateway.close_async)
             try:

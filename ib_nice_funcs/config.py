@@ -20,11 +20,15 @@ from .errors import ConfigurationError
 
 __all__ = [
     "Settings", "configure", "get_settings", "reset_settings", "DEFAULT_CLIENT_ID", "USDC_MINT",
+    "DEFAULT_CLIENT_IDS",
 ]
 
 #: Fixed so that a restarted agent reconnects as the same API client and can
 #: find the orders it placed before (idempotent client order ids).
 DEFAULT_CLIENT_ID = 23
+#: Client ids a process may take when its configured one is in use (IB error
+#: 326): the second, third... agent on one gateway connects without a setting.
+DEFAULT_CLIENT_IDS = (23, 54)
 
 #: The Solana USDC mint the Moon Dev agents pass for their cash balance.
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -143,6 +147,10 @@ _SPECS: tuple[_Spec, ...] = (
           "a path to the journal's SQLite file, 'off', or None for the default file"),
     _Spec("agent", "IB_NICE_FUNCS_AGENT", "optional str",
           "the agent's name for journal rows, or None for the script's name"),
+    _Spec("redis_url", "IB_NICE_FUNCS_REDIS_URL", "optional str",
+          "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///path/to/redis.sock, or None"),
+    _Spec("fleet_dir", "IB_NICE_FUNCS_FLEET_DIR", "optional str",
+          "a writable directory for the state this host's agent processes share, or None"),
 )
 
 
@@ -158,6 +166,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4002
     client_id: int = DEFAULT_CLIENT_ID
+    #: Inclusive range of client ids tried, after ``client_id``, when it is in use.
+    client_ids: tuple[int, int] = DEFAULT_CLIENT_IDS
     account: str | None = None
     sources: tuple[str, ...] = ("ib", "yfinance")
     allow_live: bool = False
@@ -209,6 +219,12 @@ class Settings:
     journal: str | None = None
     #: The agent name journal rows carry (``IB_NICE_FUNCS_AGENT``); None the script's name.
     agent: str | None = None
+    #: Redis shared by the agent processes of one account (``redis://host:6379/0``);
+    #: None: the processes of one host share the safety state through files.
+    redis_url: str | None = None
+    #: Directory of the per-host shared state (lock and halt files); None: the
+    #: user's runtime directory.
+    fleet_dir: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -221,6 +237,9 @@ class Settings:
             )
         if not self.sources:
             raise ConfigurationError("sources is empty; name at least one, e.g. 'ib,yfinance'")
+        _check_client_ids(self.client_ids)
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
         if not callable(self.clock):
             raise ConfigurationError(
                 f"clock={self.clock!r} must be a callable returning UTC epoch seconds"
@@ -240,6 +259,8 @@ class Settings:
             if raw is None or (spec.kind != "bool" and not raw.strip()):
                 continue
             values[spec.name] = spec.check(raw, label=spec.env)
+        if env.get("IB_NICE_FUNCS_CLIENT_IDS", "").strip():
+            values["client_ids"] = env["IB_NICE_FUNCS_CLIENT_IDS"]
         if env.get("IB_NICE_FUNCS_CASH_SYMBOLS", "").strip():
             values["cash_symbols"] = env["IB_NICE_FUNCS_CASH_SYMBOLS"]
         if env.get("IB_NICE_FUNCS_SOURCES", "").strip():
@@ -265,6 +286,8 @@ class Settings:
             changes["sources"] = _parse_sources(changes["sources"])
         if "cash_symbols" in changes:
             changes["cash_symbols"] = _parse_names(changes["cash_symbols"])
+        if "client_ids" in changes:
+            changes["client_ids"] = _parse_client_ids(changes["client_ids"])
         if "portal_url" in changes and changes["portal_url"] and "sources" not in changes:
             if self.sources == Settings.sources:
                 changes["sources"] = ("ib", "portal", "yfinance")
@@ -285,6 +308,61 @@ def _parse_sources(value: Any) -> tuple[str, ...]:
 def _parse_names(value: Any) -> tuple[str, ...]:
     parts = value.split(",") if isinstance(value, str) else list(value)
     return tuple(dict.fromkeys(str(p).strip() for p in parts if str(p).strip()))
+
+
+def _parse_client_ids(value: Any) -> tuple[int, int]:
+    """``"23-54"``, ``"23..54"``, ``(23, 54)`` or ``range(23, 55)`` -> ``(23, 54)``."""
+    form = "two client ids as 'FIRST-LAST', e.g. IB_NICE_FUNCS_CLIENT_IDS=23-54"
+    if isinstance(value, range):
+        if not value or value.step != 1:
+            raise ConfigurationError(f"client_ids={value!r}: use {form}")
+        return (value.start, value.stop - 1)
+    if isinstance(value, str):
+        parts = value.replace("..", "-").split("-")
+    elif isinstance(value, (tuple, list)):
+        parts = list(value)
+    else:
+        raise ConfigurationError(f"client_ids={value!r}: use {form}")
+    try:
+        first, last = (int(str(p).strip()) for p in parts)
+    except ValueError:
+        raise ConfigurationError(f"client_ids={value!r}: use {form}") from None
+    return (first, last)
+
+
+def _check_client_ids(ids: Any) -> None:
+    if not (isinstance(ids, tuple) and len(ids) == 2 and 0 <= ids[0] <= ids[1]):
+        raise ConfigurationError(
+            f"client_ids={ids!r} must be FIRST-LAST with 0 <= FIRST <= LAST "
+            "(IB_NICE_FUNCS_CLIENT_IDS=23-54)"
+        )
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_redis_url(url: Any) -> None:
+    """Form only (nothing is connected): scheme, and a host for TCP URLs."""
+    from urllib.parse import urlsplit
+
+    form = ("redis_url (IB_NICE_FUNCS_REDIS_URL) must look like redis://HOST:PORT/DB, "
+            "rediss://HOST:PORT/DB or unix:///path/to/redis.sock")
+    if not isinstance(url, str) or not url.startswith(_REDIS_SCHEMES):
+        raise ConfigurationError(f"redis_url={url!r}: {form}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"redis_url={url!r}: {form}") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigurationError(f"redis_url={url!r}: {form}")
+        return
+    if not parts.hostname or (port is not None and not 0 < port < 65536):
+        raise ConfigurationError(f"redis_url={url!r}: {form}")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigurationError(f"redis_url={url!r}: the database {db!r} is not a number; {form}")
 
 
 _lock = threading.Lock()

@@ -7,12 +7,16 @@ Each check says what it found and, when something is wrong, what to do:
 2. ``handshake``: does it speak the TWS API (or is it, say, an HTTP server,
    or a socket that never answers: blackholed, API switched off, or TWS
    waiting for someone to accept the connection)?
-3. ``client id``: does IB accept our client id (error 326: in use)?
+3. ``client id``: does IB accept our client id (error 326: in use)? When
+   it is taken, which id of ``client_ids`` this program would take instead.
 4. ``account``: paper (``D...``) or live, and the one orders would go to.
 5. ``market data``: may this account stream quotes (354 / 10167: not
    subscribed; delayed data is the remedy)?
 6. ``client portal``: when ``portal_url`` is set, is its session
    authenticated (``POST /iserver/auth/status``)?
+7. ``fleet``: the state this program shares with the account's other agent
+   processes (this host's files, or Redis with ``redis_url``): reachable?
+   Is trading halted by an ``emergency_stop()``?
 
 The first three use a few raw protocol messages of their own (a handshake and
 ``startApi``), so they can tell apart failures ib_async reports as one
@@ -215,10 +219,29 @@ def _check_api(s: Settings, timeout: float) -> tuple[list[Check], _Session | Non
                       f"point IB_PORT at TWS / IB Gateway's API port ({_PORTS})")], None
     checks = [Check("handshake", "ok", f"TWS API server version {got.server_version}")]
     if got.outcome == "refused-id":
+        from .fleet.client_ids import client_id_candidates
+
+        taken = f"client id {s.client_id} is in use by another API program (IB error 326)"
+        for other in client_id_candidates(s.client_id, s.client_ids)[1:]:
+            try:
+                free = _api_session(s.host, s.port, other, timeout)
+            except OSError:
+                break
+            if free.outcome == "ok":
+                checks.append(Check(
+                    "client id", "warn", f"{taken}; this program would connect as client id "
+                    f"{other} (the next free one of {s.client_ids[0]}..{s.client_ids[1]})",
+                    "nothing, for agents started together; a fixed id per agent: IB_CLIENT_ID, "
+                    "--client-id or configure(client_id=...)"))
+                return checks, free
+            if free.outcome != "refused-id":
+                break
         checks.append(Check("client id", "fail",
-                            f"client id {s.client_id} is in use by another API program (IB error "
-                            "326)", "give this program its own id: IB_CLIENT_ID, --client-id or "
-                            "configure(client_id=...); each of up to 32 clients needs one"))
+                            f"{taken}, and so is every id of IB_NICE_FUNCS_CLIENT_IDS "
+                            f"{s.client_ids[0]}..{s.client_ids[1]}",
+                            "give this program its own id: IB_CLIENT_ID, --client-id or "
+                            "configure(client_id=...), or widen IB_NICE_FUNCS_CLIENT_IDS; each of "
+                            "up to 32 clients needs one"))
         return checks, None
     if got.outcome != "ok":
         cause = (f"IB error {got.error_code}: {got.error_text}" if got.error_code
@@ -360,7 +383,16 @@ def run_checks(settings: Settings, probe_timeout: float = 3.0, symbol: str = "AA
         add(_check_account(settings, session.accounts or []))
         add(_check_market_data(settings, symbol, max(probe_timeout, settings.timeout)))
     add(_check_portal(settings, probe_timeout))
+    add(_check_fleet(settings, session.accounts if session is not None else None, probe_timeout))
     return checks
+
+
+def _check_fleet(s: Settings, accounts: list[str] | None, timeout: float) -> Check:
+    from .fleet.status import fleet_status
+
+    account = s.account or (accounts[0] if accounts and len(accounts) == 1 else None)
+    got = fleet_status(s, account, timeout)
+    return Check("fleet", got.status, got.detail, got.fix)
 
 
 def format_check(check: Check) -> str:

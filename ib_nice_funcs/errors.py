@@ -32,6 +32,9 @@ __all__ = [
     "LiveTradingDisabledError",
     "NoPositionError",
     "OrderSizeError",
+    "ClientIdInUseError",
+    "TradingHaltedError",
+    "FleetUnavailableError",
     "PositionUnknownError",
     "classify_ib_error",
 ]
@@ -126,6 +129,24 @@ class NoPositionError(IBNiceFuncsError):
 
 class OrderSizeError(IBNiceFuncsError):
     """An amount is below the smallest tradable size at the current price (nothing sent)."""
+
+
+class ClientIdInUseError(ConnectionFailedError):
+    """IB refused the API client id: another program holds it (IB error 326)."""
+
+
+class TradingHaltedError(IBNiceFuncsError):
+    """Opening orders are refused: an ``emergency_stop()`` latched a halt for the account.
+
+    Closing orders still go. ``resume_trading()`` or ``ib-nice-funcs resume``
+    lifts the halt.
+    """
+
+
+class FleetUnavailableError(IBNiceFuncsError):
+    """The state shared by the agent processes of an account (Redis, or the
+    per-host lock file) cannot be reached, so an opening order cannot be
+    checked against the account-wide limits (nothing was sent)."""
 
 
 class PositionUnknownError(IBNiceFuncsError):

@@ -22,6 +22,7 @@ returns HyperLiquid's 7-tuple.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,10 +122,12 @@ def get_position(symbol: Any, account: Any = None) -> Any:
 
 
 def get_token_balance_usd(token_mint_address: Any, account: Any = None) -> float:
-    """Absolute USD value of the position; ``0`` when flat or on failure."""
+    """Absolute USD value of the position; ``0`` when flat, NaN (one WARNING) when it
+    could not be read: an unknown position is never reported as flat (every
+    comparison with NaN is False, so no branch of an agent acts on it)."""
     pos = perp.position(token_mint_address)
     if not pos:
-        return 0
+        return math.nan
     return abs(float(pos["position_amount"]) * float(pos["mark_price"]))
 
 

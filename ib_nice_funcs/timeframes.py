@@ -593,6 +593,15 @@ class PacingBudget:
                 for key, contract_key, t in placed:
                     self._remove(key, contract_key, t)
 
+    @property
+    def spans(self) -> tuple[float, float, float]:
+        """``(identical gap, burst window, window)`` in seconds, margins included.
+
+        For a budget kept elsewhere (``ib_nice_funcs.fleet.pacing``) that
+        applies the same rules.
+        """
+        return (self._gap, self._burst_window, self._window)
+
     def __len__(self) -> int:
         """Requests still inside the longest window."""
         with self._lock:

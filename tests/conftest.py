@@ -43,11 +43,12 @@ def session_journal(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch, session_journal):
+def _isolated_settings(monkeypatch, session_journal, tmp_path):
     """Each test starts from defaults: no IB_* variables, no configure() leftovers.
 
     The journal goes to one file of the test session, so trading tests also
     run the journal's code, and nothing is written under the user's home.
+    Each test has a per-host fleet state (halt latch, order-id claims) of its own.
     """
     import os
 
@@ -55,6 +56,7 @@ def _isolated_settings(monkeypatch, session_journal):
         if key.startswith(("IB_", "IB_NICE_FUNCS_")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("IB_NICE_FUNCS_JOURNAL", str(session_journal))
+    monkeypatch.setenv("IB_NICE_FUNCS_FLEET_DIR", str(tmp_path / "fleet-state"))
     ib_config.reset_settings()
     yield
     from ib_nice_funcs import nice_funcs

@@ -22,8 +22,9 @@ def test_the_issue_example():
 
 
 def test_every_setting_but_lists_and_clock_has_a_spec():
-    # sources and cash_symbols are comma lists, parsed and checked on their own.
-    lists = {"sources", "cash_symbols"}
+    # sources and cash_symbols are comma lists, client_ids a FIRST-LAST pair,
+    # parsed and checked on their own.
+    lists = {"sources", "cash_symbols", "client_ids"}
     names = {f.name for f in dataclasses.fields(Settings)} - lists - {"clock", "extra"}
     assert names == {s.name for s in _SPECS}
 

@@ -119,6 +119,10 @@ class SimulatorHandle:
         """Requests received so far, by name."""
         return dict(self.sim.request_counts)
 
+    def market_data_lines(self) -> int:
+        """Streaming market-data subscriptions open now, over every client."""
+        return int(self.call(lambda: sum(len(c.md_subs) for c in self.sim.conns())))
+
 
 @contextlib.contextmanager
 def run_simulator(startup_timeout: float = 10.0, portal: bool = False,

@@ -20,8 +20,8 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract, Ticker
 
     from .._gateway import IBGateway
+    from ..fleet.messages import MessageShare
     from ..symbols import Instrument
     from ..timeframes import Booking, Chunk, Timeframe
 
@@ -46,20 +47,28 @@ __all__ = ["IBSource", "ticker_price", "pacing_budget_for", "snapshot_ticker"]
 #: the answer of the first one is shared instead of asking again.
 _IDENTICAL_S = 15.0
 
-_per_gateway: dict[tuple[str, int], tuple[PacingBudget, TTLCache]] = {}
+_per_gateway: dict[tuple[str, int, str | None], tuple[PacingBudget, TTLCache]] = {}
 _per_gateway_lock = threading.Lock()
 
 
-def pacing_budget_for(host: str, port: int) -> tuple[PacingBudget, TTLCache]:
+def pacing_budget_for(host: str, port: int, redis_url: str | None = None
+                      ) -> tuple[PacingBudget, TTLCache]:
     """The pacing budget and recent-request table of a gateway address.
 
     IB counts historical requests per gateway session, not per API client, so
-    every Client in the process that talks to the same gateway shares them.
+    every Client in the process that talks to the same gateway shares them;
+    with ``redis_url``, every process sharing that Redis does too.
     """
     with _per_gateway_lock:
-        found = _per_gateway.get((host, port))
+        found = _per_gateway.get((host, port, redis_url))
         if found is None:
-            found = _per_gateway[(host, port)] = (PacingBudget(), TTLCache(maxsize=1024, ttl=_IDENTICAL_S))
+            budget: Any = PacingBudget()
+            if redis_url:
+                from ..fleet.pacing import SharedPacingBudget
+
+                budget = SharedPacingBudget(redis_url, host, port, budget)
+            found = _per_gateway[(host, port, redis_url)] = (
+                budget, TTLCache(maxsize=1024, ttl=_IDENTICAL_S))
         return found
 
 
@@ -119,11 +128,24 @@ class IBSource:
         from ..streaming import BarSubscriptions, Tickers
 
         self.gateway = gateway
-        self.pacing, self.recent = pacing_budget_for(gateway.settings.host, gateway.settings.port)
+        s = gateway.settings
+        self.pacing, self.recent = pacing_budget_for(s.host, s.port, s.redis_url)
         #: Live market-data lines (hot symbols, subscribe(), stream_prices()).
         self.tickers = Tickers(gateway)
         #: keepUpToDate bar subscriptions.
         self.barsubs = BarSubscriptions(self)
+        #: This process's share of IB's message rate (with ``redis_url``).
+        self.messages: MessageShare | None = None
+        if s.redis_url:  # one line and one bar series per symbol across the fleet's processes
+            from ..fleet.bars import SharedBars
+            from ..fleet.messages import MessageShare
+            from ..fleet.quotes import SharedQuotes
+            from ..fleet.state import owner_id
+
+            owner = owner_id()
+            self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner)
+            self.barsubs.sharing = SharedBars(s.redis_url, s.host, s.port, owner)
+            self.messages = MessageShare(s.redis_url, s.host, s.port, owner)
         #: Called on the loop thread as ``listener(what, done, total)`` after
         #: each request of a multi-request bar download is answered (the CLI
         #: shows progress with it). Must not block.
@@ -131,6 +153,14 @@ class IBSource:
         #: The connection switched to delayed data (IB market data type 4)
         #: after the account turned out to have no live subscription.
         self._delayed_on: IB | None = None
+
+    def leave_fleet(self) -> None:
+        """The client is closing: hand its lines and bar series to the fleet (loop thread)."""
+        self.tickers.leave_fleet()
+        self.barsubs.leave_fleet()
+        if self.messages is not None:
+            self.messages.close()
+            self.messages = None
 
     # -- prices ------------------------------------------------------------
 
@@ -164,6 +194,8 @@ class IBSource:
         # Live ticks first (no message), then new streams for repeated symbols,
         # then snapshots for the rest.
         ib = await self.gateway.ib_async()
+        if self.messages is not None:
+            self.messages.follow(ib)
         if self._delayed_on is not None and self._delayed_on is not ib:
             ib.reqMarketDataType(4)  # a new connection: keep to delayed data
             self._delayed_on = ib
@@ -283,6 +315,8 @@ class IBSource:
         from ..frames import trim
 
         (contract,) = await self.gateway.qualify([instrument], what)
+        if self.messages is not None:
+            self.messages.follow(await self.gateway.ib_async())
         if contract is None:
             raise UnknownSymbolError(
                 f"{what}: IB has no instrument for {instrument.symbol!r}; check the "
@@ -322,7 +356,8 @@ class IBSource:
         """Bars of ``[start, end)`` by plain chunked requests (untrimmed), and how many were sent.
 
         Identical chunks in flight (or answered within 15 s) are shared, not
-        re-sent. Each send waits for its pacing slot; when the caller is
+        re-sent; with ``redis_url``, so are finished chunks another process
+        fetched (they are read from Redis). Each send waits for its pacing slot; when the caller is
         cancelled (or times out) the unsent chunks are never sent and their
         booked slot is given back. Requests already sent keep running (their
         answers are shared with a caller asking again within 15 s).
@@ -347,7 +382,16 @@ class IBSource:
         for chunk in chunks:
             key = self.chunk_key(contract_key, chunk, timeframe)
             planned.append((key[1], chunk.duration, key, (loop_id, key)))
-        to_send = [(key, contract_key) for _, _, key, rk in planned if not self._shareable(rk)]
+        fleet = self.barsubs.sharing
+        finished = datetime.now(timezone.utc) - timedelta(seconds=timeframe.seconds)
+        from_fleet: dict[Any, pd.DataFrame] = {}
+        if fleet is not None:
+            for chunk_end, _, key, _ in planned:
+                cached = fleet.get_chunk(key) if chunk_end <= finished else None
+                if cached is not None:
+                    from_fleet[key] = cached
+        to_send = [(key, contract_key) for _, _, key, rk in planned
+                   if not self._shareable(rk) and key not in from_fleet]
         if deadline is not None and to_send:
             self.check_plan_fits(to_send, deadline, what)
         answers: list[asyncio.Future[list]] = []
@@ -360,7 +404,11 @@ class IBSource:
             done += 1
             self._report(what, done, total)
 
+        to_fleet: list[tuple[Any, int]] = []
         for chunk_end, duration, key, recent_key in planned:
+            if key in from_fleet:
+                done += 1
+                continue
             shared = self.recent.get(recent_key) if self._shareable(recent_key) else None
             if shared is None:
                 failed = next((a for a in answers if a.done() and not a.cancelled() and a.exception()), None)
@@ -377,12 +425,19 @@ class IBSource:
                     )
                 ))
                 self.recent[recent_key] = shared
+                if fleet is not None and chunk_end <= finished:
+                    to_fleet.append((key, len(answers)))
             shared.add_done_callback(count)
             answers.append(shared)
         # Shielded: a caller that times out must not cancel a request another
         # caller is waiting on (the requests are sent: their answers are kept).
         results = await asyncio.gather(*(asyncio.shield(a) for a in answers))
-        return concat_ohlcv([bars_to_frame(bars) for bars in results if bars]), sent
+        frames = [bars_to_frame(bars) for bars in results]
+        if fleet is not None:
+            for key, index in to_fleet:
+                if len(frames[index]):
+                    fleet.put_chunk(key, frames[index])
+        return concat_ohlcv([*from_fleet.values(), *(f for f in frames if len(f))]), sent
 
     async def wait_for_slot(self, booking: Booking) -> None:
         """Sleep until a booked pacing slot; give it back if cancelled meanwhile.

@@ -14,6 +14,11 @@ when every spelling would still have to wait (say, many clients opening the
 same one), that call is answered with plain requests and the subscription is
 opened by a later call.
 
+With :attr:`BarSubscriptions.sharing` (``redis_url``: see
+:mod:`ib_nice_funcs.fleet.bars`) one process of the fleet keeps each
+series and writes it to Redis after every update; the others answer from
+that copy and take the series over when its holder stops renewing it.
+
 A subscription is reopened when the connection dropped, IB reported 1101
 ("data lost") or an error on it, or it got no update for
 ``max(3 bars, 15 minutes)``. Nothing is served from it while the gateway's
@@ -33,7 +38,7 @@ import logging
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._tasks import SharedTask
 from ..errors import (
@@ -52,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..symbols import Instrument
     from ..timeframes import Timeframe
 
-__all__ = ["BarSubscriptions"]
+__all__ = ["BarSubscriptions", "BarSharing"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -66,6 +71,25 @@ _DURATION_RE = re.compile(r"^(\d+) ([SDWMY])$")
 #: (an identical one was opened within 15 s, e.g. by another client) is not
 #: opened now: that call is answered by plain requests instead.
 _MAX_SUB_WAIT_S = 1.0
+
+
+class BarSharing(Protocol):
+    """What :class:`BarSubscriptions` asks of the fleet (``ib_nice_funcs.fleet.bars.SharedBars``)."""
+
+    def read_series(self, key: Any) -> Any: ...
+    def acquire(self, key: Any) -> bool: ...
+    def publish(self, key: Any, frame: pd.DataFrame, covers_from: float) -> bool: ...
+    def release(self, key: Any) -> None: ...
+    def get_chunk(self, key: Any) -> pd.DataFrame | None: ...
+    def put_chunk(self, key: Any, frame: pd.DataFrame) -> None: ...
+    def close(self) -> None: ...
+
+
+#: How long a process waits for the first copy of a series another process is opening.
+_FIRST_COPY_WAIT_S = 10.0
+_FIRST_COPY_POLL_S = 0.05
+#: Updates of a kept series are written to the fleet at most this often.
+_PUBLISH_EVERY_S = 0.2
 
 
 class _NotNow(Exception):
@@ -125,6 +149,10 @@ class BarSubscriptions:
         self._sweeper: asyncio.TimerHandle | None = None
         #: Historical requests this manager sent (subscriptions and older parts).
         self.requests_sent = 0
+        #: One subscription per series across the fleet's processes (None: alone).
+        self.sharing: BarSharing | None = None
+        self._publishing: set[Any] = set()
+        self._published: dict[Any, int] = {}
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -159,6 +187,10 @@ class BarSubscriptions:
             log.debug("reopening the %s bar subscription of %s", timeframe.name, instrument.symbol)
             self._drop(sub)
             sub = None
+        if sub is None and self.sharing is not None and key not in self._creating:
+            shared = await self._from_fleet(key, instrument, contract, timeframe, start, what)
+            if shared is not None:
+                return shared
         if sub is None:
             creating = self._creating.get(key)
             if creating is None:
@@ -183,7 +215,74 @@ class BarSubscriptions:
         if start < sub.covers_from:
             await self._extend(sub, start, what, deadline)
         sub.last_used = self.clock()
+        self._publish(sub)
         return self._combined(sub)
+
+    async def _from_fleet(self, key: Any, instrument: Instrument, contract: Contract,
+                          timeframe: Timeframe, start: datetime, what: str
+                          ) -> pd.DataFrame | None:
+        """The series another process keeps, or None when this process is to keep it.
+
+        Waits up to a few seconds for the first copy of a series another
+        process is opening; older bars than the copy reaches are fetched here.
+        """
+        sharing = self.sharing
+        assert sharing is not None
+        give_up = time.monotonic() + _FIRST_COPY_WAIT_S
+        while True:
+            series = sharing.read_series(key)
+            if series.held and series.frame is not None:
+                break
+            if not series.held and sharing.acquire(key):
+                return None  # ours to keep
+            if time.monotonic() >= give_up:
+                return None  # the holder never wrote: keep one here too
+            await asyncio.sleep(_FIRST_COPY_POLL_S)
+        frame = series.frame
+        # Less than a bar short: the caller's clock read a moment before the holder's.
+        if series.covers_from is not None and \
+                start.timestamp() < series.covers_from - timeframe.seconds:
+            until = datetime.fromtimestamp(series.covers_from, timezone.utc)
+            try:
+                older, sent = await self.source.fetch_plain(instrument, contract, timeframe,
+                                                            start, until, what)
+            except NoDataError:
+                older, sent = None, 0
+            self.requests_sent += sent
+            from ..frames import concat_ohlcv
+
+            frame = concat_ohlcv([older, frame])
+        return frame
+
+    def _publish_soon(self, sub: _BarSub) -> None:
+        """Write an updated series to the fleet (coalesced: at most every 0.2 s)."""
+        if self.sharing is None or sub.key in self._publishing:
+            return
+        self._publishing.add(sub.key)
+
+        def publish() -> None:
+            self._publishing.discard(sub.key)
+            if sub.alive and self._subs.get(sub.key) is sub:
+                self._publish(sub)
+
+        asyncio.get_running_loop().call_later(_PUBLISH_EVERY_S, publish)
+
+    def _publish(self, sub: _BarSub) -> None:
+        """Write the series to the fleet if it changed since it was last written."""
+        sharing = self.sharing
+        if sharing is None or self._published.get(sub.key) == sub.version:
+            return
+        self._published[sub.key] = sub.version
+        sharing.publish(sub.key, self._combined(sub), sub.covers_from.timestamp())
+
+    def leave_fleet(self) -> None:
+        """The client is closing: hand this process's series to the fleet at once."""
+        sharing, self.sharing = self.sharing, None
+        if sharing is None:
+            return
+        for key in list(self._subs):
+            sharing.release(key)
+        sharing.close()
 
     # -- internals -------------------------------------------------------------
 
@@ -296,10 +395,14 @@ class BarSubscriptions:
     def _on_update(self, sub: _BarSub) -> None:
         sub.updated = self.clock()
         sub.version += 1
+        self._publish_soon(sub)
 
     def _drop(self, sub: _BarSub) -> None:
         if self._subs.get(sub.key) is sub:
             del self._subs[sub.key]
+            self._published.pop(sub.key, None)
+            if self.sharing is not None:
+                self.sharing.release(sub.key)
         if self._by_req.get(sub.bars.reqId) is sub:
             del self._by_req[sub.bars.reqId]
         if sub.alive and sub.ib.isConnected():

@@ -17,6 +17,10 @@ Policy (documented for users in :meth:`ib_nice_funcs.Client.price`):
   stream is requested again; until its first new tick its symbol falls back
   to snapshots. From IB's 1100 until 1101/1102, and while the connection is
   down or silent, no tick is served (the gateway's ``health`` says so).
+* With :attr:`Tickers.sharing` (``redis_url``: see
+  :mod:`ib_nice_funcs.fleet.quotes`) one process of the fleet streams each
+  symbol; the others read and follow its shared quote ("remote" streams)
+  and take the line over when its holder goes.
 
 Threading contract: everything here runs on the loop thread except
 :meth:`Tickers.fresh_price` / :meth:`Tickers.fresh_key` (any thread: they read
@@ -32,7 +36,7 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import (
     CONNECTIVITY_LOST,
@@ -50,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._gateway import IBGateway
     from ..symbols import Instrument
 
-__all__ = ["LiveQuote", "MarketDataLinesExhaustedError", "Tickers"]
+__all__ = ["LiveQuote", "LineSharing", "MarketDataLinesExhaustedError", "Tickers"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -62,6 +66,18 @@ _ERROR_PENALTY_S = 60.0
 _SWEEP_S = 30.0
 #: "Displaying delayed market data": data flows, nothing failed.
 _HARMLESS = frozenset({10167, 10090})
+
+
+class LineSharing(Protocol):
+    """What :class:`Tickers` asks of the fleet (``ib_nice_funcs.fleet.quotes.SharedQuotes``)."""
+
+    def fresh(self, key: Any, stale_after: float) -> tuple[float, float] | None: ...
+    def acquire(self, key: Any) -> bool: ...
+    def release(self, key: Any) -> None: ...
+    def renew(self, keys: Sequence[Any]) -> set[Any]: ...
+    def publish(self, ticks: Sequence[tuple[Any, float, float]]) -> None: ...
+    def follow(self, keys: Sequence[Any]) -> dict[Any, tuple[tuple[float, float] | None, bool]]: ...
+    def wanted(self, key: Any) -> bool: ...
 
 
 class LiveQuote(NamedTuple):
@@ -76,7 +92,7 @@ class _Entry:
     """One streaming subscription (loop thread only, except ``quote`` / ``last_used``)."""
 
     __slots__ = ("key", "instrument", "contract", "ticker", "req_id", "quote", "last_used",
-                 "pins", "listeners", "ready", "first", "emitted")
+                 "pins", "listeners", "ready", "first", "emitted", "remote")
 
     def __init__(self, instrument: Instrument, contract: Contract) -> None:
         self.key = instrument.key
@@ -92,6 +108,8 @@ class _Entry:
         self.ready: asyncio.Future[float] | None = None
         self.first = True
         self.emitted: float | None = None
+        #: Another process of the fleet streams it; fed from the shared quote.
+        self.remote = False
 
 
 def _stream_price(ticker: Ticker) -> float | None:
@@ -128,13 +146,20 @@ class Tickers:
         self._sinks: dict[Any, list[tuple[_Entry, str]]] = {}
         self._ib: IB | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        #: One line per symbol across the fleet's processes (None: this process alone).
+        self.sharing: LineSharing | None = None
+        self._watcher: asyncio.TimerHandle | None = None
         gateway.on_connected.append(self._on_connected)
 
     # -- any thread ------------------------------------------------------------
 
     def fresh_price(self, symbol: Any) -> float | None:
-        """The streamed price of ``symbol`` if fresh, else None; no message, no thread hop."""
-        if not self._live:
+        """The streamed price of ``symbol`` if fresh, else None; no message, no thread hop.
+
+        With :attr:`sharing`, a symbol another process streams is read from
+        its shared quote (one Redis round trip).
+        """
+        if not self._live and self.sharing is None:
             return None
         try:
             key = parse_symbol(symbol).key
@@ -156,7 +181,7 @@ class Tickers:
         """
         entry = self._live.get(key)
         if entry is None:
-            return None
+            return self._shared_quote(key)
         quote = entry.quote
         if quote is None:
             return None
@@ -165,6 +190,17 @@ class Tickers:
             return None
         entry.last_used = now
         return quote
+
+    def _shared_quote(self, key: Any) -> LiveQuote | None:
+        """The tick another process of the fleet streams for ``key`` (one Redis GET)."""
+        sharing = self.sharing
+        if sharing is None or not self.gateway.health.current:
+            return None
+        tick = sharing.fresh(key, self.stale_after)
+        if tick is None:
+            return None
+        price, epoch = tick
+        return LiveQuote(price, time.monotonic() - max(0.0, time.time() - epoch), epoch)
 
     @property
     def lines(self) -> int:
@@ -339,6 +375,21 @@ class Tickers:
                 log.debug("closing a price sink failed", exc_info=True)
             self.release(sink)
 
+    def leave_fleet(self) -> None:
+        """The client is closing: hand this process's lines to the fleet at once (loop thread)."""
+        sharing, self.sharing = self.sharing, None
+        if sharing is None:
+            return
+        for entry in self._live.values():
+            if not entry.remote and entry.req_id:
+                sharing.release(entry.key)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        close = getattr(sharing, "close", None)
+        if close is not None:
+            close()
+
     def forget(self) -> None:
         """Stop every line no subscription holds and forget who asked (loop thread).
 
@@ -378,6 +429,17 @@ class Tickers:
         entry.quote = None
         entry.first = True
         entry.ready = asyncio.get_running_loop().create_future()
+        sharing = self.sharing
+        if sharing is not None:
+            self._arm_watch()
+            if not sharing.acquire(entry.key):
+                entry.remote = True  # another process streams it: follow its quote
+                self._follow([entry])
+                return
+        entry.remote = False
+        self._open_line(entry, ib)
+
+    def _open_line(self, entry: _Entry, ib: IB) -> None:
         ticker = ib.reqMktData(entry.contract, "", False, False)
         entry.ticker = ticker
         entry.req_id = ib.wrapper.ticker2ReqId["mktData"].get(ticker, 0)
@@ -397,6 +459,11 @@ class Tickers:
             del self._live[entry.key]
         self._forget_ids(entry)
         _fail(entry.ready, ConnectionFailedError(f"live prices of {entry.instrument.symbol} stopped"))
+        self._close_line(entry)
+        if self.sharing is not None and not entry.remote:
+            self.sharing.release(entry.key)
+
+    def _close_line(self, entry: _Entry) -> None:
         ib = self._ib
         if ib is not None and ib.isConnected() and entry.req_id:
             try:
@@ -417,8 +484,10 @@ class Tickers:
     def _sweep(self) -> None:
         self._sweeper = None
         now = time.monotonic()
+        sharing = self.sharing
         for entry in list(self._live.values()):
-            if entry.pins <= 0 and now - max(entry.last_used, 0.0) > self.idle_after:
+            if entry.pins <= 0 and now - max(entry.last_used, 0.0) > self.idle_after and not (
+                    sharing is not None and not entry.remote and sharing.wanted(entry.key)):
                 log.debug("unsubscribing %s: not read for %.0f s", entry.instrument.symbol,
                           now - entry.last_used)
                 self._stop(entry)
@@ -432,6 +501,7 @@ class Tickers:
 
     def _on_pending(self, tickers: Any) -> None:
         now, wall = time.monotonic(), time.time()
+        ticks = []
         for ticker in tickers:
             entry = self._by_ticker.get(id(ticker))
             if entry is None or entry.ticker is not ticker:
@@ -439,15 +509,67 @@ class Tickers:
             price = _stream_price(ticker)
             if price is None:
                 continue
-            entry.quote = LiveQuote(price, now, wall)
-            ready = entry.ready
-            if ready is not None and not ready.done():
-                ready.set_result(price)
-            if entry.listeners and (entry.first or price != entry.emitted):
-                entry.first, entry.emitted = False, price
-                when = _utc(wall)
-                for sink, name in list(entry.listeners):  # a dead sink may detach itself
-                    sink.deliver(name, price, when)
+            self._update(entry, LiveQuote(price, now, wall))
+            ticks.append((entry.key, price, wall))
+        if ticks and self.sharing is not None:
+            self.sharing.publish(ticks)
+
+    def _update(self, entry: _Entry, quote: LiveQuote) -> None:
+        """A new price for ``entry``: answer its first-tick waiters and its listeners."""
+        entry.quote = quote
+        price = quote.price
+        ready = entry.ready
+        if ready is not None and not ready.done():
+            ready.set_result(price)
+        if entry.listeners and (entry.first or price != entry.emitted):
+            entry.first, entry.emitted = False, price
+            when = _utc(quote.time)
+            for sink, name in list(entry.listeners):  # a dead sink may detach itself
+                sink.deliver(name, price, when)
+
+    # -- loop thread: lines shared with the fleet ------------------------------------------
+
+    def _arm_watch(self) -> None:
+        if self._watcher is None and self.sharing is not None:
+            from ..fleet.quotes import RENEW_S
+
+            self._watcher = asyncio.get_running_loop().call_later(RENEW_S, self._watch)
+
+    def _watch(self) -> None:
+        """Renew our lines' leases, follow the others' quotes, take over lines nobody holds."""
+        self._watcher = None
+        sharing = self.sharing
+        if sharing is None or not self._live:
+            return
+        ours = [e for e in self._live.values() if not e.remote and e.req_id]
+        for key in sharing.renew([e.key for e in ours]):
+            entry = self._live[key]
+            log.debug("another process streams %s now; following it", entry.instrument.symbol)
+            self._close_line(entry)
+            self._forget_ids(entry)
+            entry.remote = True
+        self._follow([e for e in self._live.values() if e.remote])
+        self._arm_watch()
+
+    def _follow(self, entries: Sequence[_Entry]) -> None:
+        """Feed remote streams from the shared quotes; open the lines nobody holds."""
+        sharing, ib = self.sharing, self._ib
+        if sharing is None or not entries:
+            return
+        now, wall = time.monotonic(), time.time()
+        states = sharing.follow([e.key for e in entries])
+        for entry in entries:
+            quote, held = states.get(entry.key, (None, False))
+            if not held and ib is not None and ib.isConnected() and sharing.acquire(entry.key):
+                log.info("taking over the market-data line of %s", entry.instrument.symbol)
+                entry.remote = False
+                self._open_line(entry, ib)
+                continue
+            if quote is None or (entry.quote is not None and quote[1] <= entry.quote.time):
+                continue
+            price, epoch = quote
+            if wall - epoch <= self.stale_after:
+                self._update(entry, LiveQuote(price, now - max(0.0, wall - epoch), epoch))
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         if code in CONNECTIVITY_RESTORED_DATA_LOST:
@@ -490,6 +612,8 @@ class Tickers:
     def _on_disconnected(self) -> None:
         lost = ConnectionFailedError("the connection to the IB gateway dropped; reconnecting")
         for entry in self._live.values():
+            if entry.remote:
+                continue  # fed from the shared quote, not from this connection
             entry.quote = None
             _fail(entry.ready, lost)
         self._by_ticker.clear()

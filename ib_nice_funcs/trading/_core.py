@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
@@ -23,6 +23,8 @@ from ..errors import (
     RequestTimeoutError,
     RiskLimitError,
 )
+from ..fleet.guard import FleetGuard
+from ..fleet.state import WorkingOrder, with_working_orders
 from ..symbols import Instrument
 from ..trade_journal.recorder import JournalRecorder
 from .account import (
@@ -51,7 +53,7 @@ from .results import (
     trade_result,
     waits_for_fill,
 )
-from .risk import PortfolioSnapshot, RiskLimits, check_order
+from .risk import PortfolioSnapshot, RiskLimits, adds_risk, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Position, Trade
@@ -101,6 +103,9 @@ class TraderCore:
         #: once would both close the same position and reverse it (loop side).
         self._flatten_lock: asyncio.Lock | None = None
         self._baseline = DailyBaseline()
+        #: The state shared with the account's other agent processes (halt, risk
+        #: lock, client order id claims, day-start value): loop side.
+        self.fleet = FleetGuard(s)
         # Our fills IB has not yet confirmed with a position update, by conId:
         # (signed quantity, contract, price). See _follow().
         self._unconfirmed: dict[int, tuple[float, Any, float]] = {}
@@ -299,8 +304,12 @@ class TraderCore:
     def _on_position(self, position: Any) -> None:
         self._unconfirmed.pop(position.contract.conId, None)
 
-    async def _snapshot_async(self, ib: IB, account: str) -> PortfolioSnapshot:
+    async def _snapshot_async(self, ib: IB, account: str, working: Sequence[WorkingOrder] = ()
+                              ) -> PortfolioSnapshot:
         """What the risk check needs, from IB's cached account and position state.
+
+        ``working``: the fleet's other processes' working opening orders,
+        counted as if they filled.
 
         Raises:
             IBNiceFuncsError: IB reports no net liquidation (the check cannot run).
@@ -338,6 +347,11 @@ class TraderCore:
         for pnl in ib.pnl(account):
             ib_daily = finite(pnl.dailyPnL)
         today = trading_day(self.settings.clock())
+        if self._baseline.day != today:
+            # One baseline for every process of the account: the first one's.
+            self._baseline.day = today
+            self._baseline.start_value = await self.fleet.day_start(
+                account, today.isoformat(), net_liq)
         daily = self._baseline.pnl(net_liq, today, ib_daily)
         # IB's own start-of-day reference survives an agent restart mid-day; take
         # whichever estimate shows the larger loss.
@@ -356,8 +370,9 @@ class TraderCore:
             fill_rows, today,
             {"DayTradesRemaining": account_number(values, "DayTradesRemaining", account)},
         )
+        positions_usd = with_working_orders(signed_values_usd(rows), working)
         return PortfolioSnapshot(
-            positions_usd=signed_values_usd(rows),
+            positions_usd=positions_usd,
             net_liquidation=net_liq,
             daily_pnl=daily,
             is_margin=True,
@@ -447,9 +462,20 @@ class TraderCore:
                 return existing, False
             if placed_elsewhere is not None:
                 return {**placed_elsewhere, "existing": True}
+            if thorough:
+                # Found nowhere at the gateway: take the id from the other processes.
+                refused = await self.fleet.claim(account, coid)
+                if refused is not None:  # the other process may have sent it: unknown here
+                    return order_result(success=None, client_order_id=coid, status=UNKNOWN,
+                                        error=refused, symbol=instrument.symbol,
+                                        side=request.side, order_type=request.order_type)
             spec = await self._contracts.for_instrument(ib, instrument, what)
             check_prices_on_grid(request, spec.min_tick)
             quantity = await sizing(ib, spec)
+            if await self._adds_risk_async(ib, account, spec, request.side, quantity, unit_usd):
+                return await self._send_opening_async(
+                    ib, account, spec, request, quantity, unit_usd,
+                    min(deadline, ack_deadline or deadline)), True
             await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd)
             # Synchronous from here to the return: a cancellation at the ack deadline
             # lands before the send or not at all, so the ledger tells which.
@@ -529,16 +555,70 @@ class TraderCore:
             f"{result['order_id']}): cancel_order({result['order_id']}) to stop it"
         )
 
-    async def _check_risk_async(
-        self, ib: IB, account: str, spec: ContractSpec, side: str, quantity: float,
-        unit_usd: float | None,
-    ) -> None:
-        """Raise RiskLimitError when the order would breach a limit (nothing is sent)."""
-        snapshot = await self._snapshot_async(ib, account)
+    async def _send_opening_async(
+        self, ib: IB, account: str, spec: ContractSpec, request: OrderRequest, quantity: float,
+        unit_usd: float | None, deadline: float,
+    ) -> Trade:
+        """Check and send an order that adds risk under the account-wide lock of the fleet.
+
+        Inside the lock the halt is read, the check counts the other
+        processes' opening orders, and this order is recorded for theirs
+        before the lock is released: counted until it ends, and after a fill
+        until every process's position view has had time to include it.
+
+        Raises:
+            TradingHaltedError, FleetUnavailableError, RiskLimitError: nothing sent.
+        """
+        async with self.fleet.opening(account, deadline - time.monotonic()):
+            working = await self.fleet.working_elsewhere(account)
+            await self._check_risk_async(ib, account, spec, request.side, quantity, unit_usd,
+                                         working)
+            trade = self._send(ib, spec, request, quantity, account)
+            await self.fleet.reserve(account, request.client_order_id, spec.symbol,
+                                      request.side,
+                                      self._order_value_usd(ib, spec, account, quantity, unit_usd))
+        self._release_when_done(account, trade, request.client_order_id)
+        return trade
+
+    def _release_when_done(self, account: str, trade: Trade, client_order_id: str) -> None:
+        """Stop showing the order to the fleet once it ended (after a fill: a little later)."""
+
+        def ended(*_: Any) -> None:
+            if effective_status(trade) in DONE_STATES:
+                trade.statusEvent -= ended
+                self.fleet.order_ended_soon(account, client_order_id,
+                                            bool(trade.orderStatus.filled))
+
+        trade.statusEvent += ended
+        ended()
+
+    def _order_value_usd(
+        self, ib: IB, spec: ContractSpec, account: str, quantity: float, unit_usd: float | None
+    ) -> float:
         price = unit_usd
         if price is None or price <= 0:
             price = self._mark_usd(ib, spec, account)
-        value = abs(quantity) * price * spec.multiplier
+        return abs(quantity) * price * spec.multiplier
+
+    async def _adds_risk_async(
+        self, ib: IB, account: str, spec: ContractSpec, side: str, quantity: float,
+        unit_usd: float | None,
+    ) -> bool:
+        """Whether the order grows the position (opening: the fleet's lock and halt apply)."""
+        snapshot = await self._snapshot_async(ib, account)
+        value = self._order_value_usd(ib, spec, account, quantity, unit_usd)
+        return adds_risk(snapshot, spec.symbol, side, value)
+
+    async def _check_risk_async(
+        self, ib: IB, account: str, spec: ContractSpec, side: str, quantity: float,
+        unit_usd: float | None, working: Sequence[WorkingOrder] = (),
+    ) -> None:
+        """Raise RiskLimitError when the order would breach a limit (nothing is sent).
+
+        ``working``: the other processes' working opening orders, counted too.
+        """
+        snapshot = await self._snapshot_async(ib, account, working)
+        value = self._order_value_usd(ib, spec, account, quantity, unit_usd)
         # Agents may close any position intraday, so every opening order of a
         # security counts as a potential day trade for the PDT guard.
         day_trade = self.limits.pdt_guard and spec.contract.secType in _PDT_SEC_TYPES

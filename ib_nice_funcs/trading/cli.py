@@ -168,6 +168,8 @@ def _kill(args: argparse.Namespace) -> int:
         print(f"cancelled {result['cancelled_orders']} order(s); closing orders:")
         for closed in result["closed"]:
             print("  " + _order_line("closed", closed))
+        print("trading is halted for every agent process of the account; "
+              "'ib-nice-funcs resume' lifts it")
         if not result["success"]:
             raise base.CLIError(result["error"])
         print("flat: no open orders, no positions")
@@ -182,6 +184,17 @@ def _kill(args: argparse.Namespace) -> int:
     if result.get("uncancelled"):
         raise base.CLIError(f"{len(result['uncancelled'])} order(s) of other clients remain; "
                             "use 'ib-nice-funcs cancel-all'")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    with _base()._client(args) as client:
+        result = client.trading.resume_trading()
+    if result["was_halted"]:
+        print(f"account {result['account']}: trading resumed (the halt by process "
+              f"{result['halted_by']} is lifted for every agent process)")
+    else:
+        print(f"account {result['account']}: was not halted")
     return 0
 
 
@@ -226,7 +239,10 @@ def add_commands(
     p.add_argument("--all", action="store_true",
                    help="emergency stop: cancel everything, flatten everything")
 
+    sub.add_parser("resume", parents=[common],
+                   help="lift the halt 'kill --all' / emergency_stop() latched (every process)")
+
     for name, handler in (("positions", _positions), ("orders", _orders), ("account", _account),
                           ("buy", _buy), ("sell", _sell), ("cancel-all", _cancel_all),
-                          ("kill", _kill)):
+                          ("kill", _kill), ("resume", _resume)):
         command(name)(handler)

@@ -366,8 +366,45 @@ class ClosingMixin(TraderCore):
             )
         return outcome
 
+    def _latch_halt(self, route: str | ConnectionFailedError, deadline: float) -> None:
+        """Latch the fleet's halt for the account (before anything is cancelled)."""
+        account = route if isinstance(route, str) else (
+            self.settings.account or self.gateway.account)
+        if account:
+            self._run(lambda: self.fleet.halt(account), deadline, "halt the fleet")
+        else:
+            log.warning("emergency_stop: the account is not known yet, so no halt was latched "
+                        "for the other agent processes; set IB_ACCOUNT")
+
+    def resume_trading(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
+
+        Blocks up to ``timeout`` seconds (connects first when the account is
+        not configured, to learn it).
+
+        Returns:
+            ``{"success": True, "account", "was_halted", "halted_by", "error": None}``.
+
+        Raises:
+            FleetUnavailableError: the shared state (Redis) is unreachable; the halt stays.
+            ConnectionFailedError: the account is not configured and the gateway is down.
+        """
+        deadline = self._deadline(timeout)
+        account = self.settings.account or self.gateway.account or self._run(
+            self._trading_account_async, deadline, "resume_trading")
+        lifted = self._run(lambda: self.fleet.resume(account), deadline, "resume_trading")
+        if lifted is not None:
+            log.warning("trading on account %s resumed (the halt by process %s is lifted)",
+                        account, lifted.by)
+        return {"success": True, "account": account, "was_halted": lifted is not None,
+                "halted_by": lifted.by if lifted is not None else None, "error": None}
+
     def emergency_stop(self, *, timeout: float | None = None) -> dict[str, Any]:
         """Cancel every open order on the account, then flatten every position.
+
+        First it latches a halt for the account: every agent process sharing
+        the fleet state (this host's files, or Redis) refuses opening orders
+        until :meth:`resume_trading`; closing orders still go.
 
         The cancel is IB's global cancel (every client's orders); the closing
         orders are market orders sent together and waited on together. Safe
@@ -387,6 +424,7 @@ class ClosingMixin(TraderCore):
         budget = self.client.resolve_timeout(timeout) if timeout is not None else 3 * self.settings.timeout
         deadline = time.monotonic() + budget
         account = self._require_route(deadline)
+        self._latch_halt(account, deadline)
         if isinstance(account, ConnectionFailedError):
             result = self._portal_closing.emergency_stop(account, deadline)
             log.info("emergency_stop through the Client Portal: %d order(s) cancelled, %d "

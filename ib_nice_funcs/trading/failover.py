@@ -51,7 +51,7 @@ from ..errors import (
 from .account import day_trades_used, signed_values_usd, trading_day
 from .contracts import ContractSpec
 from .results import effective_status, order_result, round_price, trade_result
-from .risk import PortfolioSnapshot, check_order
+from .risk import PortfolioSnapshot, adds_risk, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sources.portal import PortalSource
@@ -308,7 +308,7 @@ class PortalFailover:
         self.note_down(cause)
         coid = request.client_order_id
         try:
-            self._guard(portal, deadline, what)
+            account = self._guard(portal, deadline, what)
             facts = self._tws_facts(coid, instrument, deadline)
             with self._lock:
                 known = coid in self._placed
@@ -329,7 +329,7 @@ class PortalFailover:
                         "Client Portal does not list it; it was not sent through the portal, "
                         "because the TWS gateway may still deliver it"), instrument, request)
             return self._send(portal, instrument, request, sizer, unit_usd, facts,
-                              deadline=deadline, what=what)
+                              deadline=deadline, what=what, account=account)
         except (LiveTradingDisabledError, RiskLimitError, ValueError, TypeError):
             raise
         except RequestTimeoutError:
@@ -360,6 +360,7 @@ class PortalFailover:
         *,
         deadline: float,
         what: str,
+        account: str,
     ) -> dict[str, Any]:
         coid = request.client_order_id
         spec = default_spec(instrument, facts.spec)
@@ -373,10 +374,14 @@ class PortalFailover:
         sec_type = getattr(spec.contract, "secType", None) or instrument.sec_type or \
             _SEC_TYPE.get(instrument.asset_class, "")
         day_trade = self.core.limits.pdt_guard and sec_type in _PDT_SEC_TYPES
+        value = abs(quantity) * price * spec.multiplier
         breach = check_order(self.core.limits, snapshot, instrument.symbol, request.side,
-                             abs(quantity) * price * spec.multiplier, opens_day_trade=day_trade)
+                             value, opens_day_trade=day_trade)
         if breach is not None:
             raise RiskLimitError(breach.message, breach)
+        if adds_risk(snapshot, instrument.symbol, request.side, value):
+            # The fleet's halt holds here too (TradingHaltedError: nothing sent).
+            self.core._run(lambda: self.core.fleet.check_halt(account), deadline, what)
         before = sum(row["quantity"] for row in mine)
         limit_dir = "down" if request.side == "BUY" else "up"
         limit = request.limit_price

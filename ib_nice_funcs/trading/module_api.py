@@ -57,6 +57,7 @@ __all__ = [
     "chunk_kill",
     "close_position",
     "emergency_stop",
+    "resume_trading",
     "reconcile_positions",
 ]
 
@@ -146,6 +147,10 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
         # stop, an order that could not be cancelled...).
         log.warning("%s failed: %s", what, result.get("error") or result.get("status"))
     return result
+
+
+#: The failure value of the USD-balance readers: unknown, never "holds nothing".
+UNKNOWN_USD = float("nan")
 
 
 def _value(what: str, fallback: T, call: Callable[[], T]) -> T:
@@ -376,8 +381,14 @@ def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] |
                   lambda: _trader().get_all_positions(timeout=timeout))
 
 
-def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float | None:
-    """USD value held in ``symbol``; ``0.0`` when flat, ``None`` (plus one WARNING) on failure.
+def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
+    """USD value held in ``symbol``; ``0.0`` when flat, NaN (plus one WARNING) on failure.
+
+    NaN, not ``0.0`` or ``None``, because the value is unknown: ``0.0`` and
+    ``None`` read as "holds nothing" (``not None`` is True), so an agent would
+    buy again; every comparison with NaN is False (``> 0``, ``== 0``,
+    ``< target``), so no branch of an agent acts on it, and it still formats
+    (``f"{v:.2f}"`` prints ``nan``) where ``None`` would raise.
 
     A cash symbol (the ``cash_symbols`` setting: ``USD``, ``USDC`` and the
     agents' USDC mint address by default) reads the account's cash (IB's
@@ -390,10 +401,10 @@ def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float
     """
     what = f"get_token_balance_usd({_label(symbol)})"
     if is_cash_symbol(symbol):
-        return _value(what, None, lambda: _trader().get_cash(timeout=timeout))
+        return _value(what, UNKNOWN_USD, lambda: _trader().get_cash(timeout=timeout))
     if _refused(what, symbol):
         return 0.0
-    return _value(what, None, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+    return _value(what, UNKNOWN_USD, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
 
 
 def is_cash_symbol(symbol: Any) -> bool:
@@ -406,9 +417,10 @@ def is_cash_symbol(symbol: Any) -> bool:
     return any(text == c.strip().upper() for c in get_settings().cash_symbols)
 
 
-def get_cash(*, timeout: float | None = None) -> float | None:
-    """The account's cash in USD (IB's ``TotalCashValue``); ``None`` (plus one WARNING) on failure."""
-    return _value("get_cash()", None, lambda: _trader().get_cash(timeout=timeout))
+def get_cash(*, timeout: float | None = None) -> float:
+    """The account's cash in USD (IB's ``TotalCashValue``); NaN (plus one WARNING) on failure
+    (see :func:`get_token_balance_usd` for why NaN)."""
+    return _value("get_cash()", UNKNOWN_USD, lambda: _trader().get_cash(timeout=timeout))
 
 
 def get_account_value(*, timeout: float | None = None) -> float:
@@ -480,7 +492,18 @@ def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, An
 def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
     """Cancel every open order on the account, then flatten every position.
 
+    First it latches a halt for the account: every agent process refuses
+    opening orders until :func:`resume_trading` (closing orders still go).
     Safe to call twice. Returns ``{"success", "cancelled_orders", "closed",
     "remaining_orders", "remaining_positions", "error"}``.
     """
     return _order("emergency_stop()", None, lambda: _trader().emergency_stop(timeout=timeout))
+
+
+def resume_trading(*, timeout: float | None = None) -> dict[str, Any]:
+    """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
+
+    Returns ``{"success", "account", "was_halted", "halted_by", "error"}``;
+    ``success`` False (one WARNING) when the shared state is unreachable.
+    """
+    return _order("resume_trading()", None, lambda: _trader().resume_trading(timeout=timeout))

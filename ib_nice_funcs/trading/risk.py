@@ -22,6 +22,7 @@ __all__ = [
     "PortfolioSnapshot",
     "RiskBreach",
     "RiskLimits",
+    "adds_risk",
     "check_order",
     "count_day_trades",
 ]
@@ -157,6 +158,18 @@ def _side(side: object) -> str:
     return s
 
 
+def adds_risk(snapshot: PortfolioSnapshot, symbol: str, side: str, order_value_usd: float) -> bool:
+    """Whether the order grows the symbol's absolute position (the orders limits apply to).
+
+    Raises:
+        ValueError: unknown side.
+    """
+    current = float(snapshot.positions_usd.get(symbol, 0.0))
+    value = abs(float(order_value_usd))
+    new = current + value if _side(side) == "BUY" else current - value
+    return abs(new) > abs(current)
+
+
 def check_order(
     limits: RiskLimits,
     snapshot: PortfolioSnapshot,
@@ -195,10 +208,10 @@ def check_order(
     value = float(order_value_usd)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"order_value_usd must be finite and >= 0, got {order_value_usd!r}")
+    if not adds_risk(snapshot, symbol, s, value):
+        return None
     current = float(snapshot.positions_usd.get(symbol, 0.0))
     new = current + value if s == "BUY" else current - value
-    if abs(new) <= abs(current):
-        return None
 
     loss = -float(snapshot.daily_pnl)
     if loss > limits.max_daily_loss_usd:

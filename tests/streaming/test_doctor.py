@@ -75,10 +75,41 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def test_client_id_in_use(sim, new_client_id, make_client):
     busy = make_client(sim)
     busy.server_time()  # connected: its client id is taken
-    settings = get_settings().replace(port=sim.port, client_id=busy.settings.client_id)
+    taken = busy.settings.client_id
+    # The package would take the next free id of the range: a warning that names it.
+    settings = get_settings().replace(port=sim.port, client_id=taken,
+                                      client_ids=(taken, taken + 1))
     checks = run_checks(settings, probe_timeout=2)
     check = next(c for c in checks if c.name == "client id")
+    assert check.status == "warn" and "326" in check.detail
+    assert f"would connect as client id {taken + 1}" in check.detail
+    assert next(c for c in checks if c.name == "account").status == "ok"
+    # No free id left in the range: a failure that says how to fix it.
+    settings = settings.replace(client_ids=(taken, taken))
+    check = next(c for c in run_checks(settings, probe_timeout=2) if c.name == "client id")
     assert check.status == "fail" and "326" in check.detail and "IB_CLIENT_ID" in check.fix
+
+
+def test_fleet_check_reports_a_halt(sim, make_client, tmp_path):
+    settings = get_settings().replace(port=sim.port, fleet_dir=str(tmp_path))
+    fleet = next(c for c in run_checks(settings, probe_timeout=2) if c.name == "fleet")
+    assert fleet.status == "ok" and str(tmp_path) in fleet.detail
+    trader = make_client(sim, fleet_dir=str(tmp_path)).trading
+    trader.emergency_stop()
+    fleet = next(c for c in run_checks(settings, probe_timeout=2) if c.name == "fleet")
+    assert fleet.status == "warn" and "halted" in fleet.detail and "resume" in fleet.fix
+
+
+def test_fleet_check_fails_for_an_unreachable_redis(sim):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = get_settings().replace(port=sim.port, redis_url=f"redis://127.0.0.1:{port}/0")
+    fleet = next(c for c in run_checks(settings, probe_timeout=2) if c.name == "fleet")
+    assert fleet.status == "fail" and "unreachable" in fleet.detail
+    assert "opening orders are refused" in fleet.fix
 
 
 def test_market_data_not_subscribed_suggests_delayed_data(fresh_sim, new_client_id):

@@ -22,6 +22,7 @@ from ib_nice_funcs.errors import (
     LiveTradingDisabledError,
     RequestTimeoutError,
     RiskLimitError,
+    TradingHaltedError,
 )
 from ib_nice_funcs.portal.http import Guards, set_gateway_guards
 from ib_nice_funcs.portal.throttle import EndpointLimit, PenaltyBox, Throttle
@@ -340,6 +341,22 @@ def test_emergency_stop_fails_over_cancels_and_flattens_twice_safely(both, make)
     both.set_refuse_new(False)  # TWS is back: a fresh client sees the same
     fresh = make(both, order_failover=False).trading
     assert fresh.get_open_orders() == [] and fresh.get_all_positions() == []
+
+
+def test_the_fleet_halt_holds_for_orders_through_the_portal(both, make):
+    client = make(both)
+    trader = client.trading
+    assert trader.market_buy("BTC-USD", 500, client_order_id="halt-tws")["success"]
+    both.set_refuse_new(True)
+    both.drop_connections()
+    trader.get_open_orders()  # fails over: the client has noticed the drop
+    assert trader.emergency_stop()["source"] == "portal"
+    count = both.sim.order_count
+    with pytest.raises(TradingHaltedError, match="halted"):
+        trader.market_buy("BTC-USD", 500, client_order_id="halt-portal")
+    assert both.sim.order_count == count
+    assert trader.resume_trading()["was_halted"] is True
+    assert trader.market_buy("BTC-USD", 500, client_order_id="halt-portal")["source"] == "portal"
 
 
 def test_kill_switch_close_position_and_cancel_all_fail_over(both, make):

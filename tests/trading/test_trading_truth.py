@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -58,7 +60,9 @@ def test_unknown_position_stops_the_buy_if_flat_idiom(tsim, new_client_id, caplo
     assert bought == [] and tsim.sim.order_count == 0
     caplog.clear()
     assert n.get_all_positions() is None and len(warnings(caplog)) == 1
-    assert n.get_token_balance_usd("AAPL") is None
+    balance = n.get_token_balance_usd("AAPL")
+    assert math.isnan(balance)  # unknown: neither "holds nothing" nor a value to act on
+    assert not (balance > 0 or balance == 0 or balance < 100) and f"{balance:.2f}" == "nan"
     assert n.reconcile_positions({"AAPL": 1})["actual"] is None
 
 
