@@ -207,7 +207,8 @@ class Client(StreamsMixin):
             elif name == "yfinance":
                 from .sources.yahoo import YahooSource
 
-                source = YahooSource()
+                clock = self.settings.clock
+                source = YahooSource(now=lambda: utc_from_epoch(clock()))
             elif name == "portal":
                 try:
                     from .sources.portal import PortalSource
@@ -571,7 +572,10 @@ class Client(StreamsMixin):
         instrument = parse_symbol(symbol)
         tf = parse_timeframe(timeframe)
         check_days_back(tf, days_back)
-        start, end = days_back_range(days_back)
+        # The window ends at the client's clock (Settings.clock), the one a test
+        # shares with its simulator, so "the last N days" means the same to both.
+        now = utc_from_epoch(self.settings.clock())
+        start, end = days_back_range(days_back, now)
         order = self.source_order(source)
         return instrument, tf, start, end, order, self.bars_budget(order, tf, start, end, timeout)
 

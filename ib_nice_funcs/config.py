@@ -209,9 +209,10 @@ class Settings:
     #: Streaming market-data lines this client may hold (live tickers kept for
     #: hot symbols and subscribe()/stream_prices()); least recently used first out.
     max_market_data_lines: int = 100
-    #: Wall clock (UTC epoch seconds) the trading layer dates things by: the
-    #: trading day of the daily-loss baseline and the day-trade count. Not an
-    #: environment setting; tests give the simulator and the client one clock.
+    #: Wall clock (UTC epoch seconds) the library dates things by: the trading
+    #: day of the daily-loss baseline and the day-trade count, and the "now"
+    #: that ``days_back`` windows of bars end at. Not an environment setting;
+    #: tests give the simulator and the client one clock.
     clock: Callable[[], float] = field(default=time.time, compare=False)
     #: Trade journal: None the default file under the user's data directory,
     #: "off" none, else a SQLite file path (``IB_NICE_FUNCS_JOURNAL``).

@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from ib_nice_funcs import config as ib_config
 
 _client_ids = itertools.count(200)
+
+#: A regular-hours moment (Wednesday 2026-11-18 11:00 New York): stocks, FX and
+#: crypto all trade, and the last days hold sessions of each.
+OPEN_MARKET_AT = "2026-11-18 11:00 America/New_York"
+
+
+def open_market(seed: int) -> Any:
+    """A PaperMarket whose clock starts at :data:`OPEN_MARKET_AT` and runs with real time.
+
+    The simulators of the shared fixtures use it, and the clients made on them
+    take the same clock (``clock=handle.market.clock``), so what the tests see
+    does not depend on today's date or the time of day (a market on the wall
+    clock is closed at night and at weekends: no ticks, stock orders wait).
+    """
+    from ib_nice_funcs.sim import MarketClock, PaperMarket
+
+    return PaperMarket(seed=seed, clock=MarketClock.at(OPEN_MARKET_AT))
+
+
+def market_clock(handle: Any) -> Callable[[], float]:
+    """The market clock of a simulator handle, for ``Client(clock=...)``."""
+    return handle.market.clock
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +75,7 @@ def sim():
     """
     from ib_nice_funcs.sim import run_simulator
 
-    with run_simulator(seed=1) as handle:
+    with run_simulator(market=open_market(seed=1)) as handle:
         yield handle
 
 
@@ -60,7 +84,7 @@ def fresh_sim():
     """A simulator of the test's own, for fault knobs that would disturb others."""
     from ib_nice_funcs.sim import run_simulator
 
-    with run_simulator(seed=2) as handle:
+    with run_simulator(market=open_market(seed=2)) as handle:
         yield handle
 
 
@@ -78,7 +102,8 @@ def new_client_id():
 def client(sim):
     from ib_nice_funcs import Client
 
-    with Client(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib", timeout=15) as c:
+    with Client(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib", timeout=15,
+                clock=market_clock(sim)) as c:
         yield c
 
 
@@ -87,8 +112,20 @@ def use_sim(sim):
     """Point the module-level nice_funcs functions at the simulator."""
     from ib_nice_funcs import nice_funcs
 
-    nice_funcs.configure(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib", timeout=15)
+    nice_funcs.configure(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib", timeout=15,
+                         clock=market_clock(sim))
     yield sim
+
+
+@pytest.fixture
+def sim_clock(sim):
+    """Module-level settings (and so the CLI's) on the market clock of ``sim``.
+
+    For tests that reach the simulator through ``configure()``-made clients,
+    not the ``client`` fixture: ``pytestmark = pytest.mark.usefixtures("sim_clock")``.
+    """
+    ib_config.configure(clock=market_clock(sim))
+    return sim
 
 
 @pytest.fixture

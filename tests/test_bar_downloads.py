@@ -26,7 +26,7 @@ def historical_sent(sim) -> int:
 @pytest.fixture
 def fresh_client(fresh_sim, new_client_id):
     with Client(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
-                timeout=15) as c:
+                timeout=15, clock=fresh_sim.market.clock) as c:
         yield c
 
 
@@ -50,7 +50,7 @@ def test_a_timed_out_download_sends_no_more_and_gives_its_slots_back(fresh_clien
     source = fresh_client.source("ib")
     instrument = parse_symbol("BTC-USD")
     tf = parse_timeframe("5m")
-    end = datetime.now(timezone.utc)
+    end = datetime.fromtimestamp(fresh_sim.market.now(), timezone.utc)
     start = end - timedelta(days=98)  # 15 requests: bursts at 0, ~2 s, ~4 s
     gateway = fresh_client.gateway
     (contract,) = gateway.call(lambda: gateway.qualify([instrument], "test"), 10, "qualify")
@@ -83,7 +83,7 @@ def test_a_timed_out_bar_call_stops_its_subscription_opening(fresh_client, fresh
     source = fresh_client.source("ib")
     gateway = fresh_client.gateway
     instrument, tf = parse_symbol("BTC-USD"), parse_timeframe("5m")
-    end = datetime.now(timezone.utc)
+    end = datetime.fromtimestamp(fresh_sim.market.now(), timezone.utc)
     start = end - timedelta(days=98)  # a subscription and 14 older requests
     fresh_client.price("BTC-USD")
     # No deadline given to the source: the plan is started, and cut by the timeout.
@@ -112,7 +112,7 @@ def test_refused_chunks_stop_the_plan_and_log_no_unretrieved_exception(
     fresh_sim.set_pacing(PacingRules(max_requests=3, window_s=600))
     caplog.set_level(logging.ERROR, logger="asyncio")
     # 60 days of 5m bars in the past (not "up to now"): 9 plain requests.
-    end = datetime.now(timezone.utc) - timedelta(days=1)
+    end = datetime.fromtimestamp(fresh_sim.market.now(), timezone.utc) - timedelta(days=1)
     source = fresh_client.source("ib")
     with pytest.raises(PacingViolationError):
         source.bars(parse_symbol("BTC-USD"), parse_timeframe("5m"), end - timedelta(days=60), end,

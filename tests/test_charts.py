@@ -11,6 +11,9 @@ pytest.importorskip("mplfinance", reason="the dashboard extra is not installed")
 from ib_nice_funcs.charts import candles_figure, write_chart  # noqa: E402
 from ib_nice_funcs.cli import main  # noqa: E402
 
+# The CLI's client dates its windows by the simulator's market clock.
+pytestmark = pytest.mark.usefixtures("sim_clock")
+
 
 def _bars(n: int = 30) -> pd.DataFrame:
     stamps = pd.date_range("2026-11-18 14:30", periods=n, freq="5min", tz="UTC")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 
 import pandas as pd
+import pytest
 
 from ib_nice_funcs.cli import main
+
+# The CLI's client dates its windows by the simulator's market clock.
+pytestmark = pytest.mark.usefixtures("sim_clock")
 
 
 def _free_port() -> int:

@@ -148,8 +148,9 @@ def _demo(args: argparse.Namespace) -> int:
     with run_simulator(seed=args.seed) as sim:
         print(f"Started the embedded paper TWS simulator on 127.0.0.1:{sim.port}\n")
         # The demo's paper trade is journaled apart from the user's own journal.
+        # The client dates its bar windows by the simulator's clock (not configure()'s).
         with Client(host="127.0.0.1", port=sim.port, sources="ib", timeout=15,
-                    journal="off") as client:
+                    journal="off", clock=sim.market.clock) as client:
             for round_no in range(1, args.rounds + 1):
                 if round_no > 1:
                     time.sleep(1.0)  # let the quotes move (prices are cached for 1 s)
@@ -158,8 +159,9 @@ def _demo(args: argparse.Namespace) -> int:
                       f"({time.strftime('%H:%M:%S', time.gmtime())} UTC):")
                 print_table([(s, fmt_price(p)) for s, p in prices.items()], ("symbol", "price"))
                 print()
-            frame = client.ohlcv("AAPL", "1h", 2)
-            print("AAPL, 1-hour bars, last 2 days (tail; times UTC):")
+            # Four days always hold a stock session, even run on a Sunday or a Monday morning.
+            frame = client.ohlcv("AAPL", "1h", 4)
+            print("AAPL, 1-hour bars, last 4 days (tail; times UTC):")
             _print_frame(frame, 8)
             print(f"\n{len(frame)} bars, source: {frame.attrs.get('source')}\n")
             _demo_trade(client)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -89,6 +89,7 @@ class PortalClient:
         idle_after: Seconds without calls after which tickling stops.
         max_points: Bars per history answer the gateway serves at most.
         http: A ready HTTP layer (tests); made from the arguments otherwise.
+        clock: UTC epoch seconds "now" for history ranges (``Settings.clock``).
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class PortalClient:
         idle_after: float = 300.0,
         max_points: int = 1000,
         http: PortalHTTP | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = normalize_base_url(base_url)
         self.http = http or PortalHTTP(self.base_url, verify=verify, ca_path=ca_path,
@@ -115,6 +117,7 @@ class PortalClient:
                                      idle_after=idle_after)
         self.snapshot_wait = float(snapshot_wait)
         self.max_points = int(max_points)
+        self.clock = clock
         self._cache_lock = threading.Lock()
         self._conids: TTLCache[tuple[Any, ...], int] = TTLCache(4096, _CONID_TTL_S)
         self._missing: TTLCache[tuple[Any, ...], bool] = TTLCache(1024, _MISSING_TTL_S)
@@ -329,7 +332,7 @@ class PortalClient:
             raise UnknownSymbolError(f"{what}: the Client Portal knows no contract for "
                                      f"{instrument.symbol!r}; check the symbol")
         chunks = plan_history(timeframe, start, end, self.max_points)
-        now = datetime.now(timezone.utc)
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
         daily = timeframe.seconds >= 86_400
 
         def fetch(index: int) -> pd.DataFrame:

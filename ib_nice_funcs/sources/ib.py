@@ -383,7 +383,9 @@ class IBSource:
             key = self.chunk_key(contract_key, chunk, timeframe)
             planned.append((key[1], chunk.duration, key, (loop_id, key)))
         fleet = self.barsubs.sharing
-        finished = datetime.now(timezone.utc) - timedelta(seconds=timeframe.seconds)
+        # Bars that closed by the client's clock (Settings.clock) are final: shareable.
+        now = datetime.fromtimestamp(self.gateway.settings.clock(), timezone.utc)
+        finished = now - timedelta(seconds=timeframe.seconds)
         from_fleet: dict[Any, pd.DataFrame] = {}
         if fleet is not None:
             for chunk_end, _, key, _ in planned:

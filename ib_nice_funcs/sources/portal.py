@@ -73,6 +73,7 @@ class PortalSource:
                 connect_timeout=settings.connect_timeout,
                 snapshot_wait=float(settings.portal_snapshot_wait_s),
                 tickle_interval=float(settings.portal_tickle_s),
+                clock=settings.clock,
             )
         except ValueError as exc:
             raise SourceUnavailableError(str(exc)) from None

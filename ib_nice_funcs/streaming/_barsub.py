@@ -157,10 +157,12 @@ class BarSubscriptions:
     def __len__(self) -> int:
         return len(self._subs)
 
-    @staticmethod
-    def suitable(timeframe: Timeframe, end: datetime) -> bool:
-        """Whether a range ending at ``end`` is "up to now" (what a subscription serves)."""
-        now = datetime.now(timezone.utc)
+    def suitable(self, timeframe: Timeframe, end: datetime) -> bool:
+        """Whether a range ending at ``end`` is "up to now" (what a subscription serves).
+
+        "Now" is the client's clock (``Settings.clock``), the one its ranges end at.
+        """
+        now = datetime.fromtimestamp(self.gateway.settings.clock(), timezone.utc)
         return end >= now - timedelta(seconds=max(60, timeframe.seconds))
 
     async def frame_async(self, instrument: Instrument, contract: Contract, timeframe: Timeframe,

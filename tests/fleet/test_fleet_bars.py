@@ -1,5 +1,5 @@
 """Shared bars: one keepUpToDate series per symbol across processes, and finished ranges
-fetched once. Real agent processes, a real Redis, the simulator's wall-clock market."""
+fetched once. Real agent processes, a real Redis, the simulator's market clock."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Shared quotes: one market-data line per symbol across processes, taken over when its
-holder dies. Real agent processes, a real Redis, the simulator's wall-clock market."""
+holder dies. Real agent processes, a real Redis, the simulator's market clock."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -15,6 +16,10 @@ from ib_nice_funcs.portal.throttle import EndpointLimit, PenaltyBox, Throttle
 from ib_nice_funcs.sources.portal import PortalSource
 
 _seeds = itertools.count(40)
+
+#: The simulators' market clock starts here (Wednesday 11:00 New York, regular
+#: hours) and runs with real time, so the tests see an open market on any date.
+OPEN_MARKET_AT = "2026-11-18 11:00 America/New_York"
 
 
 #: Most tests run gateway and client FAST times faster than IB's limits (same rules,
@@ -45,6 +50,12 @@ def portal_sim(fast: bool = True, **kwargs: Any) -> Iterator[Any]:
     from ib_nice_funcs.sim import run_portal_simulator
 
     kwargs.setdefault("seed", next(_seeds))
+    if "tws" not in kwargs:
+        # An open market whatever the date: the clients get its clock (settings_for).
+        from ib_nice_funcs.sim import MarketClock, PaperMarket
+
+        kwargs.setdefault("market", PaperMarket(seed=kwargs["seed"],
+                                                clock=MarketClock.at(OPEN_MARKET_AT)))
     with run_portal_simulator(**kwargs) as handle:
         if fast:
             speed_up(handle)
@@ -65,10 +76,15 @@ def fresh_cp():
         yield handle
 
 
+def market_now(handle: Any) -> datetime:
+    """The simulator's market time now (the end of a test's ``days_back_range``)."""
+    return datetime.fromtimestamp(handle.market.clock(), timezone.utc)
+
+
 def settings_for(handle: Any, **overrides: Any) -> Settings:
     """Settings pointing at a simulator (verification on, with its CA)."""
     values = {"portal_url": handle.url, "portal_ca": handle.ca_path, "timeout": 10.0,
-              "sources": "portal"}
+              "sources": "portal", "clock": handle.market.clock}
     values.update(overrides)
     return Settings().replace(**values)
 

@@ -16,7 +16,8 @@ _client_ids = itertools.count(900)
 
 
 def test_client_with_the_portal_as_its_only_source(cp):
-    with Client(sources="portal", portal_url=cp.url, portal_ca=cp.ca_path, timeout=10) as client:
+    with Client(sources="portal", portal_url=cp.url, portal_ca=cp.ca_path, timeout=10,
+                clock=cp.market.clock) as client:
         assert client.price("AAPL") > 0
         assert set(client.prices(["MSFT", "EURUSD", "BTC-USD"])) == {"MSFT", "EURUSD", "BTC-USD"}
         frame = client.ohlcv("BTC-USD", "4h", 3)
@@ -32,7 +33,8 @@ def test_client_with_the_portal_as_its_only_source(cp):
 def test_module_level_functions_through_the_portal(cp):
     import ib_nice_funcs as n
 
-    n.configure(sources="portal", portal_url=cp.url, portal_ca=cp.ca_path, timeout=10)
+    n.configure(sources="portal", portal_url=cp.url, portal_ca=cp.ca_path, timeout=10,
+                clock=cp.market.clock)
     assert n.token_price("AAPL") > 0
     assert n.get_ohlcv_data("BTC-USD", "1h", 1).attrs["source"] == "portal"
     assert n.token_price("ZZZQX") is None  # an operational failure: None, no exception

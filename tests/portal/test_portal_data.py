@@ -12,7 +12,7 @@ from ib_nice_funcs.frames import OHLCV_COLUMNS
 from ib_nice_funcs.symbols import parse_symbol
 from ib_nice_funcs.timeframes import days_back_range, parse_timeframe
 
-from .conftest import no_429
+from .conftest import market_now, no_429
 
 AAPL, MSFT = parse_symbol("AAPL"), parse_symbol("MSFT")
 #: Our symbols -> the paper market's keys.
@@ -102,7 +102,7 @@ def _check_frame(frame: pd.DataFrame, start, end, step_s: int) -> None:
 
 def test_hourly_bars_in_one_request(cp, source):
     before = cp.request_counts()["GET /iserver/marketdata/history"]
-    start, end = days_back_range(3)
+    start, end = days_back_range(3, now=market_now(cp))
     frame = source.bars(BTC, parse_timeframe("1h"), start, end, timeout=10)
     assert 70 <= len(frame) <= 73  # crypto trades around the clock
     _check_frame(frame, start, end, 3600)
@@ -111,7 +111,7 @@ def test_hourly_bars_in_one_request(cp, source):
 
 def test_minute_bars_are_chunked_and_stitched(cp, source):
     before = cp.request_counts()["GET /iserver/marketdata/history"]
-    start, end = days_back_range(1)
+    start, end = days_back_range(1, now=market_now(cp))
     frame = source.bars(BTC, parse_timeframe("1m"), start, end, timeout=15)
     assert 1430 <= len(frame) <= 1440
     assert frame["timestamp"].diff().dropna().eq(pd.Timedelta(minutes=1)).all()  # no gaps
@@ -121,14 +121,14 @@ def test_minute_bars_are_chunked_and_stitched(cp, source):
 
 
 def test_daily_bars_sit_at_midnight_utc(cp, source):
-    start, end = days_back_range(30)
+    start, end = days_back_range(30, now=market_now(cp))
     frame = source.bars(AAPL, parse_timeframe("1d"), start, end, timeout=10)
     assert 15 <= len(frame) <= 23  # trading days
     assert (frame["timestamp"].dt.floor("D") == frame["timestamp"]).all()
 
 
 def test_fx_and_bars_of_unknown_symbols(cp, source):
-    start, end = days_back_range(1)
+    start, end = days_back_range(1, now=market_now(cp))
     frame = source.bars(EURUSD, parse_timeframe("15m"), start, end, timeout=10)
     assert list(frame.columns) == list(OHLCV_COLUMNS)
     with pytest.raises(UnknownSymbolError):
@@ -136,8 +136,9 @@ def test_fx_and_bars_of_unknown_symbols(cp, source):
 
 
 def test_a_range_without_bars_is_no_data(cp, source):
-    end = pd.Timestamp.now(tz="UTC").to_pydatetime() - pd.Timedelta(days=20 * 365)
-    start = end - pd.Timedelta(hours=3)
+    # A Saturday: stocks have no session, not even extended hours (any date, any time of day).
+    start = pd.Timestamp("2026-11-14 12:00", tz="UTC").to_pydatetime()
+    end = start + pd.Timedelta(hours=3)
     with pytest.raises(NoDataError):
         source.bars(AAPL, parse_timeframe("1h"), start, end, timeout=10)
 

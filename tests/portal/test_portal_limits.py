@@ -99,7 +99,7 @@ def test_a_429_backs_off_fails_fast_falls_through_and_recovers(backup):
         set_gateway_guards(cp.url, Guards(Throttle(1000.0, {}), PenaltyBox(clock=clock)))
         cp.set_rate_limits({"global": (3, 1.0)})
         with Client(sources="portal", portal_url=cp.url, portal_ca=cp.ca_path, timeout=10,
-                    price_ttl=1e-6, portal_penalty_s=600) as client:
+                    price_ttl=1e-6, portal_penalty_s=600, clock=cp.market.clock) as client:
             # Requests until the gateway answers 429: the price then comes from the backup.
             prices = [client.price("AAPL") for _ in range(6)]
             assert cp.count_429 == 1  # one 429, never retried

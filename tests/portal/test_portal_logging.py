@@ -12,7 +12,7 @@ from ib_nice_funcs.portal.client import PortalClient
 from ib_nice_funcs.symbols import parse_symbol
 from ib_nice_funcs.timeframes import days_back_range, parse_timeframe
 
-from .conftest import open_source
+from .conftest import market_now, open_source
 
 COOKIE = "c00kie-SECRET-7f3a9"
 
@@ -28,7 +28,7 @@ def test_secrets_never_reach_the_logs(fresh_cp, caplog):
         source.client.http.session.cookies.set("api", COOKIE)
         fresh_cp.set_no_bridge(True)  # re-auth path logs too
         assert source.prices([parse_symbol("AAPL"), parse_symbol("BTC-USD")], timeout=10)
-        start, end = days_back_range(1)
+        start, end = days_back_range(1, now=market_now(fresh_cp))
         source.bars(parse_symbol("BTC-USD"), parse_timeframe("1h"), start, end, timeout=10)
         source.client.session.tickle()
         placed = source.place_order("BTC-USD", "BUY", 0.01, client_order_id="log-1")

@@ -15,6 +15,7 @@ def make_client(new_client_id):
     def make(sim, **settings):
         settings.setdefault("timeout", 15)
         settings.setdefault("sources", "ib")
+        settings.setdefault("clock", sim.market.clock)  # the simulator's market clock
         client = Client(host="127.0.0.1", port=sim.port, client_id=new_client_id(), **settings)
         made.append(client)
         return client

@@ -38,7 +38,7 @@ class _Heartbeat:
 def test_data_coroutines_do_not_block_the_callers_loop(fresh_sim, new_client_id):
     fresh_sim.set_latency(0.05)  # every answer takes a while: the loop must beat meanwhile
     n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
-                timeout=20)
+                timeout=20, clock=fresh_sim.market.clock)
 
     async def agent():
         heart = _Heartbeat()

@@ -20,7 +20,7 @@ def _aio_threads() -> int:
 
 def test_a_hundred_concurrent_calls_use_no_thread_each(fresh_sim, new_client_id, caplog):
     n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
-                timeout=2)
+                timeout=2, clock=fresh_sim.market.clock)
     assert n.token_price("AAPL") > 0  # connected, AAPL qualified
     n.default_client().clear_caches()
     fresh_sim.set_blackhole(True)  # every call now waits for its whole timeout
@@ -46,7 +46,7 @@ def test_a_hundred_concurrent_calls_use_no_thread_each(fresh_sim, new_client_id,
 
 def test_a_cancelled_aio_bar_call_cancels_its_download(fresh_sim, new_client_id):
     n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
-                timeout=30)
+                timeout=30, clock=fresh_sim.market.clock)
     client = n.default_client()
     assert n.token_price("BTC-USD") > 0
     fresh_sim.set_latency(0.3)

@@ -7,7 +7,7 @@ Each test has a simulator of its own: historical requests count against IB's
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -64,7 +64,7 @@ def test_bars_from_a_subscription_match_a_plain_request(fresh_sim, make_client):
     source = client._source("ib")
     instrument = parse_symbol("BTC-USD")
     tf = parse_timeframe("1h")
-    start, end = days_back_range(2)
+    start, end = days_back_range(2, now=_market_now(fresh_sim))
 
     async def plain():
         (contract,) = await source.gateway.qualify([instrument], "test")
@@ -98,7 +98,8 @@ def test_a_longer_range_fetches_only_the_older_part(fresh_sim, make_client):
 
 
 def test_get_data_is_served_from_the_same_subscription(fresh_sim, new_client_id):
-    n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib")
+    n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
+                clock=fresh_sim.market.clock)
     barsubs = n.default_client()._source("ib").barsubs
     first = n.get_data("ETH-USD", 2, "1h")
     second = n.get_ohlcv_data("ETH-USD", "1h", 1)
@@ -143,8 +144,13 @@ def test_idle_subscriptions_are_cancelled(fresh_sim, make_client):
 def test_a_range_in_the_past_uses_plain_requests(fresh_sim, make_client):
     client = make_client(fresh_sim)
     source = client._source("ib")
-    start, end = days_back_range(1)
+    start, end = days_back_range(1, now=_market_now(fresh_sim))
     frame = source.bars(parse_symbol("BTC-USD"), parse_timeframe("1h"),
                         start - timedelta(days=3), end - timedelta(days=3), timeout=15)
     assert abs(len(frame) - 24) <= 1
     assert len(source.barsubs) == 0
+
+
+def _market_now(sim):
+    """The simulator's market time (the client fixtures share its clock)."""
+    return datetime.fromtimestamp(sim.market.now(), timezone.utc)

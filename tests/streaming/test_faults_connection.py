@@ -369,7 +369,7 @@ def test_token_price_after_a_drop_is_not_the_price_before_it(fresh_sim, new_clie
     import ib_nice_funcs as n
 
     n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
-                price_ttl=300.0, timeout=10)
+                price_ttl=300.0, timeout=10, clock=fresh_sim.market.clock)
     fresh_sim.set_price("AAPL", 150.0)
     assert n.token_price("AAPL") == 150.0
     assert n.token_price("AAPL") == 150.0

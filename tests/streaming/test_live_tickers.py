@@ -213,7 +213,7 @@ def test_not_subscribed_market_data(fresh_sim, make_client, new_client_id, warni
         client.subscribe("AAPL", lambda *a: None)
     assert tickers(client).lines == 0
     n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(),
-                sources="ib", timeout=15)
+                sources="ib", timeout=15, clock=fresh_sim.market.clock)
     handle = n.subscribe(["AAPL"], lambda *a: None)
     assert not handle.active and "AAPL" in handle.errors
     assert list(n.stream_prices("AAPL")) == []

@@ -82,9 +82,13 @@ def _get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, 
 
 
 def _wait(driver, condition, what: str):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, UI_TIMEOUT_S, poll_frequency=0.1).until(condition, what)
+    # A row read while the page re-renders its table goes stale: look again.
+    waiter = WebDriverWait(driver, UI_TIMEOUT_S, poll_frequency=0.1,
+                           ignored_exceptions=(StaleElementReferenceException,))
+    return waiter.until(condition, what)
 
 
 def _row(driver, tbody: str, key: str):
@@ -137,9 +141,9 @@ def test_page_shows_a_trade_updates_without_reload_and_stop_flattens(
 
     bought = agent.market_buy("MSFT", 2000)
     _wait(browser, lambda d: _row(d, "positions", "MSFT"), "MSFT appears without a reload")
-    fills = _wait(browser, lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#fills tr")
-                                      if "MSFT" in r.text] or False, "the MSFT fill row")
-    assert f"{bought['avg_price']:,.4f}" in fills[0].text
+    fills = _wait(browser, lambda d: [text for text in (r.text for r in d.find_elements(
+        By.CSS_SELECTOR, "#fills tr")) if "MSFT" in text] or False, "the MSFT fill row")
+    assert f"{bought['avg_price']:,.4f}" in fills[0]
     assert browser.execute_script("return window.__sameDocument;") == "yes"
     bars = browser.find_elements(By.CSS_SELECTOR, "#risk .bar")
     assert len(bars) >= 3

@@ -66,7 +66,8 @@ def make(new_client_id) -> Iterator[Callable[..., Client]]:
         values: dict[str, Any] = {
             "host": "127.0.0.1", "port": handle.port, "client_id": new_client_id(),
             "sources": "ib,portal", "portal_url": handle.portal.url,
-            "portal_ca": handle.portal.ca_path, "timeout": 10, "order_failover": True}
+            "portal_ca": handle.portal.ca_path, "timeout": 10, "order_failover": True,
+            "clock": handle.market.clock}
         values.update(settings)
         client = Client(**values)
         made.append(client)
@@ -100,7 +101,7 @@ def test_failover_off_refuses_orders_when_tws_is_refused(both, new_client_id, ca
     both.set_refuse_new(True)
     n.configure(host="127.0.0.1", port=both.port, client_id=new_client_id(),
                 sources="ib,portal", portal_url=both.portal.url, portal_ca=both.portal.ca_path,
-                timeout=10)
+                timeout=10, clock=both.market.clock)
     result = n.market_buy("BTC-USD", 500, client_order_id="off-1")
     assert result["success"] is False and result.get("source") != "portal"
     assert "connection refused" in result["error"]
@@ -223,7 +224,7 @@ def test_module_level_order_fails_over(both, new_client_id):
     both.set_refuse_new(True)
     n.configure(host="127.0.0.1", port=both.port, client_id=new_client_id(),
                 sources="ib,portal", portal_url=both.portal.url, portal_ca=both.portal.ca_path,
-                timeout=10, order_failover=True)
+                timeout=10, order_failover=True, clock=both.market.clock)
     result = n.market_buy("BTC-USD", 500)
     assert result["success"] is True and result["source"] == "portal"
     assert result["client_order_id"].startswith("inf-")

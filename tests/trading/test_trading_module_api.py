@@ -17,7 +17,7 @@ POSITION_KEYS = {"has_position", "quantity", "symbol", "avg_cost", "current_pric
 @pytest.fixture
 def module_sim(tsim, new_client_id):
     n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
-                timeout=10)
+                timeout=10, clock=tsim.market.clock)
     return tsim
 
 
@@ -57,7 +57,7 @@ def test_gateway_down_never_raises_and_warns_once_per_call(tsim, new_client_id, 
     caplog.set_level("WARNING", logger="ib_nice_funcs")
     tsim.set_refuse_new(True)
     n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
-                timeout=2)
+                timeout=2, clock=tsim.market.clock)
     checks = [
         (lambda: n.market_buy("AAPL", 100),
          lambda r: r["success"] is False and ORDER_KEYS <= set(r)),

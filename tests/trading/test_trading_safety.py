@@ -89,7 +89,7 @@ def test_module_level_risk_breach_returns_failure_and_one_warning(
     tsim, warnings_log, new_client_id
 ):
     n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
-                max_position_usd=100)
+                max_position_usd=100, clock=tsim.market.clock)
     result = n.market_buy("BTC-USD", 1_000, 50)  # nice_funcs passes slippage third
     assert result["success"] is False
     assert result["risk_limit"] == "max_position_usd"
@@ -190,7 +190,8 @@ def test_bad_input_raises_before_anything_is_sent(tsim, make_client, call):
 
 
 def test_bad_input_propagates_from_module_level(tsim, new_client_id):
-    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib")
+    n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
+                clock=tsim.market.clock)
     with pytest.raises(ValueError, match="side"):
         n.place_order("AAPL", "HOLD", 1)
     with pytest.raises(ValueError, match="percentage"):

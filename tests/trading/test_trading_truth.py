@@ -38,7 +38,7 @@ def low_price(trader, symbol: str = "AAPL") -> float:
 @pytest.fixture
 def module_sim(tsim, new_client_id):
     n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
-                timeout=10)
+                timeout=10, clock=tsim.market.clock)
     return tsim
 
 
@@ -49,7 +49,7 @@ def test_unknown_position_stops_the_buy_if_flat_idiom(tsim, new_client_id, caplo
     caplog.set_level("WARNING", logger="ib_nice_funcs")
     tsim.set_refuse_new(True)
     n.configure(host="127.0.0.1", port=tsim.port, client_id=new_client_id(), sources="ib",
-                timeout=2)
+                timeout=2, clock=tsim.market.clock)
     pos = n.get_position("AAPL")
     assert pos["known"] is False and pos["status"] == "unknown" and pos["error"]
     assert len(warnings(caplog)) == 1 and "AAPL" in warnings(caplog)[0]
