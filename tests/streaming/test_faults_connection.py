@@ -8,6 +8,8 @@ run after a reconnect, a round trip that orders the socket), never sleeps.
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import threading
 from datetime import timezone
@@ -20,6 +22,22 @@ from ib_nice_funcs._link import LinkHealth, heartbeat_step
 from ib_nice_funcs.errors import ConnectionFailedError, IBNiceFuncsError, RequestTimeoutError
 
 from .conftest import go_live
+
+
+def settle_reads(client) -> None:
+    """Let the client's loop read what the simulator wrote before it went silent.
+
+    ``half_open()`` returns once the simulator holds back its output, but ticks
+    it wrote just before are already in the socket; read now, they would count
+    as "heard" after the test moved the link's clock and make it current again.
+    A few turns of the loop read everything that is already there.
+    """
+
+    async def turns() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    client._loop.run(turns, 5, "read what is in flight")
 
 
 class StepClock:
@@ -173,6 +191,7 @@ def test_a_silent_link_serves_nothing_it_holds(fresh_sim, make_client):
     assert client.live_price("ETH-USD") > 0
     assert client.trading.get_account_value() > 0
     fresh_sim.half_open()
+    settle_reads(client)
     clock.now += 2.5  # silent for longer than two heartbeat intervals
     assert client.live_price("ETH-USD") is None
     with pytest.raises(ConnectionFailedError, match="sent nothing"):
