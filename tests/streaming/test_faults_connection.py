@@ -9,7 +9,6 @@ run after a reconnect, a round trip that orders the socket), never sleeps.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import threading
 from datetime import timezone
