@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import perp
+from .aster import limit_buy, limit_sell  # the trading agent's exit path, same shape
 from .errors import IBNiceFuncsError
 
 __all__ = [
@@ -226,18 +227,6 @@ def market_sell(symbol: Any, usd_size: float, account: Any = None) -> dict[str, 
     return perp.sell_usd(symbol, usd_size)
 
 
-def limit_buy(token: Any, amount: float, slippage: Any = None,
-              leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
-    """Aster's shape (the trading agent's exit path): buy ``amount`` USD at market."""
-    perp.check_leverage(leverage)
-    return perp.buy_usd(token, amount)
-
-
-def limit_sell(token: Any, amount: float, slippage: Any = None,
-               leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
-    """Aster's shape (the trading agent's exit path): sell ``amount`` USD at market."""
-    perp.check_leverage(leverage)
-    return perp.sell_usd(token, amount)
 
 
 def close_position(symbol: Any, account: Any = None) -> dict[str, Any] | None:
