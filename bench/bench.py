@@ -39,6 +39,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from _servers import server_process
+
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "TSLA", "META", "SPY", "EURUSD", "BTC-USD"]
 GOALS = {
     "hop": 1.5,
@@ -113,25 +115,10 @@ def simulator_process() -> Iterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ib_nice_funcs.cli", "sim", "--port", str(port), "--seed", "7", "--no-pacing"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the simulator process did not start") from None
-                time.sleep(0.05)
+    argv = [sys.executable, "-m", "ib_nice_funcs.cli", "sim", "--port", str(port), "--seed", "7",
+            "--no-pacing"]
+    with server_process(argv, port, "simulator"):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def run(rounds: int) -> dict[str, dict[str, float]]:

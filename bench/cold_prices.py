@@ -26,12 +26,12 @@ import contextlib
 import json
 import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from _servers import server_process
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "SPY", "EURUSD", "BTC-USD"]
 UNKNOWN = "ZZQX"
@@ -44,25 +44,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextlib.contextmanager
-def gateway_process(code: str, port: int) -> Iterator[int]:
+def gateway_process(code: str, port: int) -> contextlib.AbstractContextManager[int]:
     """Run ``code`` (a server listening on ``port``) in a process of its own."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the gateway process did not start") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    return server_process([sys.executable, "-c", code], port)
 
 
 def simulator_code(port: int, latency: float) -> str:
