@@ -267,4 +267,3 @@ class FleetGuard:
             task.cancel()
         if self._store is not None:
             await self._store.close()
-
