@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model import OrderRequest
 
 __all__ = [
+    "on_the_grid",
     "Outcome",
     "ACCEPTED_STATES",
     "DONE_STATES",
@@ -300,6 +301,25 @@ def check_prices_on_grid(request: OrderRequest, min_tick: float) -> None:
                 f"{name}={price!r} is below the contract's minimum tick {min_tick:g}; "
                 "nothing was sent"
             )
+
+
+def on_the_grid(request: OrderRequest, min_tick: float) -> OrderRequest:
+    """``request`` with its prices on the contract's tick grid, as its type's row says.
+
+    Limit prices go in the customer's favour (a buy down, a sell up), stops
+    and trailing amounts to the nearest tick, so IB's error 110 ("price does
+    not conform to the minimum price variation") cannot happen for a price an
+    agent computed as ``price * 0.99``. Both venues send this request.
+    """
+    limit_dir = "down" if request.side == "BUY" else "up"
+    changes: dict[str, float] = {}
+    for _, field, rounding in ORDER_SPECS[request.order_type].ib_fields:
+        value = getattr(request, field)
+        if value is None or rounding == "none":
+            continue
+        direction = limit_dir if rounding == "limit" else "nearest"
+        changes[field] = round_price(value, min_tick, direction)
+    return dataclasses.replace(request, **changes) if changes else request
 
 
 def _stop_in_aux(order_type: str) -> bool:

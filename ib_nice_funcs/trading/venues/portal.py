@@ -51,7 +51,7 @@ from ...errors import (
 )
 from ..account import build_snapshot, daily_pnl, day_trades_used, trading_day
 from ..contracts import ContractSpec, is_instrument
-from ..results import order_result, round_price
+from ..results import on_the_grid, order_result
 from ..risk import PDT_SEC_TYPES, PortfolioSnapshot, adds_risk, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -309,20 +309,10 @@ class PortalVenue:
             # The fleet's halt holds here too (TradingHaltedError: nothing sent).
             self.ctx.run(lambda: self.ctx.fleet.check_halt(account), deadline, what)
         before = sum(row["quantity"] for row in mine)
-        limit_dir = "down" if request.side == "BUY" else "up"
-        limit = request.limit_price
-        stop = request.stop_price
-        trail_amount = request.trail_amount
-        tick = spec.min_tick
         self.mark_sent(coid)
         try:
-            result = portal.place_order(
-                instrument, request.side, quantity, request.order_type,
-                limit_price=None if limit is None else round_price(limit, tick, limit_dir),
-                stop_price=None if stop is None else round_price(stop, tick),
-                trail_percent=request.trail_percent,
-                trail_amount=None if trail_amount is None else round_price(trail_amount, tick),
-                tif=request.tif, client_order_id=coid, timeout=time_left(deadline))
+            result = portal.place_request(instrument, on_the_grid(request, spec.min_tick),
+                                          quantity, timeout=time_left(deadline))
         except RequestTimeoutError as exc:
             exc.result = self._unknown(  # type: ignore[attr-defined]
                 coid, str(exc), instrument, request, source="portal")

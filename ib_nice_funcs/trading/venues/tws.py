@@ -41,9 +41,9 @@ from ..results import (
     check_prices_on_grid,
     effective_status,
     is_settled,
+    on_the_grid,
     order_result,
     order_summary,
-    round_price,
     trade_result,
     waits_for_fill,
 )
@@ -71,12 +71,7 @@ def build_ib_order(
     account: str | None,
     min_tick: float = 0.0,
 ) -> Order:
-    """The ib_async ``Order`` for a validated request.
-
-    Limit prices are put on the tick grid in the customer's favour (buy
-    down, sell up), stops and trailing amounts to the nearest tick, so IB's
-    error 110 ("price does not conform to the minimum price variation")
-    cannot happen for a price an agent computed as ``price * 0.99``.
+    """The ib_async ``Order`` for a validated request, on the tick grid (:func:`on_the_grid`).
 
     Args:
         request: The validated request (side, type, prices, tif, client order id).
@@ -86,10 +81,9 @@ def build_ib_order(
     """
     from ib_async import Order
 
-    side = request.side
-    limit_dir = "down" if side == "BUY" else "up"
+    request = on_the_grid(request, min_tick)
     order = Order(
-        action=side,
+        action=request.side,
         totalQuantity=quantity,
         orderType=request.order_type,
         tif=request.tif,
@@ -99,15 +93,11 @@ def build_ib_order(
     if account:
         order.account = account
     # The type's row says which request fields go to which Order fields.
-    for attribute, field, rounding in ORDER_SPECS[request.order_type].ib_fields:
+    for attribute, field, _ in ORDER_SPECS[request.order_type].ib_fields:
         value = getattr(request, field)
-        if value is None:
-            continue
-        if rounding != "none":
-            value = round_price(value, min_tick, limit_dir if rounding == "limit" else "nearest")
-        setattr(order, attribute, value)
+        if value is not None:
+            setattr(order, attribute, value)
     return order
-
 
 
 class TwsVenue:
