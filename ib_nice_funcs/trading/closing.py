@@ -66,7 +66,7 @@ class ClosingDesk(Desk):
         # The child count is unbounded (a $3 cap on a large position means many
         # children); the time is not.
         overall = time.monotonic() + self._chunk_budget(per_child)
-        router, venue = self.router, self.router.tws_closing
+        router, venue = self.router, self.router.tws.closing
         account = await router.account(deadline)
         what = f"chunk_kill({instrument.symbol})"
         cancelled, pos, mark, increment = await router.within(

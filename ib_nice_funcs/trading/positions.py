@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import IBNiceFuncsError
-from ..symbols import Instrument, parse_symbol
-from .contracts import finite, holds, is_instrument, multiplier_of, position_symbol
+from ..symbols import parse_symbol
 from .desk import Desk
 from .position_rows import (
     PERP_KEYS,
@@ -50,46 +49,6 @@ log = logging.getLogger("ib_nice_funcs")
 class PositionDesk(Desk):
     """``get_position``, ``get_all_positions``, account values and reconciliation."""
 
-    async def _rows(self, deadline: float, instrument: Instrument | None = None,
-                    priced: bool = True) -> list[dict[str, Any]]:
-        """Non-zero positions as nice_funcs dicts (only ``instrument``'s when given).
-
-        A TWS position IB sent no mark for is priced afresh (any source; at
-        cost when none answers); ``priced`` False skips that (quantities only).
-        """
-        holdings = await self.router.holdings(deadline)
-        rows: list[dict[str, Any]] = []
-        for held in holdings:
-            if isinstance(held, dict):  # the Client Portal's row
-                if held["quantity"] and (instrument is None or is_instrument(
-                        instrument, held.get("con_id"), held.get("symbol"))):
-                    rows.append(with_perp_keys(held))
-                continue
-            pos, mark = held
-            if instrument is not None and not holds(instrument, pos.contract):
-                continue
-            rows.append(await self._as_dict(pos, mark, deadline) if priced else
-                        {"symbol": position_symbol(pos.contract),
-                         "quantity": float(pos.position)})
-        return rows
-
-    async def _as_dict(self, pos: Any, mark: float | None, deadline: float) -> dict[str, Any]:
-        contract = pos.contract
-        mult = multiplier_of(contract)
-        symbol = position_symbol(contract)
-        avg = (finite(pos.avgCost) or 0.0) / mult
-        price = mark
-        if price is None:
-            try:
-                price = await self.ctx.price(symbol, max(deadline, time.monotonic() + 0.5))
-            except (IBNiceFuncsError, ValueError, TypeError) as exc:
-                log.debug("no price for %s (%s); valuing it at cost", symbol, exc)
-                price = avg
-        return position_dict(
-            symbol, float(pos.position), avg, float(price), mult,
-            currency=contract.currency or "USD", con_id=contract.conId, sec_type=contract.secType,
-        )
-
     async def _account_number(self, tags: tuple[str, ...], timeout: float | None) -> float:
         value = await self.router.account_number(tags, self.ctx.deadline(timeout))
         if value is None:
@@ -105,13 +64,13 @@ class PositionDesk(Desk):
                                  timeout: float | None = None) -> dict[str, Any]:
         """:meth:`get_position` as a coroutine for the loop thread."""
         instrument = parse_symbol(symbol)
-        rows = await self._rows(self.ctx.deadline(timeout), instrument)
+        rows = await self.router.positions(self.ctx.deadline(timeout), instrument)
         return rows[0] if rows else no_position(instrument.symbol)
 
     async def get_all_positions_async(self, *, timeout: float | None = None
                                       ) -> list[dict[str, Any]]:
         """:meth:`get_all_positions` as a coroutine for the loop thread."""
-        return await self._rows(self.ctx.deadline(timeout))
+        return await self.router.positions(self.ctx.deadline(timeout))
 
     async def get_token_balance_usd_async(self, symbol: Any, *,
                                           timeout: float | None = None) -> float:
@@ -143,7 +102,7 @@ class PositionDesk(Desk):
         """:meth:`reconcile_positions` as a coroutine for the loop thread."""
         book = agent_book(expected)
         actual: dict[str, float] = {}
-        for row in await self._rows(self.ctx.deadline(timeout), priced=False):
+        for row in await self.router.positions(self.ctx.deadline(timeout), priced=False):
             actual[row["symbol"]] = actual.get(row["symbol"], 0.0) + float(row["quantity"])
         differences = diff_positions(book, actual, tolerance)
         if differences:

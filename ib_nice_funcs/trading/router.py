@@ -23,10 +23,14 @@ failover policy:
   venue; opening orders meet the halt, the account-wide lock and the other
   processes' working orders inside the venues' risk steps.
 
+Both venues have one shape (:class:`~.venues.base.Venue`); the Client
+Portal's for one failover is a :class:`~.venues.portal_failover.PortalFailover`
+that carries the TWS failure that sent the call there.
+
 Threading contract: every method is a coroutine for the package's loop
 thread. The Client Portal venue blocks (HTTP), so its calls run on a worker
-thread (:func:`~ib_nice_funcs._loop.in_daemon_thread`) the router awaits.
-Each method is bounded by its ``deadline`` (monotonic seconds).
+thread the router awaits. Each method is bounded by its ``deadline``
+(monotonic seconds).
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._loop import in_daemon_thread
 from ..errors import (
     ConnectionFailedError,
     IBNiceFuncsError,
@@ -48,15 +51,16 @@ from ..errors import (
 from ..trade_journal.recorder import journaled
 from .context import GRACE_S
 from .results import UNKNOWN
+from .venues.portal_failover import PortalFailover
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..symbols import Instrument
     from .context import TradingContext
     from .sizing import PlannedOrder
+    from .venues.base import Venue
     from .venues.portal import PortalVenue
     from .venues.portal_closing import PortalClosing
     from .venues.tws import TwsVenue
-    from .venues.tws_closing import TwsClosing
 
 __all__ = ["OrderRouter", "raise_for"]
 
@@ -94,11 +98,10 @@ class OrderRouter:
     See the module docstring for the policy and the threading contract.
     """
 
-    def __init__(self, ctx: TradingContext, tws: TwsVenue, tws_closing: TwsClosing,
-                 portal: PortalVenue, portal_closing: PortalClosing) -> None:
+    def __init__(self, ctx: TradingContext, tws: TwsVenue, portal: PortalVenue,
+                 portal_closing: PortalClosing) -> None:
         self.ctx = ctx
         self.tws = tws
-        self.tws_closing = tws_closing
         self.portal = portal
         self.portal_closing = portal_closing
         #: One lock per client order id in use across both venues (loop side).
@@ -118,10 +121,11 @@ class OrderRouter:
         except ConnectionError as exc:  # ib_async's "Not connected" / "Socket disconnect"
             raise ConnectionFailedError(f"{what}: the connection to IB dropped ({exc})") from None
 
-    @staticmethod
-    async def blocking(fn: Callable[[], T]) -> T:
-        """Run a Client Portal call (blocking HTTP, bounded by its own timeout) off the loop."""
-        return await in_daemon_thread(fn, name="ib-nice-funcs-portal")
+    def _portal(self, cause: BaseException) -> Venue:
+        """The Client Portal for calls TWS failed with ``cause``; re-raises it when off."""
+        if not self.portal.active:
+            raise cause
+        return PortalFailover(self.portal, self.portal_closing, cause)
 
     @contextlib.asynccontextmanager
     async def _hold(self, client_order_id: str, deadline: float) -> AsyncIterator[None]:
@@ -175,6 +179,38 @@ class OrderRouter:
                 raise
             return exc
 
+    async def _venue(self, deadline: float) -> Venue:
+        """TWS when it takes orders, else (failover on) the Client Portal."""
+        route = await self.route(deadline)
+        return self._portal(route) if isinstance(route, ConnectionFailedError) else self.tws
+
+    async def _read(self, op: Callable[[Venue], Awaitable[T]], deadline: float, what: str) -> T:
+        """``op`` on TWS; on a TWS failure, on the Client Portal (failover on) or raised."""
+        try:
+            result = await self.within(op(self.tws), deadline, what)
+        except ConnectionFailedError as exc:
+            return await op(self._portal(exc))
+        self.portal.note_up()
+        return result
+
+    async def _getting_out(self, op: Callable[[Venue], Awaitable[T]], deadline: float,
+                           what: str, *, repeatable: bool) -> T:
+        """``op`` after the live-account guard, on the venue :meth:`_venue` picks.
+
+        ``repeatable``: a TWS failure mid-way may be retried on the Client
+        Portal (a cancel the gateway got first is simply gone); a close is not
+        (it may have been sent).
+        """
+        venue = await self._venue(deadline)
+        if venue is not self.tws:
+            return await op(venue)
+        try:
+            return await self.within(op(venue), deadline, what)
+        except ConnectionFailedError as exc:
+            if not repeatable:
+                raise
+            return await op(self._portal(exc))
+
     # -- orders ---------------------------------------------------------------------------
 
     @journaled
@@ -195,14 +231,12 @@ class OrderRouter:
         if not self.portal.active:
             return raise_for(await self._place_tws(order, deadline), order.what)
         portal = self.portal
-
-        def at_portal(cause: BaseException) -> Awaitable[dict[str, Any]]:
-            return self.blocking(lambda: portal.place(order, cause, deadline))
-
         async with self._hold(order.client_order_id, deadline):
             if tws_down is not None:
-                return raise_for(await at_portal(tws_down), order.what)
-            elsewhere = await self.blocking(
+                return raise_for(await self._portal(tws_down).place(order, deadline), order.what)
+            # What the portal side holds under the id, if anything (an Unknown result
+            # when it cannot tell: the TWS attempt then returns it instead of sending).
+            elsewhere = await PortalFailover.off_the_loop(
                 lambda: portal.resolve(order.client_order_id, deadline))
             try:
                 result = await self.within(
@@ -212,11 +246,12 @@ class OrderRouter:
             except (RequestTimeoutError, ConnectionFailedError) as exc:
                 # Before the send the order fails over; after it, the portal is only
                 # asked whether the order arrived (the portal venue reads the ledger).
-                result = await at_portal(exc)
+                result = await self._portal(exc).place(order, deadline)
             else:
                 if result.get("ib_status") == "PendingSubmit" and not result.get("success"):
-                    result = await at_portal(RequestTimeoutError(
-                        f"{order.what}: IB did not acknowledge the order in time"))
+                    result = await self._portal(RequestTimeoutError(
+                        f"{order.what}: IB did not acknowledge the order in time")
+                    ).place(order, deadline)
                 elif result.get("source") != "portal":
                     portal.note_up()
         return raise_for(result, order.what)
@@ -237,82 +272,42 @@ class OrderRouter:
 
     async def cancel(self, order_id: int | str, deadline: float) -> dict[str, Any]:
         """Cancel one order: TWS, else (failover on) the Client Portal."""
-        route = await self.route(deadline)
-        if isinstance(route, ConnectionFailedError):
-            return await self.blocking(lambda: self.portal.cancel(order_id, route, deadline))
-        try:
-            return await self.within(self.tws.cancel(order_id, deadline), deadline,
-                                     f"cancel_order({order_id!r})")
-        except ConnectionFailedError as exc:
-            # A cancel is safe to repeat: one the gateway got first is reported as done.
-            return await self._portal_or_raise(exc, lambda cause=exc: self.portal.cancel(
-                order_id, cause, deadline))
-
-    async def _portal_or_raise(self, exc: ConnectionFailedError,
-                               call: Callable[[], T]) -> T:
-        """``call()`` on the Client Portal when failover is on; else re-raise ``exc``."""
-        if not self.portal.active:
-            raise exc
-        return await self.blocking(call)
+        return await self._getting_out(lambda v: v.cancel(order_id, deadline), deadline,
+                                       f"cancel_order({order_id!r})", repeatable=True)
 
     # -- reads ----------------------------------------------------------------------------
 
     async def open_orders(self, deadline: float) -> list[dict[str, Any]]:
         """Every open order on the account (TWS; the portal's while TWS is down)."""
-        try:
-            return await self.within(self.tws.open_orders(), deadline, "open orders")
-        except ConnectionFailedError as exc:
-            return await self._portal_or_raise(
-                exc, lambda cause=exc: self.portal.open_orders(cause, deadline))
+        return await self._read(lambda v: v.open_orders(deadline), deadline, "open orders")
 
-    async def holdings(self, deadline: float
-                       ) -> list[tuple[Any, float | None]] | list[dict[str, Any]]:
-        """TWS's ``(Position, mark)`` pairs; while TWS is down, the portal's position rows."""
-        try:
-            holdings = await self.within(self.tws.holdings(), deadline, "positions")
-        except ConnectionFailedError as exc:
-            return await self._portal_or_raise(
-                exc, lambda cause=exc: self.portal.positions(cause, deadline))
-        self.portal.note_up()
-        return holdings
+    async def positions(self, deadline: float, instrument: Instrument | None = None, *,
+                        priced: bool = True) -> list[dict[str, Any]]:
+        """Non-zero positions as nice_funcs dicts (TWS; the portal's while TWS is down)."""
+        return await self._read(lambda v: v.positions(deadline, instrument, priced=priced),
+                                deadline, "positions")
 
     async def account_number(self, tags: tuple[str, ...], deadline: float) -> float | None:
         """The first of ``tags`` the account reports (TWS; the portal's while TWS is down)."""
-        try:
-            return await self.within(self.tws.account_number(tags), deadline, tags[0])
-        except ConnectionFailedError as exc:
-            return await self._portal_or_raise(
-                exc, lambda cause=exc: self.portal.account_number(tags, cause, deadline))
+        return await self._read(lambda v: v.account_number(tags, deadline), deadline, tags[0])
 
     async def risk_snapshot(self, deadline: float) -> Any:
         """What the risk check sees now (TWS; read-only)."""
-        return await self.within(self.tws.risk_snapshot(), deadline, "risk snapshot")
+        return await self.within(self.tws.account.risk_snapshot(), deadline, "risk snapshot")
 
     # -- getting out ----------------------------------------------------------------------
 
     async def cancel_all(self, deadline: float) -> dict[str, Any]:
         """Every open order of the account, any client's."""
-        route = await self.route(deadline)
-        if isinstance(route, ConnectionFailedError):
-            return await self.blocking(lambda: self.portal_closing.cancel_all(route, deadline))
-        try:
-            return await self.within(self.tws_closing.cancel_all(deadline), deadline,
-                                     "cancel_all")
-        except ConnectionFailedError as exc:
-            # A cancel is safe to repeat: one the gateway got first is simply gone.
-            return await self._portal_or_raise(
-                exc, lambda cause=exc: self.portal_closing.cancel_all(cause, deadline))
+        return await self._getting_out(lambda v: v.cancel_all(deadline), deadline, "cancel_all",
+                                       repeatable=True)
 
     async def close(self, instrument: Instrument, deadline: float, *, cancel: bool,
                     what: str) -> dict[str, Any]:
         """``close_position`` (``cancel`` False) or ``kill_switch`` (True); result or error."""
-        route = await self.route(deadline)
-        if isinstance(route, ConnectionFailedError):
-            result = await self.blocking(lambda: self.portal_closing.close(
-                instrument, route, deadline, cancel=cancel, what=what))
-        else:
-            result = await self.within(self.tws_closing.close(
-                instrument, route, deadline, cancel=cancel, what=what), deadline, what)
+        result = await self._getting_out(
+            lambda v: v.close(instrument, deadline, cancel=cancel, what=what), deadline, what,
+            repeatable=False)
         return raise_for(result, what)
 
     async def emergency_stop(self, deadline: float) -> dict[str, Any]:
@@ -320,9 +315,8 @@ class OrderRouter:
         route = await self.route(deadline)
         await self._latch_halt(route, deadline)
         if isinstance(route, ConnectionFailedError):
-            return await self.blocking(lambda: self.portal_closing.emergency_stop(route, deadline))
-        return await self.within(self.tws_closing.flatten(route, deadline), deadline,
-                                 "emergency_stop")
+            return await self._portal(route).flatten(deadline)
+        return await self.within(self.tws.flatten(deadline), deadline, "emergency_stop")
 
     async def _latch_halt(self, route: str | ConnectionFailedError, deadline: float) -> None:
         """Latch the fleet's halt for the account (before anything is cancelled)."""

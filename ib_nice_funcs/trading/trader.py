@@ -7,7 +7,8 @@
                v
            OrderRouter                                   (the failover policy, once)
                |
-        TwsVenue / TwsClosing  (loop thread, async)  |  PortalVenue / PortalClosing (blocking HTTP)
+        venues.base.Venue: TwsVenue (loop thread, async)  |  PortalFailover -> PortalVenue
+                                                              (blocking HTTP, worker thread)
 
 A market order, from ``market_buy`` to the wire: :mod:`.orders`
 (``market_buy`` -> ``_buy_usd``) -> :mod:`.router` (``OrderRouter.place``) ->
@@ -33,7 +34,6 @@ from .router import OrderRouter
 from .venues.portal import PortalVenue
 from .venues.portal_closing import PortalClosing
 from .venues.tws import TwsVenue
-from .venues.tws_closing import TwsClosing
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import ClientContext
@@ -82,8 +82,7 @@ class Trader(OrderDesk, ClosingDesk, PositionDesk):
             ledger=OrderLedger(), contracts=ContractRules(gateway))
         tws = TwsVenue(ctx)
         portal = PortalVenue(ctx, tws)
-        super().__init__(ctx, OrderRouter(ctx, tws, TwsClosing(tws), portal,
-                                          PortalClosing(portal)))
+        super().__init__(ctx, OrderRouter(ctx, tws, portal, PortalClosing(portal)))
         self.client = client
         self.settings = settings
         self.gateway = gateway

@@ -26,14 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from ...errors import ConnectionFailedError, IBNiceFuncsError, RiskLimitError
+from ...errors import ConnectionFailedError, RiskLimitError
 from ...fleet.state import WorkingOrder
 from ...model import ORDER_SPECS, OrderRequest
-from ..account import account_number, build_snapshot, daily_pnl, day_trades_used, exchange_rates
-from ..contracts import ContractSpec, finite, multiplier_of, position_symbol
+from ..contracts import ContractSpec, finite, position_symbol
 from ..results import (
     DONE_STATES,
     UNKNOWN,
@@ -47,21 +46,21 @@ from ..results import (
     trade_result,
     waits_for_fill,
 )
-from ..risk import PDT_SEC_TYPES, PortfolioSnapshot, adds_risk, check_order
+from ..risk import PDT_SEC_TYPES, adds_risk, check_order
+from .tws_account import TwsAccount
+from .tws_closing import TwsClosing
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ib_async import IB, Order, Position, Trade
+    from ib_async import IB, Order, Trade
 
+    from ...symbols import Instrument
     from ..context import TradingContext
     from ..sizing import PlannedOrder
 
-__all__ = ["TwsVenue", "build_ib_order", "ROUND_TRIP_S"]
+__all__ = ["TwsVenue", "build_ib_order"]
 
 log = logging.getLogger("ib_nice_funcs")
-T = TypeVar("T")
 
-#: Ceiling for one bookkeeping round trip (open orders, positions, details).
-ROUND_TRIP_S = 10.0
 
 
 def build_ib_order(
@@ -113,110 +112,45 @@ class TwsVenue:
     def __init__(self, ctx: TradingContext) -> None:
         self.ctx = ctx
         self.gateway = ctx.gateway
-        self._keyed_lock: asyncio.Lock | None = None
-        # Our fills IB has not yet confirmed with a position update, by conId:
-        # (signed quantity, contract, price). See follow().
-        self._unconfirmed: dict[int, tuple[float, Any, float]] = {}
-        self._followed: Any = None
+        #: Positions, account values, fill tracking and the risk snapshot.
+        self.account = TwsAccount(ctx)
+        #: Cancel all, close, chunked close, flatten.
+        self.closing = TwsClosing(self)
         self.gateway.on_connected.append(self._on_connected)
 
-    # -- keyed reads -----------------------------------------------------------------------
+    # -- the Venue protocol's reads and getting out ----------------------------------------
 
-    async def _keyed(self, make: Callable[[], Awaitable[T]], timeout: float = ROUND_TRIP_S) -> T:
-        """Run an ib_async request whose reply is keyed by name, one at a time.
+    async def positions(self, deadline: float, instrument: Instrument | None = None, *,
+                        priced: bool = True) -> list[dict[str, Any]]:
+        """Non-zero positions as nice_funcs dicts (see :meth:`TwsAccount.positions`)."""
+        return await self.account.positions(deadline, instrument, priced=priced)
 
-        ``reqAllOpenOrdersAsync`` and ``reqPositionsAsync`` share one future
-        per name inside ib_async; two at once would orphan the first.
-        """
-        if self._keyed_lock is None:
-            self._keyed_lock = asyncio.Lock()
-        async with self._keyed_lock:
-            return await asyncio.wait_for(make(), max(0.1, timeout))
-
-    async def open_trades(self, ib: IB, timeout: float = ROUND_TRIP_S) -> list[Trade]:
-        """Every open order on the account, whichever client placed it."""
-        got = await self._keyed(ib.reqAllOpenOrdersAsync, timeout)
-        account = self.ctx.data_account()
-        seen: dict[int, Trade] = {}
-        # Only the gateway's answer: ib_async keeps other clients' orders it saw once
-        # in ib.openTrades() and never hears of their end (IB tells their owner).
-        for trade in got:
-            if effective_status(trade) in DONE_STATES:
-                continue
-            if account and trade.order.account and trade.order.account != account:
-                continue
-            seen.setdefault(id(trade), trade)
-        return list(seen.values())
-
-    async def completed_trades(self, ib: IB, timeout: float = ROUND_TRIP_S) -> list[Trade]:
-        """The gateway's completed (filled, cancelled, rejected) API orders of today."""
-        return await self._keyed(lambda: ib.reqCompletedOrdersAsync(True), timeout)
-
-    async def positions(self, ib: IB, timeout: float = ROUND_TRIP_S) -> list[Position]:
-        """Fresh non-zero positions of the account, asked of the gateway."""
-        got = await self._keyed(ib.reqPositionsAsync, timeout)
-        account = self.ctx.data_account()
-        latest: dict[tuple[str, int], Position] = {}
-        for pos in got:
-            if account and pos.account != account:
-                continue
-            latest[(pos.account, pos.contract.conId)] = pos
-        return [p for p in latest.values() if p.position]
-
-    async def account_values(self, ib: IB, account: str | None) -> list[Any]:
-        """Account values: the live subscription, else a one-off account summary.
-
-        Raises:
-            ConnectionFailedError: the link is not current (silent, or IB's 1100
-                until 1101 / 1102): held values are not served.
-        """
-        self.gateway.require_current("account values")
-        values = ib.accountValues(account or "")
-        if account_number(values, "NetLiquidation", account) is None:
-            summary = await asyncio.wait_for(ib.accountSummaryAsync(account or ""), ROUND_TRIP_S)
-            values = list(summary) + list(values)
-        return values
-
-    # -- the venue's reads (each one request on a connected IB) --------------------------
-
-    async def holdings(self) -> list[tuple[Any, float | None]]:
-        """Fresh positions with IB's mark price per unit (None when IB sent none)."""
-
-        async def ask(ib: IB) -> list[tuple[Any, float | None]]:
-            positions = await self.positions(ib)
-            account = self.ctx.data_account()
-            # IB's marks are a subscription: held, so only used while the link is
-            # current (else each position is priced afresh).
-            held = ib.portfolio(account or "") if self.gateway.health.current else []
-            marks = {item.contract.conId: item for item in held}
-            out = []
-            for pos in positions:
-                item = marks.get(pos.contract.conId)
-                price = finite(item.marketPrice) if item is not None else None
-                out.append((pos, price if price and price > 0 else None))
-            return out
-
-        return await self.gateway.request(ask, "positions")
-
-    async def account_number(self, tags: tuple[str, ...]) -> float | None:
+    async def account_number(self, tags: tuple[str, ...], deadline: float) -> float | None:
         """The first of ``tags`` IB reports for the account (None: none of them)."""
+        return await self.account.account_number(tags, deadline)
 
-        async def ask(ib: IB) -> float | None:
-            account = self.ctx.data_account()
-            values = await self.account_values(ib, account)
-            for tag in tags:
-                value = account_number(values, tag, account)
-                if value is not None:
-                    return value
-            return None
+    async def cancel_all(self, deadline: float) -> dict[str, Any]:
+        """Every open order of the account, any client's (IB's global cancel, confirmed)."""
+        return await self.closing.cancel_all(deadline)
 
-        return await self.gateway.request(ask, tags[0])
+    async def close(self, instrument: Instrument, deadline: float, *, cancel: bool,
+                    what: str) -> dict[str, Any]:
+        """Close the position in ``instrument`` (``cancel``: its orders first)."""
+        account = await self.ctx.trading_account()
+        return await self.closing.close(instrument, account, deadline, cancel=cancel, what=what)
 
-    async def open_orders(self) -> list[dict[str, Any]]:
+    async def flatten(self, deadline: float) -> dict[str, Any]:
+        """Cancel every order and close every position of the account."""
+        account = await self.ctx.trading_account()
+        return await self.closing.flatten(account, deadline)
+
+    # -- orders: open, cancel, what the Client Portal venue asks --------------------------
+
+    async def open_orders(self, deadline: float) -> list[dict[str, Any]]:
         """Every open order on the account as summary rows, sorted by order id."""
 
         async def run(ib: IB) -> list[dict[str, Any]]:
-            trades = await self.open_trades(ib)
+            trades = await self.account.open_trades(ib)
             rows = [order_summary(t, position_symbol(t.contract)) for t in trades]
             return sorted(rows, key=lambda r: (r["order_id"] or 0, r["perm_id"] or 0))
 
@@ -235,7 +169,7 @@ class TwsVenue:
             candidates = [t for t in ib.trades() if match(t) and t.order.clientId == my_id]
             working = [t for t in candidates if t.orderStatus.status not in DONE_STATES]
             if not working:
-                found = [t for t in await self.open_trades(ib) if match(t)]
+                found = [t for t in await self.account.open_trades(ib) if match(t)]
                 mine = [t for t in found if t.order.clientId == my_id]
                 if found and not mine:
                     t = found[0]
@@ -267,7 +201,7 @@ class TwsVenue:
 
         return await self.gateway.request(run, f"cancel_order({order_id!r})")
 
-    # -- what the Client Portal venue asks of this side ----------------------------------
+    # ---------------------------------
 
     def last_result(self, client_order_id: str) -> tuple[str, dict[str, Any] | None]:
         """``("none" | "acked" | "unacked", last result)`` for an id sent over TWS."""
@@ -288,111 +222,6 @@ class TwsVenue:
             if trade is not None and trade.order.orderId == order_id:
                 return record.client_order_id
         return None
-
-    # -- fills and the risk snapshot -----------------------------------------------------
-
-    def follow(self, ib: IB) -> None:
-        """Track our fills until IB's position update confirms them (once per session).
-
-        The gateway sends an execution and the position update that includes it
-        separately; until the update arrives, the risk snapshot adds the fill
-        itself, so two quick orders cannot both pass a position limit.
-        """
-        if self._followed is ib:
-            return
-        self._followed = ib
-        self.ctx.journal.watch(ib)
-        self._unconfirmed.clear()
-        ib.execDetailsEvent += self._on_fill
-        ib.positionEvent += self._on_position
-
-    def _on_fill(self, trade: Trade, fill: Any) -> None:
-        account = self.ctx.data_account()
-        execution = fill.execution
-        if account and execution.acctNumber and execution.acctNumber != account:
-            return
-        sign = 1.0 if execution.side.upper() in ("BOT", "BUY") else -1.0
-        con_id = fill.contract.conId
-        delta, _, _ = self._unconfirmed.get(con_id, (0.0, None, 0.0))
-        self._unconfirmed[con_id] = (delta + sign * float(execution.shares), fill.contract,
-                                     float(execution.price))
-
-    def _on_position(self, position: Any) -> None:
-        self._unconfirmed.pop(position.contract.conId, None)
-
-    async def snapshot(self, ib: IB, account: str, working: Sequence[WorkingOrder] = ()
-                       ) -> PortfolioSnapshot:
-        """What the risk check needs, from IB's cached account and position state.
-
-        ``working``: the fleet's other processes' working opening orders,
-        counted as if they filled.
-
-        Raises:
-            IBNiceFuncsError: IB reports no net liquidation (the check cannot run).
-        """
-        values = await self.account_values(ib, account)
-        net_liq = account_number(values, "NetLiquidation", account)
-        if net_liq is None:
-            raise IBNiceFuncsError(
-                f"IB reported no NetLiquidation for account {account}, so the risk check "
-                "cannot run; nothing was sent. Check the account in TWS / IB Gateway"
-            )
-        rates = exchange_rates(values, account)
-        marks = {item.contract.conId: item for item in ib.portfolio(account)}
-        held: dict[int, tuple[Any, float, float]] = {}  # conId -> (contract, qty, price)
-        for pos in ib.positions(account):
-            price = (finite(pos.avgCost) or 0.0) / multiplier_of(pos.contract)
-            held[pos.contract.conId] = (pos.contract, float(pos.position), price)
-        for con_id, (delta, contract, price) in self._unconfirmed.items():
-            _, qty, cost = held.get(con_id, (contract, 0.0, price))
-            held[con_id] = (contract, qty + delta, cost)
-        rows = []
-        for con_id, (c, qty, cost) in held.items():
-            if not qty:
-                continue
-            item = marks.get(con_id)
-            price = finite(item.marketPrice) if item is not None else None
-            if not price or price <= 0:
-                price = cost
-            if c.secType == "CASH" and c.symbol == "USD":
-                rows.append((position_symbol(c), qty, 1.0, 1.0))
-                continue
-            rate = rates.get((c.currency or "USD").upper(), 1.0)
-            rows.append((position_symbol(c), qty * multiplier_of(c), price, rate))
-        ib_daily = None
-        for pnl in ib.pnl(account):
-            ib_daily = finite(pnl.dailyPnL)
-        daily = daily_pnl(
-            await self.ctx.daily_pnl_baseline(account, net_liq, ib_daily), ib_daily,
-            account_number(values, "PreviousDayEquityWithLoanValue", account),
-            account_number(values, "EquityWithLoanValue", account))
-        # The pattern-day-trader rule covers securities (stocks, options), not FX or crypto.
-        fill_rows = [
-            (position_symbol(f.contract), f.execution.side, f.execution.shares, f.execution.time)
-            for f in ib.fills()
-            if f.contract.secType in PDT_SEC_TYPES
-            and (not f.execution.acctNumber or f.execution.acctNumber == account)
-        ]
-        used = day_trades_used(
-            fill_rows, self._today(),
-            {"DayTradesRemaining": account_number(values, "DayTradesRemaining", account)},
-        )
-        return build_snapshot(rows, net_liquidation=net_liq, daily=daily, day_trades=used,
-                              working=working)
-
-    def _today(self) -> Any:
-        from ..account import trading_day
-
-        return trading_day(self.ctx.settings.clock())
-
-    async def risk_snapshot(self) -> PortfolioSnapshot:
-        """The snapshot of the account data calls see (read-only, no guard)."""
-
-        async def run(ib: IB) -> PortfolioSnapshot:
-            self.follow(ib)
-            return await self.snapshot(ib, self.ctx.data_account() or "")
-
-        return await self.gateway.request(run, "risk snapshot")
 
     # -- sending and waiting -------------------------------------------------------------
 
@@ -422,7 +251,7 @@ class TwsVenue:
     async def _size(self, ib: IB, order: PlannedOrder, spec: ContractSpec) -> float:
         held = 0.0
         if order.sizer.needs_held:
-            held = sum(float(p.position) for p in await self.positions(ib)
+            held = sum(float(p.position) for p in await self.account.ib_positions(ib)
                        if p.contract.conId == spec.contract.conId)
         return order.sizer.size(spec, held)
 
@@ -455,7 +284,7 @@ class TwsVenue:
         async def prepare(ib: IB, account: str, coid: str) -> tuple[Trade, bool] | dict[str, Any]:
             existing = await ledger.existing(
                 ib, coid, order.explicit_id or placed_elsewhere is not None,
-                lambda: self.open_trades(ib), lambda: self.completed_trades(ib))
+                lambda: self.account.open_trades(ib), lambda: self.account.completed_trades(ib))
             if isinstance(existing, dict):
                 return {**existing, "existing": True}
             if existing is not None:
@@ -483,7 +312,7 @@ class TwsVenue:
 
         async def pipeline(ib: IB) -> dict[str, Any]:
             account = await self.ctx.trading_account()
-            self.follow(ib)
+            self.account.follow(ib)
             coid = request.client_order_id
             async with ledger.lock(coid):
                 if ack_deadline is None:
@@ -589,7 +418,7 @@ class TwsVenue:
         unit_usd: float | None,
     ) -> bool:
         """Whether the order grows the position (opening: the fleet's lock and halt apply)."""
-        snapshot = await self.snapshot(ib, account)
+        snapshot = await self.account.snapshot(ib, account)
         value = self._order_value_usd(ib, spec, account, quantity, unit_usd)
         return adds_risk(snapshot, spec.symbol, side, value)
 
@@ -598,7 +427,7 @@ class TwsVenue:
         unit_usd: float | None, working: Sequence[WorkingOrder] = (),
     ) -> None:
         """Raise RiskLimitError when the order would breach a limit (nothing is sent)."""
-        snapshot = await self.snapshot(ib, account, working)
+        snapshot = await self.account.snapshot(ib, account, working)
         value = self._order_value_usd(ib, spec, account, quantity, unit_usd)
         limits = self.ctx.limits
         # Agents may close any position intraday, so every opening order of a
@@ -635,7 +464,7 @@ class TwsVenue:
 
     async def _on_connected(self, ib: IB) -> None:
         """After every (re)connect: re-attach the orders this process sent to the new session."""
-        self.follow(ib)
+        self.account.follow(ib)
         ledger = self.ctx.ledger
         if len(ledger):
             matched = ledger.reattach(ib)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...symbols import Instrument
 from ..contracts import holds, position_symbol
@@ -29,14 +29,17 @@ from ..results import (
     trade_result,
 )
 from ..validation import new_client_order_id, validate_order
-from .tws import ROUND_TRIP_S
+from .tws_account import ROUND_TRIP_S, TwsAccount
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Position, Trade
 
-    from .tws import TwsVenue
+    from ..._gateway import IBGateway
+    from ...model import OrderRequest
+    from ..context import TradingContext
+    from ..contracts import ContractSpec
 
-__all__ = ["TwsClosing", "no_position_result"]
+__all__ = ["TwsClosing", "OrderSending", "no_position_result"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -50,10 +53,31 @@ def no_position_result(symbol: str, **extra: Any) -> dict[str, Any]:
     return order_result(success=True, status="NoPosition", symbol=symbol, quantity=0.0, **extra)
 
 
+class OrderSending(Protocol):
+    """What closing needs of the TWS venue (:class:`~.tws.TwsVenue`): send and wait."""
+
+    ctx: TradingContext
+    gateway: IBGateway
+    account: TwsAccount
+
+    async def wait(self, trade: Trade, for_fill: bool, deadline: float) -> bool:
+        """Wait on the trade's events until it settles; False at the deadline."""
+        ...
+
+    def send(self, ib: IB, spec: ContractSpec, request: OrderRequest, quantity: float,
+             account: str) -> Trade:
+        """Put the order on the wire and record it."""
+        ...
+
+    def mark_usd(self, ib: IB, spec: ContractSpec, account: str) -> float:
+        """IB's mark for a held contract in USD (0.0 when there is none)."""
+        ...
+
+
 class TwsClosing:
     """The TWS venue's cancel and flatten operations (loop thread)."""
 
-    def __init__(self, venue: TwsVenue) -> None:
+    def __init__(self, venue: OrderSending) -> None:
         self.venue = venue
         self.gateway = venue.gateway
         #: Serialises read-position-then-close sequences (created on the loop).
@@ -81,17 +105,17 @@ class TwsClosing:
     async def _cancel_everything(self, ib: IB, deadline: float) -> dict[str, Any]:
         """reqGlobalCancel, then confirm with the gateway that no order is open."""
         venue = self.venue
-        before = await venue.open_trades(ib)
+        before = await venue.account.open_trades(ib)
         ib.reqGlobalCancel()
         # This client's orders report their cancellation as events.
         for trade in [t for t in before if t.order.clientId == ib.client.clientId]:
             await venue.wait(trade, True, deadline)
-        remaining = await venue.open_trades(ib)
+        remaining = await venue.account.open_trades(ib)
         while remaining and time.monotonic() < deadline:
             # Other clients' orders send this client nothing; re-ask after the next
             # order event or a short pause, whichever comes first (bounded).
             await _next_order_event(ib, min(_RECHECK_S, deadline - time.monotonic()))
-            remaining = await venue.open_trades(ib)
+            remaining = await venue.account.open_trades(ib)
         ids = {id(t) for t in remaining}
         return {
             "success": not remaining,
@@ -126,10 +150,11 @@ class TwsClosing:
         return result
 
     async def _symbol_orders(self, ib: IB, instrument: Instrument) -> list[Trade]:
-        return [t for t in await self.venue.open_trades(ib) if holds(instrument, t.contract)]
+        trades = await self.venue.account.open_trades(ib)
+        return [t for t in trades if holds(instrument, t.contract)]
 
     async def _symbol_position(self, ib: IB, instrument: Instrument) -> Position | None:
-        for pos in await self.venue.positions(ib):
+        for pos in await self.venue.account.ib_positions(ib):
             if holds(instrument, pos.contract):
                 return pos
         return None
@@ -204,7 +229,7 @@ class TwsClosing:
         async def flatten(ib: IB) -> dict[str, Any]:
             venue = self.venue
             cancel = await self._cancel_everything(ib, deadline)
-            positions = await venue.positions(ib)
+            positions = await venue.account.ib_positions(ib)
             closes = await asyncio.gather(
                 *(self._close(ib, account, p, abs(p.position), deadline, "estop")
                   for p in positions),
@@ -217,8 +242,8 @@ class TwsClosing:
                 for c, p in zip(closes, positions, strict=True)
             ]
             left = max(0.5, min(ROUND_TRIP_S, deadline - time.monotonic()))
-            after = await venue.positions(ib, left)
-            still_open = await venue.open_trades(ib)
+            after = await venue.account.ib_positions(ib, left)
+            still_open = await venue.account.open_trades(ib)
             remaining_positions = {position_symbol(p.contract): float(p.position) for p in after}
             return flatten_report(
                 cancel["cancelled"], closed,
