@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from ..symbols import parse_symbol
-from .desk import Desk
+from .desk import Desk, blocking
 from .results import round_quantity
 from .validation import validate_usd_amount
 
@@ -36,19 +36,57 @@ class ClosingDesk(Desk):
     # -- coroutines --------------------------------------------------------------------
 
     async def cancel_all_async(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`cancel_all` as a coroutine for the loop thread."""
+        """Cancel every open order on the account, whichever client placed it.
+
+        Sends IB's global cancel, then asks the gateway until no order is open.
+        Blocks up to ``timeout`` seconds (default: the ``timeout`` setting).
+
+        Returns:
+            ``{"success", "cancelled", "remaining", "error"}``; ``remaining``
+            lists orders still open at the deadline.
+
+        Raises:
+            LiveTradingDisabledError: a live account without allow_live (nothing sent).
+            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+        """
         return await self.router.cancel_all(self.ctx.deadline(timeout))
 
     async def close_position_async(self, symbol: Any, *,
                                    timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`close_position` as a coroutine for the loop thread."""
+        """Flatten the position in ``symbol`` with one market order; wait for the fill.
+
+        Open orders on the symbol are left alone (see :meth:`kill_switch`).
+        Nothing is sent when there is no position (``status`` ``NoPosition``,
+        ``success`` True). Blocks up to ``timeout`` seconds.
+
+        Returns:
+            The order result dict.
+
+        Raises:
+            ValueError, TypeError: a malformed symbol.
+            LiveTradingDisabledError: a live account without allow_live.
+            OrderRejectedError: IB rejected the closing order (``exc.result``).
+            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+        """
         instrument = parse_symbol(symbol)
         return await self.router.close(instrument, self.ctx.deadline(timeout), cancel=False,
                                        what=f"close_position({instrument.symbol})")
 
     async def kill_switch_async(self, symbol: Any, *,
                                 timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`kill_switch` as a coroutine for the loop thread."""
+        """Cancel this symbol's open orders, then flatten its position at market.
+
+        Orders other API clients placed on the symbol cannot be cancelled one
+        by one; they are listed in ``uncancelled`` (use :meth:`cancel_all`).
+        Blocks up to ``timeout`` seconds.
+
+        Returns:
+            The closing order's result dict plus ``cancelled_orders`` and
+            ``uncancelled``; ``status`` ``NoPosition`` when flat.
+
+        Raises:
+            Like :meth:`close_position`.
+        """
         instrument = parse_symbol(symbol)
         return await self.router.close(instrument, self.ctx.deadline(timeout), cancel=True,
                                        what=f"kill_switch({instrument.symbol})")
@@ -56,7 +94,32 @@ class ClosingDesk(Desk):
     async def chunk_kill_async(self, symbol: Any, max_order_size: float | None = None,
                                slippage: Any = None, *,
                                timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`chunk_kill` as a coroutine for the loop thread."""
+        """Cancel the symbol's orders, then sell (or cover) the position in chunks.
+
+        Each child order is a market order worth at most ``max_order_size``
+        USD (at least one size increment), sent after the previous one filled,
+        so a large position does not hit the book at once.
+
+        Args:
+            symbol: What to flatten.
+            max_order_size: USD per child order (nice_funcs' ``max_usd_order_size``);
+                None sends the whole position in one order.
+            slippage: Accepted for nice_funcs compatibility and ignored: the
+                children are market orders.
+            timeout: Seconds each child order may take (default: the
+                ``timeout`` setting). Children are sent until the position is
+                gone; the whole call stops after the ``chunked_order_budget_s``
+                setting (default 300 s) and reports what is left.
+
+        Returns:
+            ``{"success", "symbol", "chunks": [results], "filled_qty",
+            "remaining_qty", "cancelled_orders", "error"}``.
+
+        Raises:
+            ValueError, TypeError: a malformed symbol or a non-positive size.
+            LiveTradingDisabledError: a live account without allow_live.
+            ConnectionFailedError, RequestTimeoutError: the gateway failed.
+        """
         instrument = parse_symbol(symbol)
         limit_usd = None
         if max_order_size is not None:
@@ -111,141 +174,6 @@ class ClosingDesk(Desk):
         return outcome
 
     async def emergency_stop_async(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`emergency_stop` as a coroutine for the loop thread."""
-        result = await self.router.emergency_stop(time.monotonic() + self._stop_budget(timeout))
-        log.info("emergency_stop%s: %d order(s) cancelled, %d position(s) closed%s",
-                 " through the Client Portal" if result.get("source") == "portal" else "",
-                 result["cancelled_orders"], len(result["closed"]),
-                 "" if result["success"] else f"; incomplete: {result['error']}")
-        return result
-
-    async def resume_trading_async(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`resume_trading` as a coroutine for the loop thread."""
-        deadline = self.ctx.deadline(timeout)
-        account = self.ctx.known_account() or await self.router.within(
-            self.ctx.trading_account(), deadline, "resume_trading")
-        lifted = await self.router.within(self.ctx.fleet.resume(account), deadline,
-                                          "resume_trading")
-        if lifted is not None:
-            log.warning("trading on account %s resumed (the halt by process %s is lifted)",
-                        account, lifted.by)
-        return {"success": True, "account": account, "was_halted": lifted is not None,
-                "halted_by": lifted.by if lifted is not None else None, "error": None}
-
-    def _chunk_budget(self, per_child: float) -> float:
-        return max(per_child, self.ctx.settings.chunked_order_budget_s)
-
-    def _stop_budget(self, timeout: float | None) -> float:
-        """emergency_stop's budget: ``timeout``, else three times the setting."""
-        if timeout is not None:
-            return self._seconds(timeout)
-        return 3 * self.ctx.settings.timeout
-
-    # -- the blocking API ----------------------------------------------------------------
-
-    def cancel_all(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """Cancel every open order on the account, whichever client placed it.
-
-        Sends IB's global cancel, then asks the gateway until no order is open.
-        Blocks up to ``timeout`` seconds (default: the ``timeout`` setting).
-
-        Returns:
-            ``{"success", "cancelled", "remaining", "error"}``; ``remaining``
-            lists orders still open at the deadline.
-
-        Raises:
-            LiveTradingDisabledError: a live account without allow_live (nothing sent).
-            ConnectionFailedError, RequestTimeoutError: the gateway failed.
-        """
-        return self._block(lambda: self.cancel_all_async(timeout=timeout),
-                           self._seconds(timeout), "cancel_all")
-
-    def close_position(self, symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
-        """Flatten the position in ``symbol`` with one market order; wait for the fill.
-
-        Open orders on the symbol are left alone (see :meth:`kill_switch`).
-        Nothing is sent when there is no position (``status`` ``NoPosition``,
-        ``success`` True). Blocks up to ``timeout`` seconds.
-
-        Returns:
-            The order result dict.
-
-        Raises:
-            ValueError, TypeError: a malformed symbol.
-            LiveTradingDisabledError: a live account without allow_live.
-            OrderRejectedError: IB rejected the closing order (``exc.result``).
-            ConnectionFailedError, RequestTimeoutError: the gateway failed.
-        """
-        return self._block(lambda: self.close_position_async(symbol, timeout=timeout),
-                           self._seconds(timeout), "close_position")
-
-    def kill_switch(self, symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
-        """Cancel this symbol's open orders, then flatten its position at market.
-
-        Orders other API clients placed on the symbol cannot be cancelled one
-        by one; they are listed in ``uncancelled`` (use :meth:`cancel_all`).
-        Blocks up to ``timeout`` seconds.
-
-        Returns:
-            The closing order's result dict plus ``cancelled_orders`` and
-            ``uncancelled``; ``status`` ``NoPosition`` when flat.
-
-        Raises:
-            Like :meth:`close_position`.
-        """
-        return self._block(lambda: self.kill_switch_async(symbol, timeout=timeout),
-                           self._seconds(timeout), "kill_switch")
-
-    def chunk_kill(self, symbol: Any, max_order_size: float | None = None, slippage: Any = None,
-                   *, timeout: float | None = None) -> dict[str, Any]:
-        """Cancel the symbol's orders, then sell (or cover) the position in chunks.
-
-        Each child order is a market order worth at most ``max_order_size``
-        USD (at least one size increment), sent after the previous one filled,
-        so a large position does not hit the book at once.
-
-        Args:
-            symbol: What to flatten.
-            max_order_size: USD per child order (nice_funcs' ``max_usd_order_size``);
-                None sends the whole position in one order.
-            slippage: Accepted for nice_funcs compatibility and ignored: the
-                children are market orders.
-            timeout: Seconds each child order may take (default: the
-                ``timeout`` setting). Children are sent until the position is
-                gone; the whole call stops after the ``chunked_order_budget_s``
-                setting (default 300 s) and reports what is left.
-
-        Returns:
-            ``{"success", "symbol", "chunks": [results], "filled_qty",
-            "remaining_qty", "cancelled_orders", "error"}``.
-
-        Raises:
-            ValueError, TypeError: a malformed symbol or a non-positive size.
-            LiveTradingDisabledError: a live account without allow_live.
-            ConnectionFailedError, RequestTimeoutError: the gateway failed.
-        """
-        per_child = self._seconds(timeout)
-        return self._block(lambda: self.chunk_kill_async(
-            symbol, max_order_size, slippage, timeout=timeout),
-            self._chunk_budget(per_child) + per_child, "chunk_kill")
-
-    def resume_trading(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
-
-        Blocks up to ``timeout`` seconds (connects first when the account is
-        not configured, to learn it).
-
-        Returns:
-            ``{"success": True, "account", "was_halted", "halted_by", "error": None}``.
-
-        Raises:
-            FleetUnavailableError: the shared state (Redis) is unreachable; the halt stays.
-            ConnectionFailedError: the account is not configured and the gateway is down.
-        """
-        return self._block(lambda: self.resume_trading_async(timeout=timeout),
-                           self._seconds(timeout), "resume_trading")
-
-    def emergency_stop(self, *, timeout: float | None = None) -> dict[str, Any]:
         """Cancel every open order on the account, then flatten every position.
 
         First it latches a halt for the account: every agent process sharing
@@ -267,5 +195,63 @@ class ClosingDesk(Desk):
             LiveTradingDisabledError: a live account without allow_live (nothing sent).
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
-        return self._block(lambda: self.emergency_stop_async(timeout=timeout),
-                           self._stop_budget(timeout), "emergency_stop")
+        result = await self.router.emergency_stop(time.monotonic() + self._stop_budget(timeout))
+        log.info("emergency_stop%s: %d order(s) cancelled, %d position(s) closed%s",
+                 " through the Client Portal" if result.get("source") == "portal" else "",
+                 result["cancelled_orders"], len(result["closed"]),
+                 "" if result["success"] else f"; incomplete: {result['error']}")
+        return result
+
+    async def resume_trading_async(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
+
+        Blocks up to ``timeout`` seconds (connects first when the account is
+        not configured, to learn it).
+
+        Returns:
+            ``{"success": True, "account", "was_halted", "halted_by", "error": None}``.
+
+        Raises:
+            FleetUnavailableError: the shared state (Redis) is unreachable; the halt stays.
+            ConnectionFailedError: the account is not configured and the gateway is down.
+        """
+        deadline = self.ctx.deadline(timeout)
+        account = self.ctx.known_account() or await self.router.within(
+            self.ctx.trading_account(), deadline, "resume_trading")
+        lifted = await self.router.within(self.ctx.fleet.resume(account), deadline,
+                                          "resume_trading")
+        if lifted is not None:
+            log.warning("trading on account %s resumed (the halt by process %s is lifted)",
+                        account, lifted.by)
+        return {"success": True, "account": account, "was_halted": lifted is not None,
+                "halted_by": lifted.by if lifted is not None else None, "error": None}
+
+    def budget(self, method: str, timeout: float | None = None) -> float:
+        """``emergency_stop`` gets three times the setting by default and ``chunk_kill``
+        its whole chunked budget; the rest as :meth:`Desk.budget`."""
+        if method == "emergency_stop":
+            return self._stop_budget(timeout)
+        if method == "chunk_kill":
+            per_child = self._seconds(timeout)
+            return self._chunk_budget(per_child) + per_child
+        return super().budget(method, timeout)
+
+    def _chunk_budget(self, per_child: float) -> float:
+        return max(per_child, self.ctx.settings.chunked_order_budget_s)
+
+    def _stop_budget(self, timeout: float | None) -> float:
+        """emergency_stop's budget: ``timeout``, else three times the setting."""
+        if timeout is not None:
+            return self._seconds(timeout)
+        return 3 * self.ctx.settings.timeout
+
+    # -- the blocking API: one-liners over the coroutines ---------------------------------
+
+    cancel_all = blocking(cancel_all_async)
+    close_position = blocking(close_position_async)
+    kill_switch = blocking(kill_switch_async)
+    chunk_kill = blocking(chunk_kill_async)
+    resume_trading = blocking(resume_trading_async)
+    emergency_stop = blocking(emergency_stop_async)
+
+

@@ -3,15 +3,18 @@
 :class:`Desk` is the common base of the thin public siblings
 (:class:`~.orders.OrderDesk`, :class:`~.closing.ClosingDesk`,
 :class:`~.positions.PositionDesk`), assembled into the
-:class:`~.trader.Trader` in :mod:`.trader`. Each public method there is a
-coroutine (``*_async``) for the package's loop thread plus a blocking
-one-liner over it through :meth:`Desk._block`.
+:class:`~.trader.Trader` in :mod:`.trader`. Each public method there is
+written once, as a coroutine (``*_async``) for the package's loop thread;
+its blocking twin is ``name = blocking(name_async)``: the same signature and
+docstring, one bridge onto the loop thread with the call's budget.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from .context import GRACE_S
 
@@ -19,9 +22,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import TradingContext
     from .router import OrderRouter
 
-__all__ = ["Desk"]
+__all__ = ["Desk", "blocking"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+D = TypeVar("D", bound="Desk")
 
 
 class Desk:
@@ -51,3 +56,35 @@ class Desk:
     def _seconds(self, timeout: float | None) -> float:
         """The call's budget: ``timeout``, or the setting (ValueError on a bad timeout)."""
         return self.ctx.client.resolve_timeout(timeout)
+
+    def budget(self, method: str, timeout: float | None = None) -> float:
+        """Seconds the public ``method`` may take with ``timeout`` (its bridge's budget).
+
+        Raises:
+            ValueError, TypeError: a malformed timeout.
+        """
+        return self._seconds(timeout)
+
+
+def blocking(twin: Callable[Concatenate[D, P], Awaitable[T]]) -> Callable[Concatenate[D, P], T]:
+    """The blocking method over the coroutine ``twin`` (named ``<name>_async``).
+
+    It checks the arguments bind (TypeError on the caller's thread), takes the
+    call's budget from :meth:`Desk.budget` (ValueError for a bad timeout,
+    before anything crosses), then blocks the calling thread while ``twin``
+    runs on the loop thread. Signature and docstring are the twin's.
+    """
+    name = twin.__name__.removesuffix("_async")
+    signature = inspect.signature(twin)
+
+    @functools.wraps(twin)
+    def method(self: D, *args: P.args, **kwargs: P.kwargs) -> T:
+        timeout = signature.bind(self, *args, **kwargs).arguments.get("timeout")
+        return self._block(lambda: twin(self, *args, **kwargs), self.budget(name, timeout), name)
+
+    method.__name__ = name
+    method.__qualname__ = twin.__qualname__.removesuffix("_async")
+    twin.__doc__ = (f"The coroutine of :meth:`{name}` for the package's loop thread (it waits "
+                    f"where ``{name}`` blocks; ``ib_nice_funcs.aio`` awaits it).\n\n"
+                    f"{twin.__doc__ or ''}")
+    return method

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConnectionFailedError
 from ..symbols import parse_symbol, symbol_label
-from .desk import Desk
+from .desk import Desk, blocking
 from .sizing import PlannedOrder, Sizer, percent_sizer, quantity_sizer, usd_sizer
 from .validation import (
     check_usd_at_price,
@@ -86,84 +86,6 @@ class OrderDesk(Desk):
     async def market_buy_async(self, symbol: Any, usd_amount: float, *,
                                client_order_id: str | None = None, wait: bool = True,
                                timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`market_buy` as a coroutine for the loop thread."""
-        return await self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol),
-                                   client_order_id, wait, timeout,
-                                   f"market_buy({symbol_label(symbol)}, {usd_amount!r})")
-
-    async def market_sell_usd_async(self, symbol: Any, usd_amount: float, *,
-                                    client_order_id: str | None = None, wait: bool = True,
-                                    timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`market_sell_usd` as a coroutine for the loop thread."""
-        return await self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol),
-                                   client_order_id, wait, timeout,
-                                   f"market_sell_usd({symbol_label(symbol)}, {usd_amount!r})",
-                                   side="SELL")
-
-    async def limit_buy_async(self, symbol: Any, usd_amount: float, limit_price: float, *,
-                              tif: str = "DAY", client_order_id: str | None = None,
-                              wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`limit_buy` as a coroutine for the loop thread."""
-        what = f"limit_buy({symbol_label(symbol)}, {usd_amount!r}, {limit_price!r})"
-        return await self._buy_usd(symbol, usd_amount, "LMT", limit_price, tif, client_order_id,
-                                   wait, timeout, what)
-
-    async def market_sell_async(self, symbol: Any, percentage: float = 100, *,
-                                client_order_id: str | None = None, wait: bool = True,
-                                timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`market_sell` as a coroutine for the loop thread."""
-        return await self._sell_pct(symbol, percentage, "MKT", None, _market_tif(symbol),
-                                    client_order_id, wait, timeout,
-                                    f"market_sell({symbol_label(symbol)}, {percentage!r})")
-
-    async def limit_sell_async(self, symbol: Any, percentage: float, limit_price: float, *,
-                               tif: str = "DAY", client_order_id: str | None = None,
-                               wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`limit_sell` as a coroutine for the loop thread."""
-        what = f"limit_sell({symbol_label(symbol)}, {percentage!r}, {limit_price!r})"
-        return await self._sell_pct(symbol, percentage, "LMT", limit_price, tif, client_order_id,
-                                    wait, timeout, what)
-
-    async def place_order_async(
-        self, symbol: Any, side: str, quantity: float, order_type: str = "MKT",
-        limit_price: float | None = None, stop_price: float | None = None,
-        trail_percent: float | None = None, trail_amount: float | None = None,
-        tif: str = "DAY", client_order_id: str | None = None, wait: bool = True,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """:meth:`place_order` as a coroutine for the loop thread."""
-        _check_wait(wait)
-        request = validate_order(symbol, side, quantity, order_type, limit_price, stop_price,
-                                 trail_percent, trail_amount, tif, client_order_id)
-        instrument = parse_symbol(symbol)
-        deadline = self.ctx.deadline(timeout)
-        tws_down = await self._route(deadline)
-        reference = request.limit_price or request.stop_price
-        if reference is None or request.order_type == "TRAIL":
-            reference = await self.ctx.price(symbol, deadline)
-        unit_usd = await self.ctx.usd_per_unit(instrument, reference, deadline)
-        what = (f"place_order({symbol_label(symbol)}, {request.side}, {quantity!r}, "
-                f"{request.order_type})")
-        sizer: Sizer = quantity_sizer(request.quantity, quantity)
-        order = PlannedOrder(instrument, request, sizer, unit_usd,
-                             explicit_id=client_order_id is not None, wait=wait, what=what)
-        return await self.router.place(order, deadline, tws_down)
-
-    async def cancel_order_async(self, order_id: int | str, *,
-                                 timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`cancel_order` as a coroutine for the loop thread."""
-        _check_order_id(order_id)
-        return await self.router.cancel(order_id, self.ctx.deadline(timeout))
-
-    async def get_open_orders_async(self, *, timeout: float | None = None
-                                    ) -> list[dict[str, Any]]:
-        """:meth:`get_open_orders` as a coroutine for the loop thread."""
-        return await self.router.open_orders(self.ctx.deadline(timeout))
-
-    # -- the blocking API ----------------------------------------------------------------
-
-    def market_buy(self, symbol: Any, usd_amount: float, *, client_order_id: str | None = None,
-                   wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Buy about ``usd_amount`` dollars of ``symbol`` at market.
 
         The quantity is ``usd_amount / price`` rounded down to the contract's
@@ -185,38 +107,39 @@ class OrderDesk(Desk):
             OrderRejectedError: IB rejected it (``code``, ``exc.result``).
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
-        return self._block(lambda: self.market_buy_async(
-            symbol, usd_amount, client_order_id=client_order_id, wait=wait, timeout=timeout),
-            self._seconds(timeout), "market_buy")
+        return await self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol),
+                                   client_order_id, wait, timeout,
+                                   f"market_buy({symbol_label(symbol)}, {usd_amount!r})")
 
-    def market_sell_usd(self, symbol: Any, usd_amount: float, *,
-                        client_order_id: str | None = None, wait: bool = True,
-                        timeout: float | None = None) -> dict[str, Any]:
+    async def market_sell_usd_async(self, symbol: Any, usd_amount: float, *,
+                                    client_order_id: str | None = None, wait: bool = True,
+                                    timeout: float | None = None) -> dict[str, Any]:
         """Sell about ``usd_amount`` dollars of ``symbol`` at market, held or not.
 
         What a perp exchange's sell does: it reduces a long, and past zero it
         opens (or adds to) a short, which the risk limits check like a buy.
         Sized, blocks and raises like :meth:`market_buy`.
         """
-        return self._block(lambda: self.market_sell_usd_async(
-            symbol, usd_amount, client_order_id=client_order_id, wait=wait, timeout=timeout),
-            self._seconds(timeout), "market_sell_usd")
+        return await self._buy_usd(symbol, usd_amount, "MKT", None, _market_tif(symbol),
+                                   client_order_id, wait, timeout,
+                                   f"market_sell_usd({symbol_label(symbol)}, {usd_amount!r})",
+                                   side="SELL")
 
-    def limit_buy(self, symbol: Any, usd_amount: float, limit_price: float, *, tif: str = "DAY",
-                  client_order_id: str | None = None, wait: bool = True,
-                  timeout: float | None = None) -> dict[str, Any]:
+    async def limit_buy_async(self, symbol: Any, usd_amount: float, limit_price: float, *,
+                              tif: str = "DAY", client_order_id: str | None = None,
+                              wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Buy ``usd_amount`` dollars' worth at ``limit_price`` or better (quantity at the limit).
 
         Blocks up to ``timeout`` seconds until IB accepts (or fills) the order.
         Raises like :meth:`market_buy`.
         """
-        return self._block(lambda: self.limit_buy_async(
-            symbol, usd_amount, limit_price, tif=tif, client_order_id=client_order_id,
-            wait=wait, timeout=timeout), self._seconds(timeout), "limit_buy")
+        what = f"limit_buy({symbol_label(symbol)}, {usd_amount!r}, {limit_price!r})"
+        return await self._buy_usd(symbol, usd_amount, "LMT", limit_price, tif, client_order_id,
+                                   wait, timeout, what)
 
-    def market_sell(self, symbol: Any, percentage: float = 100, *,
-                    client_order_id: str | None = None, wait: bool = True,
-                    timeout: float | None = None) -> dict[str, Any]:
+    async def market_sell_async(self, symbol: Any, percentage: float = 100, *,
+                                client_order_id: str | None = None, wait: bool = True,
+                                timeout: float | None = None) -> dict[str, Any]:
         """Sell ``percentage`` (0-100] of the long position in ``symbol`` at market.
 
         The quantity is rounded down to the size increment; 100 sells it all.
@@ -226,23 +149,23 @@ class OrderDesk(Desk):
             NoPositionError: no long position (nothing sent).
             Otherwise like :meth:`market_buy`.
         """
-        return self._block(lambda: self.market_sell_async(
-            symbol, percentage, client_order_id=client_order_id, wait=wait, timeout=timeout),
-            self._seconds(timeout), "market_sell")
+        return await self._sell_pct(symbol, percentage, "MKT", None, _market_tif(symbol),
+                                    client_order_id, wait, timeout,
+                                    f"market_sell({symbol_label(symbol)}, {percentage!r})")
 
-    def limit_sell(self, symbol: Any, percentage: float, limit_price: float, *,
-                   tif: str = "DAY", client_order_id: str | None = None, wait: bool = True,
-                   timeout: float | None = None) -> dict[str, Any]:
+    async def limit_sell_async(self, symbol: Any, percentage: float, limit_price: float, *,
+                               tif: str = "DAY", client_order_id: str | None = None,
+                               wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Sell ``percentage`` of the long position at ``limit_price`` or better.
 
         Blocks up to ``timeout`` seconds until IB accepts (or fills) it.
         Raises like :meth:`market_sell`.
         """
-        return self._block(lambda: self.limit_sell_async(
-            symbol, percentage, limit_price, tif=tif, client_order_id=client_order_id,
-            wait=wait, timeout=timeout), self._seconds(timeout), "limit_sell")
+        what = f"limit_sell({symbol_label(symbol)}, {percentage!r}, {limit_price!r})"
+        return await self._sell_pct(symbol, percentage, "LMT", limit_price, tif, client_order_id,
+                                    wait, timeout, what)
 
-    def place_order(
+    async def place_order_async(
         self, symbol: Any, side: str, quantity: float, order_type: str = "MKT",
         limit_price: float | None = None, stop_price: float | None = None,
         trail_percent: float | None = None, trail_amount: float | None = None,
@@ -277,12 +200,25 @@ class OrderDesk(Desk):
             Like :meth:`market_buy`; ValueError also when ``quantity`` is not
             a multiple of the size increment (checked before sending).
         """
-        return self._block(lambda: self.place_order_async(
-            symbol, side, quantity, order_type, limit_price, stop_price, trail_percent,
-            trail_amount, tif, client_order_id, wait, timeout),
-            self._seconds(timeout), "place_order")
+        _check_wait(wait)
+        request = validate_order(symbol, side, quantity, order_type, limit_price, stop_price,
+                                 trail_percent, trail_amount, tif, client_order_id)
+        instrument = parse_symbol(symbol)
+        deadline = self.ctx.deadline(timeout)
+        tws_down = await self._route(deadline)
+        reference = request.limit_price or request.stop_price
+        if reference is None or request.order_type == "TRAIL":
+            reference = await self.ctx.price(symbol, deadline)
+        unit_usd = await self.ctx.usd_per_unit(instrument, reference, deadline)
+        what = (f"place_order({symbol_label(symbol)}, {request.side}, {quantity!r}, "
+                f"{request.order_type})")
+        sizer: Sizer = quantity_sizer(request.quantity, quantity)
+        order = PlannedOrder(instrument, request, sizer, unit_usd,
+                             explicit_id=client_order_id is not None, wait=wait, what=what)
+        return await self.router.place(order, deadline, tws_down)
 
-    def cancel_order(self, order_id: int | str, *, timeout: float | None = None) -> dict[str, Any]:
+    async def cancel_order_async(self, order_id: int | str, *,
+                                 timeout: float | None = None) -> dict[str, Any]:
         """Cancel one order by IB order id (int) or client order id (str).
 
         Only this API client's orders can be cancelled one by one (IB's
@@ -303,10 +239,10 @@ class OrderDesk(Desk):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
         _check_order_id(order_id)
-        return self._block(lambda: self.cancel_order_async(order_id, timeout=timeout),
-                           self._seconds(timeout), f"cancel_order({order_id!r})")
+        return await self.router.cancel(order_id, self.ctx.deadline(timeout))
 
-    def get_open_orders(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    async def get_open_orders_async(self, *, timeout: float | None = None
+                                    ) -> list[dict[str, Any]]:
         """Every open order on the account, whichever client placed it.
 
         Blocks up to ``timeout`` seconds. Never blocked by the live guard.
@@ -322,8 +258,18 @@ class OrderDesk(Desk):
         Raises:
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
-        return self._block(lambda: self.get_open_orders_async(timeout=timeout),
-                           self._seconds(timeout), "open orders")
+        return await self.router.open_orders(self.ctx.deadline(timeout))
+
+    # -- the blocking API: one-liners over the coroutines ---------------------------------
+
+    market_buy = blocking(market_buy_async)
+    market_sell_usd = blocking(market_sell_usd_async)
+    limit_buy = blocking(limit_buy_async)
+    market_sell = blocking(market_sell_async)
+    limit_sell = blocking(limit_sell_async)
+    place_order = blocking(place_order_async)
+    cancel_order = blocking(cancel_order_async)
+    get_open_orders = blocking(get_open_orders_async)
 
 
 def _check_wait(wait: object) -> None:

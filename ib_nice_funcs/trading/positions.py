@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import IBNiceFuncsError
 from ..symbols import parse_symbol
-from .desk import Desk
+from .desk import Desk, blocking
 from .position_rows import (
     PERP_KEYS,
     Unknown,
@@ -62,62 +62,6 @@ class PositionDesk(Desk):
 
     async def get_position_async(self, symbol: Any, *,
                                  timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`get_position` as a coroutine for the loop thread."""
-        instrument = parse_symbol(symbol)
-        rows = await self.router.positions(self.ctx.deadline(timeout), instrument)
-        return rows[0] if rows else no_position(instrument.symbol)
-
-    async def get_all_positions_async(self, *, timeout: float | None = None
-                                      ) -> list[dict[str, Any]]:
-        """:meth:`get_all_positions` as a coroutine for the loop thread."""
-        return await self.router.positions(self.ctx.deadline(timeout))
-
-    async def get_token_balance_usd_async(self, symbol: Any, *,
-                                          timeout: float | None = None) -> float:
-        """:meth:`get_token_balance_usd` as a coroutine for the loop thread."""
-        deadline = self.ctx.deadline(timeout)
-        pos = await self.get_position_async(symbol, timeout=max(0.1, deadline - time.monotonic()))
-        if not pos["has_position"]:
-            return 0.0
-        if pos.get("sec_type") == "CASH" and pos["symbol"].startswith("USD"):
-            return float(pos["quantity"])  # a USD-based FX pair is held in dollars
-        return float(pos["market_value"]) * await self.ctx.usd_rate(
-            pos.get("currency", "USD"), deadline)
-
-    async def get_account_value_async(self, *, timeout: float | None = None) -> float:
-        """:meth:`get_account_value` as a coroutine for the loop thread."""
-        return await self._account_number(("NetLiquidation",), timeout)
-
-    async def get_balance_async(self, *, timeout: float | None = None) -> float:
-        """:meth:`get_balance` as a coroutine for the loop thread."""
-        return await self._account_number(("AvailableFunds", "TotalCashValue"), timeout)
-
-    async def get_cash_async(self, *, timeout: float | None = None) -> float:
-        """:meth:`get_cash` as a coroutine for the loop thread."""
-        return await self._account_number(("TotalCashValue",), timeout)
-
-    async def reconcile_positions_async(self, expected: Mapping[str, float], *,
-                                        tolerance: float = 1e-9,
-                                        timeout: float | None = None) -> dict[str, Any]:
-        """:meth:`reconcile_positions` as a coroutine for the loop thread."""
-        book = agent_book(expected)
-        actual: dict[str, float] = {}
-        for row in await self.router.positions(self.ctx.deadline(timeout), priced=False):
-            actual[row["symbol"]] = actual.get(row["symbol"], 0.0) + float(row["quantity"])
-        differences = diff_positions(book, actual, tolerance)
-        if differences:
-            log.warning(
-                "reconcile_positions: %d difference(s) between the agent's book and IB: %s",
-                len(differences),
-                ", ".join(f"{d['symbol']} expected {d['expected']:g} actual {d['actual']:g}"
-                          for d in differences),
-            )
-        return {"success": True, "matched": not differences, "differences": differences,
-                "expected": book, "actual": actual}
-
-    # -- the blocking API ----------------------------------------------------------------
-
-    def get_position(self, symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
         """The account's position in ``symbol``, as a nice_funcs dict.
 
         Blocks up to ``timeout`` seconds (default: the ``timeout`` setting).
@@ -135,27 +79,35 @@ class PositionDesk(Desk):
             ConnectionFailedError, RequestTimeoutError: the gateway failed; the
                 position is unknown (never reported as flat).
         """
-        return self._block(lambda: self.get_position_async(symbol, timeout=timeout),
-                           self._seconds(timeout), "positions")
+        instrument = parse_symbol(symbol)
+        rows = await self.router.positions(self.ctx.deadline(timeout), instrument)
+        return rows[0] if rows else no_position(instrument.symbol)
 
-    def get_all_positions(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    async def get_all_positions_async(self, *, timeout: float | None = None
+                                      ) -> list[dict[str, Any]]:
         """Every non-zero position of the account, as nice_funcs dicts.
 
         Blocks up to ``timeout`` seconds. ``[]`` only when the gateway says
         the account holds nothing; a failure raises like :meth:`get_position`.
         """
-        return self._block(lambda: self.get_all_positions_async(timeout=timeout),
-                           self._seconds(timeout), "positions")
+        return await self.router.positions(self.ctx.deadline(timeout))
 
-    def get_token_balance_usd(self, symbol: Any, *, timeout: float | None = None) -> float:
+    async def get_token_balance_usd_async(self, symbol: Any, *,
+                                          timeout: float | None = None) -> float:
         """USD value of the position in ``symbol`` (negative for a short; 0.0 when flat).
 
         Blocks up to ``timeout`` seconds. Raises like :meth:`get_position`.
         """
-        return self._block(lambda: self.get_token_balance_usd_async(symbol, timeout=timeout),
-                           self._seconds(timeout), "positions")
+        deadline = self.ctx.deadline(timeout)
+        pos = await self.get_position_async(symbol, timeout=max(0.1, deadline - time.monotonic()))
+        if not pos["has_position"]:
+            return 0.0
+        if pos.get("sec_type") == "CASH" and pos["symbol"].startswith("USD"):
+            return float(pos["quantity"])  # a USD-based FX pair is held in dollars
+        return float(pos["market_value"]) * await self.ctx.usd_rate(
+            pos.get("currency", "USD"), deadline)
 
-    def get_account_value(self, *, timeout: float | None = None) -> float:
+    async def get_account_value_async(self, *, timeout: float | None = None) -> float:
         """Net liquidation value of the account (IB's ``NetLiquidation``), in USD.
 
         Blocks up to ``timeout`` seconds.
@@ -164,27 +116,25 @@ class PositionDesk(Desk):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
             IBNiceFuncsError: IB reported no value.
         """
-        return self._block(lambda: self.get_account_value_async(timeout=timeout),
-                           self._seconds(timeout), "NetLiquidation")
+        return await self._account_number(("NetLiquidation",), timeout)
 
-    def get_balance(self, *, timeout: float | None = None) -> float:
+    async def get_balance_async(self, *, timeout: float | None = None) -> float:
         """Funds available for new positions (IB's ``AvailableFunds``; cash if absent).
 
         Blocks up to ``timeout`` seconds. Raises like :meth:`get_account_value`.
         """
-        return self._block(lambda: self.get_balance_async(timeout=timeout),
-                           self._seconds(timeout), "AvailableFunds")
+        return await self._account_number(("AvailableFunds", "TotalCashValue"), timeout)
 
-    def get_cash(self, *, timeout: float | None = None) -> float:
+    async def get_cash_async(self, *, timeout: float | None = None) -> float:
         """The account's cash in USD (IB's ``TotalCashValue``; negative when borrowing).
 
         Blocks up to ``timeout`` seconds. Raises like :meth:`get_account_value`.
         """
-        return self._block(lambda: self.get_cash_async(timeout=timeout),
-                           self._seconds(timeout), "TotalCashValue")
+        return await self._account_number(("TotalCashValue",), timeout)
 
-    def reconcile_positions(self, expected: Mapping[str, float], *, tolerance: float = 1e-9,
-                            timeout: float | None = None) -> dict[str, Any]:
+    async def reconcile_positions_async(self, expected: Mapping[str, float], *,
+                                        tolerance: float = 1e-9,
+                                        timeout: float | None = None) -> dict[str, Any]:
         """Compare an agent's own book with the positions IB reports.
 
         Blocks up to ``timeout`` seconds. Sends nothing; it only reports.
@@ -202,7 +152,29 @@ class PositionDesk(Desk):
             TypeError, ValueError: ``expected`` is not a mapping of symbols to numbers.
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
         """
-        agent_book(expected)  # bad input raises here, before anything is asked
-        return self._block(lambda: self.reconcile_positions_async(
-            expected, tolerance=tolerance, timeout=timeout), self._seconds(timeout),
-            "reconcile_positions")
+        book = agent_book(expected)
+        actual: dict[str, float] = {}
+        for row in await self.router.positions(self.ctx.deadline(timeout), priced=False):
+            actual[row["symbol"]] = actual.get(row["symbol"], 0.0) + float(row["quantity"])
+        differences = diff_positions(book, actual, tolerance)
+        if differences:
+            log.warning(
+                "reconcile_positions: %d difference(s) between the agent's book and IB: %s",
+                len(differences),
+                ", ".join(f"{d['symbol']} expected {d['expected']:g} actual {d['actual']:g}"
+                          for d in differences),
+            )
+        return {"success": True, "matched": not differences, "differences": differences,
+                "expected": book, "actual": actual}
+
+    # -- the blocking API: one-liners over the coroutines ---------------------------------
+
+    get_position = blocking(get_position_async)
+    get_all_positions = blocking(get_all_positions_async)
+    get_token_balance_usd = blocking(get_token_balance_usd_async)
+    get_account_value = blocking(get_account_value_async)
+    get_balance = blocking(get_balance_async)
+    get_cash = blocking(get_cash_async)
+    reconcile_positions = blocking(reconcile_positions_async)
+
+

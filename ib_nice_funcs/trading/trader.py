@@ -26,6 +26,7 @@ from ..trade_journal.recorder import JournalRecorder
 from .closing import ClosingDesk
 from .context import TradingContext
 from .contracts import ContractRules
+from .desk import blocking
 from .ledger import OrderLedger
 from .orders import OrderDesk
 from .positions import PositionDesk
@@ -96,27 +97,7 @@ class Trader(OrderDesk, ClosingDesk, PositionDesk):
     def __repr__(self) -> str:
         return f"Trader({self.client!r})"
 
-    def budget(self, method: str, timeout: float | None = None) -> float:
-        """Seconds the public ``method`` may take with ``timeout`` (for a caller's bridge).
-
-        ``emergency_stop`` gets three times the setting by default and
-        ``chunk_kill`` its whole chunked budget; the rest their ``timeout``.
-
-        Raises:
-            ValueError, TypeError: a malformed timeout.
-        """
-        if method == "emergency_stop":
-            return self._stop_budget(timeout)
-        if method == "chunk_kill":
-            per_child = self._seconds(timeout)
-            return self._chunk_budget(per_child) + per_child
-        return self._seconds(timeout)
-
     async def risk_snapshot_async(self, *, timeout: float | None = None) -> PortfolioSnapshot:
-        """:meth:`risk_snapshot` as a coroutine for the loop thread."""
-        return await self.router.risk_snapshot(self.ctx.deadline(timeout))
-
-    def risk_snapshot(self, *, timeout: float | None = None) -> PortfolioSnapshot:
         """What the risk check sees now: positions in USD, net liquidation, daily P&L,
         day trades; for dashboards (read-only: no live-account guard, nothing sent).
 
@@ -126,5 +107,6 @@ class Trader(OrderDesk, ClosingDesk, PositionDesk):
             ConnectionFailedError, RequestTimeoutError: the gateway failed.
             IBNiceFuncsError: IB reports no net liquidation.
         """
-        return self._block(lambda: self.risk_snapshot_async(timeout=timeout),
-                           self._seconds(timeout), "risk snapshot")
+        return await self.router.risk_snapshot(self.ctx.deadline(timeout))
+
+    risk_snapshot = blocking(risk_snapshot_async)
