@@ -33,6 +33,7 @@ baseline, USD rates) is read through short hops onto the loop
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -49,6 +50,8 @@ from ...errors import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
+from ...fleet.state import with_working_orders
+from ...model import DONE_STATES
 from ..account import build_snapshot, daily_pnl, day_trades_used, trading_day
 from ..contracts import ContractSpec, is_instrument
 from ..results import on_the_grid, order_result
@@ -305,9 +308,45 @@ class PortalVenue:
                              value, opens_day_trade=day_trade)
         if breach is not None:
             raise RiskLimitError(breach.message, breach)
-        if adds_risk(snapshot, instrument.symbol, request.side, value):
-            # The fleet's halt holds here too (TradingHaltedError: nothing sent).
-            self.ctx.run(lambda: self.ctx.fleet.check_halt(account), deadline, what)
+        if not adds_risk(snapshot, instrument.symbol, request.side, value):
+            return self._place(portal, order, quantity, spec, mine, deadline)
+        # An opening order: checked and sent under the fleet's account-wide lock, as
+        # on TWS (the halt is read inside it; TradingHaltedError / FleetUnavailableError:
+        # nothing sent), counting the other processes' working opening orders.
+        fleet = self.ctx.fleet
+        lock = fleet.opening(account, time_left(deadline))
+        self.ctx.run(lock.__aenter__, deadline, what)
+        try:
+            working = self.ctx.run(lambda: fleet.working_elsewhere(account), deadline, what)
+            if working:
+                counted = dataclasses.replace(snapshot, positions_usd=with_working_orders(
+                    snapshot.positions_usd, working))
+                breach = check_order(self.ctx.limits, counted, instrument.symbol, request.side,
+                                     value, opens_day_trade=day_trade)
+                if breach is not None:
+                    raise RiskLimitError(breach.message, breach)
+            result = self._place(portal, order, quantity, spec, mine, deadline)
+            if result.get("order_id") is not None and not result.get("existing"):
+                self.ctx.run(lambda: fleet.reserve(account, coid, instrument.symbol,
+                                                   request.side, value), deadline, what)
+                if result.get("status") in DONE_STATES:
+                    filled = bool(result.get("filled_qty"))
+
+                    async def ended() -> None:
+                        fleet.order_ended_soon(account, coid, filled)
+
+                    self.ctx.run(ended, deadline, what)
+                # A working portal order sends no end event here: it counts for the
+                # others until the reservation expires (the safe side).
+            return result
+        finally:
+            self.ctx.run(lambda: lock.__aexit__(None, None, None), deadline, what)
+
+    def _place(self, portal: PortalSource, order: PlannedOrder, quantity: float,
+               spec: ContractSpec, mine: list[dict[str, Any]], deadline: float) -> dict[str, Any]:
+        """Send the sized, checked order; the result (marked sent until the portal answers)."""
+        instrument, request, what = order.instrument, order.request, order.what
+        coid = request.client_order_id
         before = sum(row["quantity"] for row in mine)
         self.mark_sent(coid)
         try:
