@@ -1,9 +1,11 @@
-"""Benchmark: 100 concurrent ``aio.token_prices`` calls against a gateway that never answers.
+"""Benchmark: 100 concurrent ``aio`` calls against a gateway that never answers.
 
 Not a test. Each call has a 2 s timeout; with the calls awaiting the loop
 thread directly (no thread pool to queue behind) every one should end at
 its own timeout, so the median should be about 2 s (it was about 5 s when
-the calls queued for 32 pool threads).
+the calls queued for 32 pool threads). Two kinds are timed: a data call
+(``aio.token_prices``) and a trading call (``aio.get_all_positions``, the
+Trader's coroutine twin; it returns its failure value, None, at the timeout).
 
     python bench/aio_concurrency.py [--calls 100] [--timeout 2]
 """
@@ -15,6 +17,7 @@ import asyncio
 import statistics
 import sys
 import time
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,19 +35,24 @@ def main(argv: list[str] | None = None) -> int:
         n.default_client().clear_caches()
         sim.set_blackhole(True)
 
-        async def one() -> float:
+        async def timed(call: Any) -> float:
             t0 = time.perf_counter()
-            await aio.token_prices(["AAPL"])
+            await call()
             return time.perf_counter() - t0
 
-        async def all_of() -> list[float]:
-            return await asyncio.gather(*(one() for _ in range(args.calls)))
+        async def all_of(call: Any) -> list[float]:
+            return await asyncio.gather(*(timed(call) for _ in range(args.calls)))
 
-        took = asyncio.run(all_of())
+        kinds = {
+            "aio.token_prices": lambda: aio.token_prices(["AAPL"]),
+            "aio.get_all_positions": lambda: aio.get_all_positions(timeout=args.timeout),
+        }
+        took = {name: asyncio.run(all_of(call)) for name, call in kinds.items()}
         sim.set_blackhole(False)
         n.close()
-    print(f"{args.calls} concurrent calls, timeout {args.timeout:g} s: median "
-          f"{statistics.median(took):.2f} s, max {max(took):.2f} s")
+    for name, times in took.items():
+        print(f"{args.calls} concurrent {name}, timeout {args.timeout:g} s: median "
+              f"{statistics.median(times):.2f} s, max {max(times):.2f} s")
     return 0
 
 
