@@ -9,7 +9,7 @@ failover policy:
 * With ``order_failover`` on and a Client Portal URL, an order TWS refused
   before anything was sent goes to the Client Portal
   (:class:`~.venues.portal.PortalVenue`) at once. Otherwise TWS gets
-  :data:`~.venues.portal.FAILOVER_SHARE` of the time to acknowledge it and
+  :data:`FAILOVER_SHARE` of the time to acknowledge it and
   the portal keeps the rest.
 * Never twice: one lock per client order id covers both venues; before a TWS
   attempt the portal's record of the id is consulted, and after a TWS
@@ -62,10 +62,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .venues.portal_closing import PortalClosing
     from .venues.tws import TwsVenue
 
-__all__ = ["OrderRouter", "raise_for"]
+__all__ = ["OrderRouter", "raise_for", "FAILOVER_SHARE"]
 
 log = logging.getLogger("ib_nice_funcs")
 T = TypeVar("T")
+
+#: Share of an order's time budget the TWS attempt may spend before the order is
+#: acknowledged; the rest is kept for the portal (its live-orders look-up alone
+#: may wait up to 5 s for its rate-limit slot at IB's 1 request per 5 s).
+FAILOVER_SHARE = 0.5
 
 
 def raise_for(result: dict[str, Any], what: str) -> dict[str, Any]:
@@ -90,6 +95,12 @@ def raise_for(result: dict[str, Any], what: str) -> dict[str, Any]:
         )
     exc.result = result  # type: ignore[attr-defined]
     raise exc
+
+
+def _ack_deadline(deadline: float) -> float:
+    """When the TWS attempt must have its acknowledgement (failover on)."""
+    now = time.monotonic()
+    return now + max(0.0, deadline - now) * FAILOVER_SHARE
 
 
 class OrderRouter:
@@ -240,7 +251,7 @@ class OrderRouter:
                 lambda: portal.resolve(order.client_order_id, deadline))
             try:
                 result = await self.within(
-                    self.tws.place(order, deadline, ack_deadline=portal.ack_deadline(deadline),
+                    self.tws.place(order, deadline, ack_deadline=_ack_deadline(deadline),
                                    placed_elsewhere=elsewhere),
                     deadline, order.what)
             except (RequestTimeoutError, ConnectionFailedError) as exc:

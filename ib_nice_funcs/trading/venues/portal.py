@@ -69,10 +69,6 @@ __all__ = ["PortalVenue", "TwsFacts", "default_spec", "holds_row", "time_left"]
 
 log = logging.getLogger("ib_nice_funcs")
 
-#: Share of an order's time budget the TWS attempt may spend before the order is
-#: acknowledged; the rest is kept for the portal (its live-orders look-up alone
-#: may wait up to 5 s for its rate-limit slot at IB's 1 request per 5 s).
-FAILOVER_SHARE = 0.5
 #: A portal fill the positions endpoint does not show yet is counted this long at most.
 _PENDING_TTL_S = 300.0
 #: Size steps when the Trader has no contract details for the instrument yet.
@@ -142,13 +138,6 @@ class PortalVenue:
     def active(self) -> bool:
         """Whether orders may fail over (``order_failover`` on and a portal URL set)."""
         return bool(self.settings.order_failover and self.settings.portal_url)
-
-    def ack_deadline(self, deadline: float) -> float | None:
-        """When the TWS attempt must have its acknowledgement (None: failover is off)."""
-        if not self.active:
-            return None
-        now = time.monotonic()
-        return now + max(0.0, deadline - now) * FAILOVER_SHARE
 
     def source(self, cause: BaseException) -> PortalSource:
         """The portal source; re-raises ``cause`` when failover cannot run."""
