@@ -153,7 +153,7 @@ class PositionUnknownError(IBNiceFuncsError):
     """Raised when an agent tests the truth of a value that is not known.
 
     The module-level ``get_position`` returns, when it fails, a dict whose
-    ``has_position`` and ``quantity`` are :class:`~ib_nice_funcs.trading.positions.Unknown`:
+    ``has_position`` and ``quantity`` are :class:`~ib_nice_funcs.trading.position_rows.Unknown`:
     ``if not pos["has_position"]: buy`` raises this instead of buying again
     on a position that may exist. Check ``pos["known"]`` first.
     """

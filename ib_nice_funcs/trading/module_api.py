@@ -1,6 +1,6 @@
 """The module-level nice_funcs trading functions (``n.market_buy(sym, usd)``...).
 
-They run on the default Client's :class:`~ib_nice_funcs.trading.orders.Trader`
+They run on the default Client's :class:`~ib_nice_funcs.trading.trader.Trader`
 and never raise for operational failures (gateway down, timeout, unknown
 symbol, live-account guard, risk breach, broker rejection): they log ONE
 WARNING naming the symbol, the cause and the remedy, and return
@@ -368,7 +368,7 @@ def place_order(
 ) -> dict[str, Any]:
     """Place a MKT, LMT, STP, STP LMT, TRAIL, MOC, LOC or MIDPRICE order.
 
-    See :meth:`ib_nice_funcs.trading.orders.Trader.place_order`. Placing
+    See :meth:`ib_nice_funcs.trading.trader.Trader.place_order`. Placing
     again with a ``client_order_id`` already used returns that order.
 
     Raises:
@@ -406,7 +406,7 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
 
     On failure (plus one WARNING): ``known`` False, ``status`` "unknown",
     ``error`` the cause, and ``has_position`` / ``quantity`` / the other
-    numbers are :class:`~ib_nice_funcs.trading.positions.Unknown`, whose truth
+    numbers are :class:`~ib_nice_funcs.trading.position_rows.Unknown`, whose truth
     test raises :class:`~ib_nice_funcs.errors.PositionUnknownError`: an agent's
     ``if not pos["has_position"]: buy`` stops instead of buying again.
 
