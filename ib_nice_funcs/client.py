@@ -32,8 +32,10 @@ from ._steps import (
 )
 from ._streams import StreamsMixin
 from .config import Settings, get_settings
-from .errors import IBNiceFuncsError, SourceUnavailableError
+from .errors import IBNiceFuncsError
 from .freshness import PriceQuote, utc_from_epoch
+from .sources import registered_sources
+from .sources.builtin import build_source, ib_first, ordered_sources, unknown_source_message
 from .symbols import Instrument, parse_symbol
 from .timeframes import check_days_back, days_back_range, parse_timeframe
 
@@ -201,38 +203,14 @@ class Client(StreamsMixin):
         with self._lock:
             if name in self._builtin:
                 return self._builtin[name]
-            if name == "ib":
-                from .sources.ib import IBSource
-
-                source: Any = IBSource(self.gateway)
-            elif name == "yfinance":
-                from .sources.yahoo import YahooSource
-
-                clock = self.settings.clock
-                source = YahooSource(now=lambda: utc_from_epoch(clock()))
-            elif name == "portal":
-                try:
-                    from .sources.portal import PortalSource
-                except ImportError:
-                    raise SourceUnavailableError(
-                        "the Client Portal source is not available in this version"
-                    ) from None
-                source = PortalSource(self.settings)
-            else:
-                from .sources import registered_sources
-
+            source = build_source(name, self.settings, lambda: self.gateway)
+            if source is None:
                 found = registered_sources().get(name)
                 if found is None:
-                    raise ValueError(self._unknown_source_message(name))
+                    raise ValueError(unknown_source_message(self.settings.sources, name))
                 return found[0]
             self._builtin[name] = source
             return source
-
-    def _unknown_source_message(self, name: str) -> str:
-        from .sources import registered_sources
-
-        valid = ["auto", *self.settings.sources, *registered_sources()]
-        return f"unknown source {name!r}; valid: {', '.join(dict.fromkeys(valid))}"
 
     def source_order(self, source: str = "auto") -> list[str]:
         """Names of the sources a data call tries, in order.
@@ -240,19 +218,7 @@ class Client(StreamsMixin):
         Raises:
             ValueError: ``source`` names no configured or registered source.
         """
-        if not isinstance(source, str):
-            raise TypeError(f"source must be a string, not {type(source).__name__}")
-        key = source.strip().lower()
-        from .sources import registered_sources
-
-        extra = registered_sources()
-        if key in ("", "auto"):
-            ranked = [(10 * (k + 1), n) for k, n in enumerate(self.settings.sources)]
-            ranked += [(prio, n) for n, (_, prio) in extra.items() if n not in self.settings.sources]
-            return [n for _, n in sorted(ranked, key=lambda p: p[0])]
-        if key in ("ib", "portal", "yfinance") or key in extra or key in self.settings.sources:
-            return [key]
-        raise ValueError(self._unknown_source_message(key))
+        return ordered_sources(self.settings.sources, source)
 
     def clear_caches(self, timeout: float | None = None) -> None:
         """Start cold: forget cached prices, bars and qualified contracts, stop the
@@ -400,18 +366,9 @@ class Client(StreamsMixin):
         the connection is current (not down, silent, or in IB's 1100).
         """
         ib_source = self._builtin.get("ib")
-        if ib_source is None or not self._ib_first(source):
+        if ib_source is None or not ib_first(self.settings.sources, source):
             return None
         return ib_source.tickers.fresh_price(symbol)
-
-    def _ib_first(self, source: str) -> bool:
-        if source == "ib":
-            return True
-        if source != "auto" or self.settings.sources[0] != "ib":
-            return False
-        from .sources import BUILTIN_PRIORITY_STEP, registered_sources
-
-        return all(prio >= BUILTIN_PRIORITY_STEP for _, prio in registered_sources().values())
 
     def _epoch_of(self, name: str) -> int | None:
         """The IB link's epoch for values from ``name`` (None: not held from IB)."""
