@@ -1,6 +1,6 @@
 """Lookups as steps: one logic for blocking and awaiting callers.
 
-`Client` writes each lookup (prices, bars) as a generator that yields
+Each lookup of a `Client` (prices, bars) is a generator that yields
 ``(source name, arguments...)`` to ask, receives the source's answer or its
 error, and returns the result. :func:`drive` answers the steps with blocking
 source calls (the sync API); :func:`drive_async` awaits them (``aio`` and
