@@ -5,6 +5,13 @@ sources and the caches. Its methods return typed results and raise the
 :mod:`ib_nice_funcs.errors` hierarchy; the module-level functions in
 :mod:`ib_nice_funcs.nice_funcs` turn those errors into ``None`` / empty
 frames plus one WARNING.
+
+This module wires rooms together rather than holding their logic: the price
+and bar lookups are :mod:`ib_nice_funcs._price_lookup` and
+:mod:`ib_nice_funcs._bar_lookup` (steps shared by each blocking method and
+its ``*_async`` twin), the built-in sources and their order
+:mod:`ib_nice_funcs.sources.builtin`, the live streams
+:mod:`ib_nice_funcs._streams`.
 """
 
 from __future__ import annotations
