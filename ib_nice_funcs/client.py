@@ -5,31 +5,44 @@ sources and the caches. Its methods return typed results and raise the
 :mod:`ib_nice_funcs.errors` hierarchy; the module-level functions in
 :mod:`ib_nice_funcs.nice_funcs` turn those errors into ``None`` / empty
 frames plus one WARNING.
+
+This module wires rooms together rather than holding their logic: the price
+and bar lookups are :mod:`ib_nice_funcs._price_lookup` and
+:mod:`ib_nice_funcs._bar_lookup` (steps shared by each blocking method and
+its ``*_async`` twin), the built-in sources and their order
+:mod:`ib_nice_funcs.sources.builtin`, the live streams
+:mod:`ib_nice_funcs._streams`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Generator, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._fallback import FallbackNotices, combine_errors
+from ._bar_lookup import PlanSeconds, bar_steps, classic, paced_budget, resampled
+from ._fallback import FallbackNotices
 from ._held import HeldCache
 from ._loop import LoopThread, in_daemon_thread, shared_loop
-from ._steps import drive, drive_async, given_symbols, keyed_prices, one_price
+from ._price_lookup import price_steps
+from ._steps import (
+    Lookup,
+    PriceLookupResult,
+    drive,
+    drive_async,
+    given_symbols,
+    keyed_prices,
+    one_price,
+    price_or_error,
+)
 from ._streams import StreamsMixin
 from .config import Settings, get_settings
-from .errors import (
-    AllSourcesFailedError,
-    IBNiceFuncsError,
-    NoDataError,
-    SourceUnavailableError,
-    UnknownSymbolError,
-)
-from .freshness import PriceQuote, stamp_frame, utc_from_epoch
+from .errors import IBNiceFuncsError
+from .freshness import PriceQuote, utc_from_epoch
+from .sources import registered_sources
+from .sources.builtin import build_source, ib_first, ordered_sources, unknown_source_message
 from .symbols import Instrument, parse_symbol
 from .timeframes import check_days_back, days_back_range, parse_timeframe
 
@@ -48,9 +61,6 @@ __all__ = ["Client"]
 
 log = logging.getLogger("ib_nice_funcs")
 
-#: Share of the remaining time a source may use when another source follows,
-#: so that a hung primary still leaves the fallback time to answer.
-_PRIMARY_SHARE = 0.75
 #: Bars for the same range are served from cache this long; it also keeps
 #: repeated calls clear of IB's "no identical request within 15 s" rule.
 _BARS_TTL_S = 15.0
@@ -200,38 +210,14 @@ class Client(StreamsMixin):
         with self._lock:
             if name in self._builtin:
                 return self._builtin[name]
-            if name == "ib":
-                from .sources.ib import IBSource
-
-                source: Any = IBSource(self.gateway)
-            elif name == "yfinance":
-                from .sources.yahoo import YahooSource
-
-                clock = self.settings.clock
-                source = YahooSource(now=lambda: utc_from_epoch(clock()))
-            elif name == "portal":
-                try:
-                    from .sources.portal import PortalSource
-                except ImportError:
-                    raise SourceUnavailableError(
-                        "the Client Portal source is not available in this version"
-                    ) from None
-                source = PortalSource(self.settings)
-            else:
-                from .sources import registered_sources
-
+            source = build_source(name, self.settings, lambda: self.gateway)
+            if source is None:
                 found = registered_sources().get(name)
                 if found is None:
-                    raise ValueError(self._unknown_source_message(name))
+                    raise ValueError(unknown_source_message(self.settings.sources, name))
                 return found[0]
             self._builtin[name] = source
             return source
-
-    def _unknown_source_message(self, name: str) -> str:
-        from .sources import registered_sources
-
-        valid = ["auto", *self.settings.sources, *registered_sources()]
-        return f"unknown source {name!r}; valid: {', '.join(dict.fromkeys(valid))}"
 
     def source_order(self, source: str = "auto") -> list[str]:
         """Names of the sources a data call tries, in order.
@@ -239,19 +225,7 @@ class Client(StreamsMixin):
         Raises:
             ValueError: ``source`` names no configured or registered source.
         """
-        if not isinstance(source, str):
-            raise TypeError(f"source must be a string, not {type(source).__name__}")
-        key = source.strip().lower()
-        from .sources import registered_sources
-
-        extra = registered_sources()
-        if key in ("", "auto"):
-            ranked = [(10 * (k + 1), n) for k, n in enumerate(self.settings.sources)]
-            ranked += [(prio, n) for n, (_, prio) in extra.items() if n not in self.settings.sources]
-            return [n for _, n in sorted(ranked, key=lambda p: p[0])]
-        if key in ("ib", "portal", "yfinance") or key in extra or key in self.settings.sources:
-            return [key]
-        raise ValueError(self._unknown_source_message(key))
+        return ordered_sources(self.settings.sources, source)
 
     def clear_caches(self, timeout: float | None = None) -> None:
         """Start cold: forget cached prices, bars and qualified contracts, stop the
@@ -390,15 +364,7 @@ class Client(StreamsMixin):
             raise TypeError("price_results() takes a list of symbols")
         given = list(symbols)
         instruments = [parse_symbol(s) for s in given]
-        got = self._prices_by_instrument(instruments, source, timeout)
-        out: dict[str, float | IBNiceFuncsError] = {}
-        for s, i in zip(given, instruments):
-            found, error = got[i.symbol]
-            out[s if isinstance(s, str) else i.symbol] = (
-                found.price if found is not None
-                else error or AllSourcesFailedError(f"no price for {i.symbol}")
-            )
-        return out
+        return price_or_error(given, instruments, self._prices_by_instrument(instruments, source, timeout))
 
     def live_price(self, symbol: Any, source: str = "auto") -> float | None:
         """The price from a fresh live ticker, or None; never blocks, sends nothing.
@@ -407,18 +373,9 @@ class Client(StreamsMixin):
         the connection is current (not down, silent, or in IB's 1100).
         """
         ib_source = self._builtin.get("ib")
-        if ib_source is None or not self._ib_first(source):
+        if ib_source is None or not ib_first(self.settings.sources, source):
             return None
         return ib_source.tickers.fresh_price(symbol)
-
-    def _ib_first(self, source: str) -> bool:
-        if source == "ib":
-            return True
-        if source != "auto" or self.settings.sources[0] != "ib":
-            return False
-        from .sources import BUILTIN_PRIORITY_STEP, registered_sources
-
-        return all(prio >= BUILTIN_PRIORITY_STEP for _, prio in registered_sources().values())
 
     def _epoch_of(self, name: str) -> int | None:
         """The IB link's epoch for values from ``name`` (None: not held from IB)."""
@@ -428,9 +385,12 @@ class Client(StreamsMixin):
         gateway = self._gateway
         return gateway.health if gateway is not None else None
 
+    def _lookup(self, order: Sequence[str], budget: float) -> Lookup:
+        return Lookup(order, budget, self._notices, self._health, self._epoch_of)
+
     def _prices_by_instrument(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
-    ) -> dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]]:
+    ) -> PriceLookupResult:
         return drive(self._price_steps(instruments, source, timeout), self._ask_prices)
 
     def _ask_prices(self, name: str, todo: list[Instrument], remaining: float) -> dict[str, float | None]:
@@ -446,73 +406,14 @@ class Client(StreamsMixin):
 
     def _price_steps(
         self, instruments: Sequence[Instrument], source: str, timeout: float | None
-    ) -> Generator[tuple[str, list[Instrument], float], Any, dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]]]:
-        """The price lookup as steps: yields ``(source name, instruments, seconds)``
-        to ask, receives the answer (or the source's error), returns per symbol
-        ``(quote, error)``. One logic for the sync and the async driver."""
+    ) -> Generator[tuple[str, list[Instrument], float], Any, PriceLookupResult]:
+        """The price lookup (:func:`~ib_nice_funcs._price_lookup.price_steps`) for
+        this client; raises a bad ``source`` or ``timeout`` before anything is sent."""
         order = self.source_order(source)
-        budget = self.resolve_timeout(timeout)
-        deadline = time.monotonic() + budget
-        unique = list({i.symbol: i for i in instruments}.values())
-        result: dict[str, tuple[PriceQuote | None, IBNiceFuncsError | None]] = {}
-        errors: dict[str, BaseException] = {}
-        todo: list[Instrument] = []
+        lookup = self._lookup(order, self.resolve_timeout(timeout))
         ib_source = self._builtin.get("ib") if order[0] == "ib" else None
-        if ib_source is not None:
-            live = [(i, ib_source.tickers.fresh_quote(i.key)) for i in unique]
-            for i, tick in live:
-                if tick is not None:
-                    result[i.symbol] = (PriceQuote(tick.price, "ib", utc_from_epoch(tick.time),
-                                                   live=True), None)
-            unique = [i for i, tick in live if tick is None]
-        health = self._health()
-        for i in unique:
-            cached = next((q for q in (self._prices.get((n, i.symbol), health) for n in order)
-                           if q is not None), None)
-            if cached is not None:
-                result[i.symbol] = (cached._replace(cached=True), None)
-            else:
-                todo.append(i)
-        for position, name in enumerate(order):
-            if not todo:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if position < len(order) - 1:
-                remaining *= _PRIMARY_SHARE
-            epoch = self._epoch_of(name)
-            got = yield name, todo, remaining
-            if isinstance(got, BaseException):
-                errors[name] = got
-                self._notices.failed(name, got)
-                log.debug("source %s failed for prices: %s", name, got)
-                continue
-            self._notices.answered(name)
-            now = datetime.now(timezone.utc)
-            still: list[Instrument] = []
-            for i in todo:
-                value = got.get(i.symbol)
-                if value is None:
-                    still.append(i)
-                    continue
-                found = PriceQuote(value, name, now)
-                result[i.symbol] = (found, None)
-                self._notices.fell_back(f"price of {i.symbol}", i.symbol,
-                                        {n: e for n, e in errors.items() if n != name}, name)
-                self._prices.put((name, i.symbol), found, epoch)
-            if still:
-                errors.setdefault(
-                    name,
-                    UnknownSymbolError(
-                        f"{name} has no price for {', '.join(i.symbol for i in still)} (check the "
-                        "symbol spelling, or pass an ib_async Contract with exchange and currency)"
-                    ),
-                )
-            todo = still
-        for i in todo:
-            result[i.symbol] = (None, combine_errors(f"price of {i.symbol}", errors, order))
-        return result
+        return price_steps(lookup, instruments, self._prices,
+                           ib_source.tickers if ib_source is not None else None)
 
     # -- bars ----------------------------------------------------------------
 
@@ -545,9 +446,8 @@ class Client(StreamsMixin):
         """
         tf = parse_timeframe(timeframe)
         if tf.base is not None:  # 6h, 12h, 3d, 1M...: no source has them as such
-            return _resampled(self.ohlcv(symbol, tf.base, days_back, source, timeout), tf)
-        request = self._bars_request(symbol, timeframe, days_back, source, timeout)
-        return drive(self._bars_steps(*request), self._ask_bars)
+            return resampled(self.ohlcv(symbol, tf.base, days_back, source, timeout), tf)
+        return drive(self._bars_steps(symbol, timeframe, days_back, source, timeout), self._ask_bars)
 
     async def ohlcv_async(
         self, symbol: Any, timeframe: str = "1h", days_back: float = 3, source: str = "auto",
@@ -561,14 +461,15 @@ class Client(StreamsMixin):
         tf = parse_timeframe(timeframe)
         if tf.base is not None:
             finer = await self.ohlcv_async(symbol, tf.base, days_back, source, timeout)
-            return _resampled(finer, tf)
-        request = self._bars_request(symbol, timeframe, days_back, source, timeout)
-        return await drive_async(self._bars_steps(*request), self._ask_bars_async)
+            return resampled(finer, tf)
+        steps = self._bars_steps(symbol, timeframe, days_back, source, timeout)
+        return await drive_async(steps, self._ask_bars_async)
 
-    def _bars_request(
+    def _bars_steps(
         self, symbol: Any, timeframe: str, days_back: float, source: str, timeout: float | None
-    ) -> tuple[Instrument, Timeframe, datetime, datetime, list[str], float]:
-        """Validated arguments of a bar call (raises before anything is sent)."""
+    ) -> Generator[tuple[Any, ...], Any, pd.DataFrame]:
+        """The bar lookup (:func:`~ib_nice_funcs._bar_lookup.bar_steps`) for this
+        client; validates the arguments (raises before anything is sent)."""
         instrument = parse_symbol(symbol)
         tf = parse_timeframe(timeframe)
         check_days_back(tf, days_back)
@@ -577,7 +478,8 @@ class Client(StreamsMixin):
         now = utc_from_epoch(self.settings.clock())
         start, end = days_back_range(days_back, now)
         order = self.source_order(source)
-        return instrument, tf, start, end, order, self.bars_budget(order, tf, start, end, timeout)
+        lookup = self._lookup(order, self.bars_budget(order, tf, start, end, timeout))
+        return bar_steps(lookup, self._bars, instrument, tf, start, end)
 
     def _ask_bars(self, name: str, instrument: Instrument, tf: Timeframe, start: datetime,
                   end: datetime, remaining: float) -> pd.DataFrame:
@@ -590,43 +492,6 @@ class Client(StreamsMixin):
         if abars is not None:
             return await abars(instrument, tf, start, end, timeout=remaining)
         return await in_daemon_thread(lambda: src.bars(instrument, tf, start, end, timeout=remaining))
-
-    def _bars_steps(
-        self, instrument: Instrument, tf: Timeframe, start: datetime, end: datetime,
-        order: list[str], budget: float,
-    ) -> Generator[tuple[Any, ...], Any, pd.DataFrame]:
-        """The bar lookup as steps (see :meth:`_price_steps`); returns the frame or raises."""
-        deadline = time.monotonic() + budget
-        errors: dict[str, BaseException] = {}
-        what = f"{tf.name} bars of {instrument.symbol}"
-        window = (int(start.timestamp()) // tf.seconds, int(end.timestamp()) // tf.seconds)
-        for position, name in enumerate(order):
-            key = (name, instrument.key, tf.name, window)
-            cached = self._bars.get(key, self._health())
-            if cached is not None:
-                return stamp_frame(cached.copy(), name, cached=True)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                errors.setdefault(name, AllSourcesFailedError("out of time"))
-                break
-            if position < len(order) - 1:
-                remaining *= _PRIMARY_SHARE
-            epoch = self._epoch_of(name)
-            frame = yield name, instrument, tf, start, end, remaining
-            if isinstance(frame, BaseException):
-                errors[name] = frame
-                self._notices.failed(name, frame)
-                log.debug("source %s failed for bars of %s: %s", name, instrument.symbol, frame)
-                continue
-            self._notices.answered(name)
-            if frame is None or frame.empty:
-                errors[name] = NoDataError(f"{name} returned no bars")
-                continue
-            frame = stamp_frame(frame, name, cached=False)
-            self._notices.fell_back(what, instrument.symbol, errors, name)
-            self._bars.put(key, frame, epoch)
-            return frame.copy()
-        raise combine_errors(what, errors, order)
 
     def bars_budget(
         self, order: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime,
@@ -645,25 +510,16 @@ class Client(StreamsMixin):
         """
         if timeout is not None:
             return self.resolve_timeout(timeout)
-        setting = self.settings.timeout
-        budget = setting
-        for position, name in enumerate(order):
-            if name not in ("ib", *self._builtin):
-                continue  # only built-in sources pace; do not build the others here
-            try:
-                plan_seconds = getattr(self._source(name), "plan_seconds", None)
-            except IBNiceFuncsError:  # e.g. a closed client: the call itself says so
-                continue
-            if plan_seconds is None:
-                continue
-            wait = plan_seconds(timeframe, start, end)
-            if wait <= 0:
-                continue
-            need = wait + setting
-            if position < len(order) - 1:
-                need /= _PRIMARY_SHARE
-            budget = max(budget, need)
-        return budget
+        return paced_budget(order, self.settings.timeout, self._plan_seconds, timeframe, start, end)
+
+    def _plan_seconds(self, name: str) -> PlanSeconds | None:
+        """The pacing estimate of source ``name``, or None when it does not pace."""
+        if name not in ("ib", *self._builtin):
+            return None  # only built-in sources pace; do not build the others here
+        try:
+            return getattr(self._source(name), "plan_seconds", None)
+        except IBNiceFuncsError:  # e.g. a closed client: the call itself says so
+            return None
 
     def classic_data(
         self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",
@@ -677,33 +533,12 @@ class Client(StreamsMixin):
         Raises:
             The same as :meth:`ohlcv`.
         """
-        return _classic(self.ohlcv(symbol, timeframe, days_back, source, timeout))
+        return classic(self.ohlcv(symbol, timeframe, days_back, source, timeout))
 
     async def classic_data_async(
         self, symbol: Any, days_back: float = 3, timeframe: str = "1h", source: str = "auto",
         timeout: float | None = None,
     ) -> pd.DataFrame:
         """:meth:`classic_data` as a coroutine (see :meth:`price_async`)."""
-        return _classic(await self.ohlcv_async(symbol, timeframe, days_back, source, timeout))
-
-
-def _classic(frame: pd.DataFrame) -> pd.DataFrame:
-    from .frames import CLASSIC_MIN_ROWS, classic_frame
-
-    out = classic_frame(frame, CLASSIC_MIN_ROWS)
-    out.attrs.update(frame.attrs)
-    return out
-
-
-def _resampled(finer: pd.DataFrame, tf: Timeframe) -> pd.DataFrame:
-    """``finer`` bars resampled to a derived timeframe (``tf.base`` set)."""
-    from .frames import resample_ohlcv
-
-    assert tf.resample_rule is not None
-    # Fixed-length bins anchored at the epoch, so a 3-day bar does not move
-    # with the first bar fetched; calendar months anchor themselves.
-    origin = "start_day" if tf.resample_rule == "MS" else "epoch"
-    out = resample_ohlcv(finer, tf.resample_rule, origin=origin)
-    out.attrs.update(finer.attrs)
-    return out
+        return classic(await self.ohlcv_async(symbol, timeframe, days_back, source, timeout))
 
