@@ -563,7 +563,7 @@ class IBGateway:
             return await asyncio.gather(*(one(ib, c) for c in contracts))
 
         qualified = await self.request(all_of, what)
-        return {i.key: c for i, c in zip(instruments, qualified)}
+        return {i.key: c for i, c in zip(instruments, qualified, strict=True)}
 
     def clear_contracts(self) -> None:
         """Forget qualified contracts; runs on the loop thread, ahead of any later call."""
