@@ -209,8 +209,12 @@ class Tickers:
 
     @property
     def lines(self) -> int:
-        """Market-data lines in use (streams open or being reopened)."""
-        return len(self._live)
+        """Market-data lines this client uses (its own streams, open or being reopened).
+
+        A stream another process of the fleet holds (followed from its shared
+        quote) uses none of this client's lines.
+        """
+        return sum(1 for e in self._live.values() if not e.remote)
 
     def live_symbols(self) -> list[str]:
         """Symbols with a streaming subscription, least recently read first."""
@@ -432,14 +436,18 @@ class Tickers:
     # -- loop thread: lines -------------------------------------------------------
 
     def _free_lines(self) -> int:
-        evictable = sum(1 for e in self._live.values() if e.pins <= 0)
-        return self.max_lines - len(self._live) + evictable
+        evictable = sum(1 for e in self._live.values() if e.pins <= 0 and not e.remote)
+        return self.max_lines - self.lines + evictable
 
     def _make_room(self) -> bool:
-        """Free a line if the budget is full (LRU, unpinned only); False if none can be freed."""
-        if len(self._live) < self.max_lines:
+        """Free a line if the budget is full (LRU, unpinned only); False if none can be freed.
+
+        Only this client's own lines count: following another process's
+        line costs none.
+        """
+        if self.lines < self.max_lines:
             return True
-        unpinned = [e for e in self._live.values() if e.pins <= 0]
+        unpinned = [e for e in self._live.values() if e.pins <= 0 and not e.remote]
         if not unpinned:
             return False
         victim = min(unpinned, key=lambda e: e.last_used)
@@ -589,7 +597,8 @@ class Tickers:
         states = sharing.follow([e.key for e in entries])
         for entry in entries:
             quote, held = states.get(entry.key, (None, False))
-            if not held and ib is not None and ib.isConnected() and sharing.acquire(entry.key):
+            if not held and ib is not None and ib.isConnected() and \
+                    self.lines < self.max_lines and sharing.acquire(entry.key):
                 log.info("taking over the market-data line of %s", entry.instrument.symbol)
                 entry.remote = False
                 self._open_line(entry, ib)
