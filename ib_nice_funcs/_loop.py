@@ -152,10 +152,7 @@ class LoopThread:
         loop.call_soon_threadsafe(start)
         if not slot.done.wait(timeout):
             loop.call_soon_threadsafe(slot.cancel)
-            raise RequestTimeoutError(
-                f"{what} got no answer within {timeout:g} s; the gateway may be busy or "
-                "unreachable: check it, or raise the timeout (IB_NICE_FUNCS_TIMEOUT)"
-            ) from None
+            raise _timeout_error(what, timeout) from None
         if slot.error is not None:
             raise slot.error
         return slot.value  # type: ignore[return-value]
@@ -171,15 +168,19 @@ class LoopThread:
         or when the awaiting task is cancelled, the work on the loop thread
         is cancelled too.
 
+        Awaited on the loop thread itself (the trading layer's coroutines
+        price their orders this way), ``factory()`` is simply awaited there,
+        with the same timeout.
+
         Raises:
             RequestTimeoutError: no result within ``timeout``.
-            RuntimeError: awaited on the loop thread itself.
             Exception: whatever the coroutine raised.
         """
         if self.in_loop_thread():
-            raise RuntimeError(
-                "ib_nice_funcs.aio was awaited on the package's own event-loop thread"
-            )
+            try:
+                return await asyncio.wait_for(_await(factory), timeout)
+            except asyncio.TimeoutError:
+                raise _timeout_error(what, timeout) from None
         future = self.submit(factory)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
@@ -187,10 +188,7 @@ class LoopThread:
             future.cancel()
             if future.done() and not future.cancelled() and future.exception() is not None:
                 raise future.exception() from None  # type: ignore[misc]
-            raise RequestTimeoutError(
-                f"{what} got no answer within {timeout:g} s; the gateway may be busy or "
-                "unreachable: check it, or raise the timeout (IB_NICE_FUNCS_TIMEOUT)"
-            ) from None
+            raise _timeout_error(what, timeout) from None
         finally:
             future.cancel()  # a cancelled caller: the work ends with it (no-op when done)
 
@@ -246,6 +244,13 @@ class LoopThread:
         with self._lock:
             if self._thread is thread:
                 self._loop, self._thread = None, None
+
+
+def _timeout_error(what: str, timeout: float) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"{what} got no answer within {timeout:g} s; the gateway may be busy or "
+        "unreachable: check it, or raise the timeout (IB_NICE_FUNCS_TIMEOUT)"
+    )
 
 
 async def in_daemon_thread(fn: Callable[[], T], name: str = "ib-nice-funcs-aio") -> T:

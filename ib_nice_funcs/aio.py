@@ -16,7 +16,7 @@ call still pending when ``asyncio.run`` ends does not hold the interpreter's
 exit. A synchronous source (yfinance, a plug-in) runs on a daemon thread per
 call. A price served from a live ticker is returned at once, with no hop at
 all. Streams wake the caller's loop with ``call_soon_threadsafe``. The
-trading helpers still run their synchronous twins on a small thread pool.
+trading helpers await the Trader's coroutine twins on that thread the same way.
 
 Same names, arguments, results and failure behaviour as the module-level
 functions (operational failures give ``None`` / an empty frame /
@@ -29,7 +29,6 @@ download sends no further request); a request already sent is not recalled.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import importlib
 import inspect
@@ -76,35 +75,9 @@ __all__ = [
 log = logging.getLogger("ib_nice_funcs")
 T = TypeVar("T")
 
-#: Threads that wait on the loop thread for coroutine callers (not the
-#: caller's default executor, which the agent may need for itself).
-_MAX_WORKERS = 32
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=_MAX_WORKERS, thread_name_prefix="ib-nice-funcs-aio")
-        return _pool
-
-
-async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking function on this module's pool; the caller's loop keeps running."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))
-
-
-def _wrap(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> T:
-        return await _in_thread(fn, *args, **kwargs)
-
-    wrapper.__doc__ = f"Coroutine version of :func:`ib_nice_funcs.{fn.__name__}` (same arguments and result).\n\n{fn.__doc__ or ''}"
-    return wrapper
+#: Seconds the bridge to the loop thread allows beyond a trading call's own
+#: budget: the coroutine returns its result by its deadline; this covers the hops.
+_BRIDGE_GRACE_S = 2.0
 
 
 # -- data --------------------------------------------------------------------
@@ -417,10 +390,45 @@ async def subscribe(symbols: Any, callback: Callable[..., Any]) -> AsyncSubscrip
 # -- trading (wrapped on first use) --------------------------------------------
 
 
+async def _trading(name: str, *args: Any, **kwargs: Any) -> Any:
+    """The module-level trading function ``name``, with the Trader's coroutine twin
+    awaited on the loop thread (no thread waits) and the same failure values."""
+    module_api = importlib.import_module(".trading.module_api", __package__)
+    call = module_api.deferred(getattr(module_api, name), *args, **kwargs)
+    if not isinstance(call, module_api.TraderCall):
+        return call  # answered without the Trader (a refused symbol, a zero amount)
+    try:
+        trader = _nf.default_client().trading
+        seconds = trader.budget(call.method, call.kwargs.get("timeout"))
+        work = getattr(trader, call.method + "_async")
+        value = await trader.gateway.call_async(
+            lambda: work(*call.args, **call.kwargs), seconds + _BRIDGE_GRACE_S, call.method)
+    except Exception as exc:  # noqa: BLE001 - the function's own finish decides (and re-raises)
+        failure = exc
+
+        def outcome() -> Any:
+            raise failure
+
+        return call.finish(outcome)
+    return call.finish(lambda: value)
+
+
+def _trading_face(name: str) -> Callable[..., Awaitable[Any]]:
+    module_api = importlib.import_module(".trading.module_api", __package__)
+    function = getattr(module_api, name)
+
+    @functools.wraps(function)
+    async def face(*args: Any, **kwargs: Any) -> Any:
+        return await _trading(name, *args, **kwargs)
+
+    face.__doc__ = (f"Coroutine version of :func:`ib_nice_funcs.{name}` (same arguments and "
+                    f"result; awaited on the package's loop thread).\n\n{function.__doc__ or ''}")
+    return face
+
+
 def __getattr__(name: str) -> Any:
     if name in _TRADING:
-        module = importlib.import_module(".trading.module_api", __package__)
-        wrapper = _wrap(getattr(module, name))
+        wrapper = _trading_face(name)
         globals()[name] = wrapper
         return wrapper
     raise AttributeError(f"module 'ib_nice_funcs.aio' has no attribute {name!r}")

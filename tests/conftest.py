@@ -132,3 +132,34 @@ def sim_clock(sim):
 def warnings_log(caplog):
     caplog.set_level(logging.WARNING, logger="ib_nice_funcs")
     return caplog
+
+
+def _browser_paths() -> tuple[str, str] | None:
+    import shutil
+
+    browser = next((p for p in map(shutil.which, ("chromium", "chromium-browser",
+                                                  "google-chrome")) if p), None)
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (selenium); skips with the reason where there is none."""
+    paths = _browser_paths()
+    if paths is None:
+        pytest.skip("no Chromium + chromedriver on PATH (Debian: apt-get install chromium "
+                    "chromium-driver); the dashboard's browser tests need them")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1400,1700", "--disable-gpu"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -134,7 +134,7 @@ def create_app(client: Any, token: str, journal_path: Path | None,
                       "cancelled_orders": 0, "closed": []}
         halt.halt("emergency stop from the dashboard", result)
         collector.invalidate()
-        return _json({"halt": halt.view(), "result": result})
+        return _json({"halt": collector.halt_now(), "result": result})
 
     def resume(request: Request) -> Response:
         if not authorised(request):
@@ -142,9 +142,10 @@ def create_app(client: Any, token: str, journal_path: Path | None,
         try:
             note = halt.resume(client.trading, stop_timeout)
         except Exception as exc:  # noqa: BLE001 - the page shows why the halt stays
-            return _json({"halt": halt.view(), "error": f"{type(exc).__name__}: {exc}"}, 502)
+            return _json({"halt": collector.halt_now(),
+                          "error": f"{type(exc).__name__}: {exc}"}, 502)
         collector.invalidate()
-        return _json({"halt": halt.view(), "note": note})
+        return _json({"halt": collector.halt_now(), "note": note})
 
     routes = [
         Route("/", index),

@@ -1,9 +1,13 @@
-"""What the dashboard shows, gathered from one Client and the journal.
+"""What the dashboard shows, gathered from one Client, the fleet state and the journal.
 
-:func:`risk_bars` is pure; :class:`StateCollector`
-asks the Client (blocking calls, each bounded by its timeout) at most once
-per ``min_interval_s`` however many browser tabs poll, and never raises:
-a section that failed carries its error instead.
+The halt and the daily-loss baseline are the account's, as every agent
+process sees them: read from the fleet state (this host's files, or Redis)
+through :func:`ib_nice_funcs.fleet.view.read_fleet`, not from this process.
+
+:func:`risk_bars`, :func:`shared_daily_pnl` and :func:`account_halt` are pure;
+:class:`StateCollector` asks the Client (blocking calls, each bounded by its
+timeout) at most once per ``min_interval_s`` however many browser tabs
+poll, and never raises: a section that failed carries its error instead.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
+from ..fleet.view import RESUME_HINT, FleetView, read_fleet
 from ..trade_journal.store import JournalUnreadableError, read_processes, summary
 from ..trade_journal.writer import HEARTBEAT_S, flush_writer
+from ..trading.account import trading_day
 
 __all__ = ["RiskBar", "risk_bars", "fleet_usage", "agents_alive", "StateCollector",
-           "HaltState"]
+           "HaltState", "shared_daily_pnl", "account_halt"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -28,6 +34,8 @@ _PDT_ALLOWED = 3
 _RECENT_FILLS = 50
 #: Seconds between Client Portal probes (a REST round trip; its rate limit is shared).
 _PORTAL_PROBE_S = 10.0
+#: Longest wait for the fleet state (files: well under a millisecond; Redis: its 1 s timeout).
+_FLEET_READ_S = 3.0
 
 
 class RiskBar(TypedDict):
@@ -114,9 +122,58 @@ def agents_alive(agents: Sequence[Mapping[str, Any]], processes: Sequence[Mappin
     return sorted(rows, key=lambda r: str(r["agent"]))
 
 
-class HaltState:
-    """The halt the dashboard shows and lifts.
+def shared_daily_pnl(net_liquidation: float, trader_daily_pnl: float,
+                     fleet_day_start: float | None) -> tuple[float, str]:
+    """Today's P&L as the agents' daily-loss checks count it, and what it is measured from (pure).
 
+    From the fleet's day start (the first net liquidation any process of the
+    account stored today) when there is one; the Trader's own figure when it
+    shows a larger loss (IB's previous-day equity after a mid-day start, as
+    the risk check takes it) or when the fleet has no baseline.
+    """
+    if fleet_day_start is None:
+        return float(trader_daily_pnl), "this process (the fleet has no day start)"
+    shared = float(net_liquidation) - float(fleet_day_start)
+    if trader_daily_pnl < shared:
+        return float(trader_daily_pnl), "the risk check's larger loss"
+    return shared, "the fleet's day start"
+
+
+def account_halt(own: Mapping[str, Any], fleet: Mapping[str, Any]) -> dict[str, Any]:
+    """The halt the page shows (pure).
+
+    The fleet's account-wide latch (who latched it, when, why, how to resume)
+    when the fleet state could be read; else this dashboard's own record of
+    its stop, with ``known`` False.
+
+    Args:
+        own: :meth:`HaltState.view`.
+        fleet: A :class:`~ib_nice_funcs.fleet.view.FleetView`, or ``{"error": ...}``.
+    """
+    view: dict[str, Any] = {"halted": False, "known": True, "scope": "account", "reason": "",
+                            "since": None, "by": None, "by_pid": None, "by_host": None,
+                            "by_alive": None, "by_this_process": None, "message": "",
+                            "resume": RESUME_HINT, "last_stop": own.get("last_stop"),
+                            "fleet_error": fleet.get("error")}
+    if fleet.get("error") is not None or "halt" not in fleet:
+        view.update(known=False, scope="this dashboard", halted=bool(own.get("halted")),
+                    reason=own.get("reason") or "", since=own.get("since"))
+        if view["halted"]:
+            view["by_this_process"] = True
+        return view
+    halt = fleet["halt"]
+    if halt is not None:
+        view.update(halted=True, reason=halt["reason"], since=halt["at"], by=halt["by"],
+                    by_pid=halt["pid"], by_host=halt["host"], by_alive=halt["alive"],
+                    by_this_process=halt["this_process"], message=halt["message"])
+    return view
+
+
+class HaltState:
+    """This dashboard's record of its own stop, and how it lifts the halt.
+
+    The page shows the fleet's account-wide halt (:func:`account_halt`);
+    this record stands in only while the fleet state cannot be read.
     Resume calls the package's ``resume_trading()`` when it has one (the
     fleet-wide latch that ``emergency_stop()`` sets for every agent process:
     ``Trader.resume_trading`` or ``ib_nice_funcs.fleet.resume_trading``);
@@ -197,6 +254,10 @@ class StateCollector:
         with self._lock:
             self._at = 0.0
 
+    def halt_now(self) -> dict[str, Any]:
+        """The halt as the fleet state says it now (blocks up to a few seconds; raises nothing)."""
+        return account_halt(self.halt.view(), self._fleet())
+
     def state(self) -> dict[str, Any]:
         with self._lock:
             if self._state is not None and time.monotonic() - self._at < self.min_interval_s:
@@ -212,6 +273,9 @@ class StateCollector:
         trader = self.client.trading
         t = self.timeout
         snapshot = _section(lambda: trader.risk_snapshot(timeout=t))
+        # After the snapshot: this process's risk check has stored the day's baseline
+        # if it was the account's first look today.
+        fleet = self._fleet()
         limits = {"max_daily_loss_usd": settings.max_daily_loss_usd,
                   "max_position_usd": settings.max_position_usd,
                   "max_exposure_usd": settings.max_exposure_usd,
@@ -221,11 +285,14 @@ class StateCollector:
             bars: Any = snapshot
         else:
             cash = _section(lambda: trader.get_balance(timeout=t))
+            daily, basis = shared_daily_pnl(snapshot.net_liquidation, snapshot.daily_pnl,
+                                            fleet.get("day_start"))
             account = {"net_liquidation": snapshot.net_liquidation,
                        "cash": cash if not isinstance(cash, dict) else None,
-                       "daily_pnl": snapshot.daily_pnl,
+                       "daily_pnl": daily, "day_start": fleet.get("day_start"),
+                       "pnl_from": basis,
                        "max_daily_loss_usd": settings.max_daily_loss_usd}
-            bars = risk_bars(limits, snapshot.positions_usd, snapshot.daily_pnl,
+            bars = risk_bars(limits, snapshot.positions_usd, daily,
                              snapshot.day_trades_last_5_days)
         journal = self._journal()
         return {
@@ -238,8 +305,23 @@ class StateCollector:
             "risk": bars,
             "sources": self._sources(journal.get("processes", []), snapshot),
             "journal": journal,
-            "halt": self.halt.view(),
+            "fleet": fleet,
+            "halt": account_halt(self.halt.view(), fleet),
         }
+
+    def _fleet(self) -> FleetView | dict[str, Any]:
+        """The account's fleet state (its halt, baseline and processes), or why not."""
+        settings = self.client.settings
+        try:
+            account = settings.account or self.client.gateway.account
+        except Exception as exc:  # noqa: BLE001 - a closed Client: shown, not raised
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        if not account:
+            return {"error": "the account is not known yet (the gateway has not answered; "
+                             "set IB_ACCOUNT to read the fleet state without it)"}
+        day = trading_day(settings.clock()).isoformat()
+        return _section(lambda: read_fleet(settings, account, day,
+                                           min(self.timeout, _FLEET_READ_S)))
 
     def _sources(self, processes: Sequence[Mapping[str, Any]], snapshot: Any) -> dict[str, Any]:
         """Each source's health; IB's from this refresh's risk snapshot (it went through

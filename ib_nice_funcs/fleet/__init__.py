@@ -16,7 +16,9 @@ What they share, and where it lives:
   a grant of IB's message rate per process by demand (:mod:`.messages`), all through
   one blocking client per use (:mod:`.link`); one WARNING per process when
   Redis goes away or comes back (:mod:`.health`);
-- ``doctor``'s view of all this (:mod:`.status`).
+- ``doctor``'s view of all this (:mod:`.status`), and a watcher's read of
+  the halt, the day's baseline and the processes with working orders
+  (:mod:`.view`, for the dashboard).
 
 I/O-free rules (records, their encoding, keys, the exposure of working
 orders, messages) live in :mod:`.state`. Importing this package imports

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -31,9 +30,9 @@ from .state import (
     claimed_message,
     halt_message,
     owner_id,
-    owner_pid,
 )
 from .store import RiskLockBusyError
+from .view import owner_alive
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
@@ -164,7 +163,7 @@ class FleetGuard:
         now = time.time()
         return [r.working() for r in held
                 if r.owner != self.owner and now - r.at < RESERVATION_MAX_S and r.counts(now)
-                and _alive(r.owner) is not False]
+                and owner_alive(r.owner) is not False]
 
     async def reserve(self, account: str, client_order_id: str, symbol: str, side: str,
                       value_usd: float) -> None:
@@ -217,7 +216,7 @@ class FleetGuard:
             held = await self.store.claim(account, client_order_id, mine)
             if held is None:
                 return None
-            if not claim_is_stale(held, time.time(), _alive(held.owner)):
+            if not claim_is_stale(held, time.time(), owner_alive(held.owner)):
                 return claimed_message(client_order_id, held)
             log.warning("client order id %r was claimed by process %s, whose order never "
                         "reached the gateway; placing it here", client_order_id, held.owner)
@@ -268,19 +267,3 @@ class FleetGuard:
             task.cancel()
         if self._store is not None:
             await self._store.close()
-
-
-def _alive(owner: str) -> bool | None:
-    """Whether the process ``owner`` names still runs (None: another host)."""
-    pid = owner_pid(owner)
-    if pid is None:
-        return None
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True

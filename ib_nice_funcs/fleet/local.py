@@ -213,5 +213,10 @@ class LocalStore:
             state["day_start"][day] = encode(float(net_liquidation))
         return float(net_liquidation)
 
+    async def read_day_start(self, account: str, day: str) -> float | None:
+        with self._state(account, write=False) as state:
+            stored = decode("day_start", state["day_start"].get(day))
+        return stored if isinstance(stored, float) else None
+
     async def close(self) -> None:
         return None

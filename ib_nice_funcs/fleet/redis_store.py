@@ -189,6 +189,15 @@ class RedisStore:
         self._garbage(key)
         return float(net_liquidation)
 
+    async def read_day_start(self, account: str, day: str) -> float | None:
+        key = self._key(account, "day", day)
+        async with self._reaching("reading the day's start value"):
+            text = await self._redis().get(key)
+        stored = decode("day_start", text)
+        if text is not None and not isinstance(stored, float):
+            self._garbage(key)
+        return stored if isinstance(stored, float) else None
+
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:

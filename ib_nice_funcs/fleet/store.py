@@ -71,5 +71,8 @@ class FleetStore(Protocol):
     async def day_start(self, account: str, day: str, net_liquidation: float) -> float:
         """The day's start-of-day net liquidation: the first value any process stored."""
 
+    async def read_day_start(self, account: str, day: str) -> float | None:
+        """The day's stored start-of-day net liquidation, None when none is (stores nothing)."""
+
     async def close(self) -> None:
         """Release connections (idempotent)."""

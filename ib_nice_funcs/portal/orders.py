@@ -30,7 +30,7 @@ from cachetools import TTLCache
 
 from ..errors import RequestTimeoutError, UnknownSymbolError
 from ..model import ORDER_TYPES as _VALID_ORDER_TYPES
-from ..model import order_result
+from ..model import OrderRequest, order_result
 from .http import PortalHTTPError
 from .mapping import parse_number
 from .order_mapping import (
@@ -199,7 +199,26 @@ class OrderDesk:
         client_order_id: str | None = None,
         check_existing: bool = True,
     ) -> dict[str, Any]:
-        """Place one order, confirming the gateway's questions; never sends a cOID twice.
+        """Place one order given as loose fields (see :meth:`place_request`).
+
+        Raises:
+            Like :meth:`place_request`.
+        """
+        request = OrderRequest(
+            symbol=instrument.symbol, side=str(side).strip().upper(), quantity=quantity,
+            order_type=str(order_type).strip().upper(), limit_price=limit_price,
+            stop_price=stop_price, trail_percent=trail_percent, trail_amount=trail_amount,
+            tif=tif, client_order_id=client_order_id or "")
+        return self.place_request(instrument, request, quantity, deadline=deadline,
+                                  check_existing=check_existing)
+
+    def place_request(self, instrument: Instrument, request: OrderRequest, quantity: float, *,
+                      deadline: float, check_existing: bool = True) -> dict[str, Any]:
+        """Place ``request`` for ``quantity`` units, confirming the gateway's questions;
+        never sends a cOID twice.
+
+        ``request`` is the trading layer's validated order as it is (its
+        prices already on the contract's grid), or one :meth:`place` built.
 
         Blocks until the gateway placed or refused it, at most until
         ``deadline``; a market order is then followed for up to 3 s (within
@@ -220,15 +239,14 @@ class OrderDesk:
             ConnectionFailedError, SourceUnavailableError: the gateway failed
                 or is backing off after a 429 (nothing sent).
         """
-        side = str(side).strip().upper()
-        kind = str(order_type).strip().upper()
+        side, kind = request.side, request.order_type
         if side not in ("BUY", "SELL"):
             raise ValueError(f"side={side!r} must be BUY or SELL")
         if kind not in ORDER_TYPES:
-            raise ValueError(f"order_type={order_type!r}; valid: {', '.join(sorted(ORDER_TYPES))}")
+            raise ValueError(f"order_type={kind!r}; valid: {', '.join(sorted(ORDER_TYPES))}")
         if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or not quantity > 0:
             raise ValueError(f"quantity={quantity!r} must be a positive number")
-        coid = client_order_id or f"nf-{uuid.uuid4().hex[:20]}"
+        coid = request.client_order_id or f"nf-{uuid.uuid4().hex[:20]}"
         facts = {"symbol": instrument.symbol, "side": side, "quantity": float(quantity),
                  "order_type": kind, "client_order_id": coid}
         order_lock = self.client.http.guards.order_lock
@@ -248,14 +266,15 @@ class OrderDesk:
                                          f"contract for {instrument.symbol!r}; nothing was sent")
             account = self.client.account(deadline)
             body = order_body(conid=conid, account=account, side=side, quantity=quantity,
-                              order_type=kind, tif=tif, client_order_id=coid,
-                              limit_price=limit_price, stop_price=stop_price,
-                              trail_percent=trail_percent, trail_amount=trail_amount)
+                              order_type=kind, tif=request.tif, client_order_id=coid,
+                              limit_price=request.limit_price, stop_price=request.stop_price,
+                              trail_percent=request.trail_percent,
+                              trail_amount=request.trail_amount)
             result = self._submit(body, coid, facts, deadline)
         finally:
             order_lock.release()
         if result["success"] and result["order_id"] is not None:
-            result = self._follow(result, kind, tif, deadline)
+            result = self._follow(result, kind, request.tif, deadline)
         if result.get("order_id") is not None:
             with self._lock:
                 # find() now answers from here: the cached live orders predate this order.

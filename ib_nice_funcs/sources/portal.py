@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LiveTradingDisabledError, SourceUnavailableError
+from ..model import OrderRequest
 from ..portal.client import PortalClient
 from ..portal.orders import OrderDesk
 from ..symbols import Instrument, parse_symbol
@@ -185,14 +186,26 @@ class PortalSource:
             RequestTimeoutError: no answer in time (call :meth:`find_order` before retrying).
             SourceUnavailableError, ConnectionFailedError: the gateway failed or backs off.
         """
-        deadline = self._deadline(timeout)
         inst = instrument if isinstance(instrument, Instrument) else parse_symbol(instrument)
-        self.client.penalty.check(f"place order {client_order_id or ''}".strip())
-        self._require_trading(deadline)
-        return self.orders.place(
-            inst, side, quantity, order_type, deadline=deadline, limit_price=limit_price,
+        request = OrderRequest(
+            symbol=inst.symbol, side=str(side).strip().upper(), quantity=quantity,
+            order_type=str(order_type).strip().upper(), limit_price=limit_price,
             stop_price=stop_price, trail_percent=trail_percent, trail_amount=trail_amount,
-            tif=tif, client_order_id=client_order_id)
+            tif=tif, client_order_id=client_order_id or "")
+        return self.place_request(inst, request, quantity, timeout=timeout)
+
+    def place_request(self, instrument: Instrument, request: OrderRequest, quantity: float, *,
+                      timeout: float | None = None) -> dict[str, Any]:
+        """:meth:`place_order` for an :class:`~ib_nice_funcs.model.OrderRequest` as it is.
+
+        The trading layer's failover passes its validated request here
+        unchanged (prices already on the contract's grid). Blocks and raises
+        like :meth:`place_order`.
+        """
+        deadline = self._deadline(timeout)
+        self.client.penalty.check(f"place order {request.client_order_id}".strip())
+        self._require_trading(deadline)
+        return self.orders.place_request(instrument, request, quantity, deadline=deadline)
 
     def find_order(
         self, client_order_id: str, *, timeout: float | None = None

@@ -1,11 +1,12 @@
 """The journal's recorder: the one object the trading layer tells about its orders.
 
-The Trader calls it at four named points and nowhere else:
+The trading layer calls it at four named points and nowhere else:
 
-- :func:`journaled` wraps ``Trader._submit``: it notes the arrival price (the
-  quote when the order was decided) and records refusals and failovers;
-- :meth:`JournalRecorder.sent` from ``TraderCore._send`` (every order to TWS);
-- :meth:`JournalRecorder.watch` from ``TraderCore._follow`` (once per session):
+- :func:`journaled` wraps the router's ``OrderRouter.place``: it notes the
+  arrival price (the quote when the order was decided) and records refusals
+  and failovers;
+- :meth:`JournalRecorder.sent` from ``TwsVenue.send`` (every order to TWS);
+- :meth:`JournalRecorder.watch` from ``TwsVenue.follow`` (once per session):
   status changes, fills and commission reports of the orders it sent.
 
 Rows go to a :class:`~ib_nice_funcs.trade_journal.writer.JournalWriter`, which
@@ -97,9 +98,9 @@ def refusal_reason(exc: BaseException) -> str:
 class JournalRecorder:
     """Turns a Trader's order events into journal rows (a no-op when the journal is off).
 
-    Threading contract: :meth:`decided` runs on caller threads, the rest on
-    the loop thread; the small shared map of this process's orders is
-    guarded by a lock. No method blocks or raises.
+    Threading contract: the order path runs on the loop thread; the small
+    shared map of this process's orders is guarded by a lock, since the
+    heartbeat reads it from its own thread. No method blocks or raises.
     """
 
     def __init__(self, settings: Settings, client_id: int | None = None,
@@ -140,10 +141,11 @@ class JournalRecorder:
 
     # -- caller thread -----------------------------------------------------------------
 
-    def arrival_price(self, client: Any, request: OrderRequest, budget: float) -> float | None:
+    async def arrival_price(self, client: Any, request: OrderRequest,
+                            budget: float) -> float | None:
         """The quote now for ``request``'s symbol: a live ticker, else a short quote; None if none.
 
-        Blocks at most ``min(budget, 1 s)``; never raises.
+        Waits at most ``min(budget, 1 s)`` (loop thread); never raises.
         """
         if self.writer is None:
             return None
@@ -154,7 +156,7 @@ class JournalRecorder:
             wait = min(_ARRIVAL_QUOTE_S, budget)
             if wait <= 0.05:
                 return None
-            return float(client.price(request.symbol, timeout=wait))
+            return float(await client.price_async(request.symbol, timeout=wait))
         except Exception:  # noqa: BLE001 - no quote means no arrival price, never a failed order
             return None
 
@@ -308,33 +310,32 @@ class JournalRecorder:
                   realized_pnl=realized, source="tws")
 
 
-def journaled(submit: F) -> F:
-    """Wrap ``Trader._submit(instrument, request, sizer, unit_usd, **kw)`` with journal rows.
+def journaled(place: F) -> F:
+    """Wrap the router's ``place(order, deadline, tws_down=None)`` coroutine with journal rows.
 
     Before: the arrival price (never more than a second's wait). After: a
     ``failover`` row for a Client Portal result; a ``refused`` (or ``status``,
     once sent) row for an error, which is re-raised unchanged.
     """
 
-    @functools.wraps(submit)
-    def wrapper(self: Any, instrument: Instrument, request: OrderRequest, *args: Any,
-                **kwargs: Any) -> Any:
-        journal: JournalRecorder = self.journal
+    @functools.wraps(place)
+    async def wrapper(self: Any, order: Any, deadline: float, tws_down: Any = None) -> Any:
+        journal: JournalRecorder = self.ctx.journal
         if not journal.enabled:
-            return submit(self, instrument, request, *args, **kwargs)
-        budget = kwargs.get("deadline", time.monotonic()) - time.monotonic()
-        if kwargs.get("tws_down") is not None:
-            budget = 0.0  # the portal needs all the time there is
-        journal.decided(request, instrument.symbol,
-                        journal.arrival_price(self.client, request, budget / 4))
+            return await place(self, order, deadline, tws_down)
+        request, symbol = order.request, order.instrument.symbol
+        # The portal needs all the time there is when TWS is already known down.
+        budget = 0.0 if tws_down is not None else deadline - time.monotonic()
+        journal.decided(request, symbol,
+                        await journal.arrival_price(self.ctx.client, request, budget / 4))
         try:
-            result = submit(self, instrument, request, *args, **kwargs)
+            result = await place(self, order, deadline, tws_down)
         except Exception as exc:
-            journal.refused(request, instrument.symbol, exc)
+            journal.refused(request, symbol, exc)
             raise
         if isinstance(result, dict) and result.get("source") == "portal" \
                 and not result.get("existing"):  # a repeat of a known id sent nothing
-            journal.failed_over(request, instrument.symbol, result)
+            journal.failed_over(request, symbol, result)
         return result
 
     return wrapper  # type: ignore[return-value]

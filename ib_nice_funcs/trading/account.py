@@ -15,10 +15,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import ConfigurationError, LiveTradingDisabledError
+from ..fleet.state import WorkingOrder, with_working_orders
+from .risk import PDT_MAX_DAY_TRADES, PortfolioSnapshot, count_day_trades
 
 __all__ = [
     "DailyBaseline",
     "account_number",
+    "build_snapshot",
+    "daily_pnl",
     "check_live_allowed",
     "day_trades_used",
     "exchange_rates",
@@ -184,10 +188,50 @@ def day_trades_used(
     ``DayTradesRemaining`` (when the account reports it, -1 meaning
     unlimited) covers the days before. The larger of the two is used.
     """
-    from .risk import PDT_MAX_DAY_TRADES, count_day_trades
-
     counted = count_day_trades(list(fill_rows), today)
     remaining = values.get("DayTradesRemaining")
     if remaining is not None and remaining >= 0:
         counted = max(counted, PDT_MAX_DAY_TRADES - int(remaining))
     return counted
+
+
+def daily_pnl(baseline_pnl: float, ib_daily_pnl: float | None,
+              previous_equity: float | None, equity: float | None) -> float:
+    """The daily P&L the loss limit sees, from either venue's account values.
+
+    ``baseline_pnl`` comes from the fleet's one day-start value
+    (:class:`DailyBaseline`); when IB sends no ``dailyPnL`` of its own, IB's
+    start-of-day reference (``PreviousDayEquityWithLoanValue`` against
+    ``EquityWithLoanValue``) also counts, since it survives an agent restart
+    mid-day: whichever shows the larger loss wins.
+    """
+    if ib_daily_pnl is None and previous_equity and equity is not None:
+        return min(baseline_pnl, equity - previous_equity)
+    return baseline_pnl
+
+
+def build_snapshot(
+    rows: Iterable[tuple[str, float, float, float]],
+    *,
+    net_liquidation: float,
+    daily: float,
+    day_trades: int,
+    working: Iterable[WorkingOrder] = (),
+) -> PortfolioSnapshot:
+    """The risk snapshot from either venue's data (the one place it is built).
+
+    Args:
+        rows: ``(symbol, quantity, price, usd_per_unit)`` per position.
+        net_liquidation: The account's net liquidation in USD.
+        daily: Today's P&L (see :func:`daily_pnl`).
+        day_trades: Day trades used in the last five business days.
+        working: The fleet's other processes' working opening orders,
+            counted as if they filled.
+    """
+    return PortfolioSnapshot(
+        positions_usd=with_working_orders(signed_values_usd(rows), working),
+        net_liquidation=float(net_liquidation),
+        daily_pnl=daily,
+        is_margin=True,
+        day_trades_last_5_days=day_trades,
+    )

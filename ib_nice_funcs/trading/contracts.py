@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .._gateway import IBGateway
 
-__all__ = ["ContractRules", "ContractSpec", "finite", "is_instrument", "multiplier_of",
+__all__ = ["ContractRules", "ContractSpec", "finite", "holds", "is_instrument", "multiplier_of",
            "position_symbol"]
 
 log = logging.getLogger("ib_nice_funcs")
@@ -64,6 +64,11 @@ def is_instrument(instrument: Instrument, con_id: Any, symbol: Any,
         return int(con_id) == int(given)
     return symbol == instrument.symbol and (
         not instrument.sec_type or not sec_type or instrument.sec_type == sec_type)
+
+
+def holds(instrument: Instrument, contract: Contract) -> bool:
+    """Whether an IB position's (or order's) ``contract`` is ``instrument``."""
+    return is_instrument(instrument, contract.conId, position_symbol(contract), contract.secType)
 
 
 def multiplier_of(contract: Contract) -> float:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import (
@@ -34,7 +36,7 @@ from ..errors import (
     UnknownSymbolError,
 )
 from ..symbols import symbol_label
-from .positions import unknown_position
+from .position_rows import unknown_position
 from .results import UNKNOWN, Outcome, empty_result
 
 __all__ = [
@@ -70,6 +72,57 @@ def _trader() -> Any:
     from ..nice_funcs import default_client
 
     return default_client().trading
+
+
+@dataclass(frozen=True)
+class TraderCall:
+    """What a module-level function asks of the Trader, and how it turns the outcome
+    into its own result.
+
+    The blocking functions here run it at once. ``ib_nice_funcs.aio`` gets it
+    from :func:`deferred` and awaits the Trader's ``<method>_async`` twin on
+    the loop thread instead, then hands the outcome to the same ``finish``:
+    one definition of each function's failure value for both faces.
+
+    Attributes:
+        method: The Trader method (its coroutine twin is ``method + "_async"``).
+        args, kwargs: Its arguments.
+        finish: ``finish(outcome)``, where ``outcome()`` returns the Trader's
+            result or raises its error: the function's result (a failure
+            value plus one WARNING for an operational failure).
+    """
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    finish: Callable[[Callable[[], Any]], Any]
+
+
+_DEFERRED: ContextVar[bool] = ContextVar("ib_nice_funcs_deferred_trader_call", default=False)
+
+
+def _through(finish: Callable[[Callable[[], Any]], Any], method: str, *args: Any,
+             **kwargs: Any) -> Any:
+    call = TraderCall(method, args, kwargs, finish)
+    if _DEFERRED.get():
+        return call
+    return finish(lambda: getattr(_trader(), method)(*args, **kwargs))
+
+
+def deferred(function: Callable[..., T], *args: Any, **kwargs: Any) -> T | TraderCall:
+    """Run a module-level trading function up to its Trader call.
+
+    Returns what the function returns without asking the Trader (a refused
+    symbol, a zero amount), else the :class:`TraderCall` it would make.
+
+    Raises:
+        ValueError, TypeError: bad arguments, as the function raises them.
+    """
+    token = _DEFERRED.set(True)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _DEFERRED.reset(token)
 
 
 def _remedy(exc: BaseException) -> str:
@@ -112,14 +165,27 @@ def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> dict[str, Any] | No
     return None
 
 
-def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _order(what: str, symbol: Any, method: str, *args: Any,
+           wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+           **kwargs: Any) -> Any:
     """Run an order helper; on an operational failure, one WARNING and a failure dict.
 
     Symbol text that names no instrument gets the failure dict too (nothing sent).
+    ``wrap`` turns the dict into the function's result type.
     """
     if symbol is not None and _refused(what, symbol):
         label = symbol_label(symbol)
-        return empty_result(f"symbol {label!r} is not recognised", symbol=label)
+        refused = empty_result(f"symbol {label!r} is not recognised", symbol=label)
+        return wrap(refused) if wrap is not None else refused
+
+    def finish(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        result = _order_outcome(what, symbol, call)
+        return wrap(result) if wrap is not None else result
+
+    return _through(finish, method, *args, **kwargs)
+
+
+def _order_outcome(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
@@ -152,12 +218,17 @@ def _order(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[s
 UNKNOWN_USD = float("nan")
 
 
-def _value(what: str, fallback: T, call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (IBNiceFuncsError, OSError) as exc:
-        _warn(what, exc)
-        return fallback
+def _value(what: str, fallback: T, method: str, *args: Any, **kwargs: Any) -> T:
+    """Run a reader; on an operational failure, one WARNING and ``fallback``."""
+
+    def finish(call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except (IBNiceFuncsError, OSError) as exc:
+            _warn(what, exc)
+            return fallback
+
+    return _through(finish, method, *args, **kwargs)
 
 
 # -- orders ------------------------------------------------------------------------
@@ -190,9 +261,8 @@ def market_buy(
     zero = _zero_amount(what, symbol, usd_amount)
     if zero is not None:
         return zero
-    return _order(what, symbol,
-                  lambda: _trader().market_buy(symbol, usd_amount, client_order_id=client_order_id,
-                                               wait=wait, timeout=timeout))
+    return _order(what, symbol, "market_buy", symbol, usd_amount,
+                  client_order_id=client_order_id, wait=wait, timeout=timeout)
 
 
 def market_sell(
@@ -211,8 +281,8 @@ def market_sell(
         ValueError, TypeError: bad arguments (nothing sent).
     """
     return _order(f"market_sell({symbol_label(symbol)}, {percentage!r})", symbol,
-                  lambda: _trader().market_sell(symbol, percentage, client_order_id=client_order_id,
-                                                wait=wait, timeout=timeout))
+                  "market_sell", symbol, percentage, client_order_id=client_order_id,
+                  wait=wait, timeout=timeout)
 
 
 def market_sell_usd(
@@ -235,9 +305,8 @@ def market_sell_usd(
     zero = _zero_amount(what, symbol, usd_amount)
     if zero is not None:
         return zero
-    return _order(what, symbol,
-                  lambda: _trader().market_sell_usd(symbol, usd_amount, client_order_id=client_order_id,
-                                                    wait=wait, timeout=timeout))
+    return _order(what, symbol, "market_sell_usd", symbol, usd_amount,
+                  client_order_id=client_order_id, wait=wait, timeout=timeout)
 
 
 def limit_buy(
@@ -259,10 +328,8 @@ def limit_buy(
     zero = _zero_amount(what, symbol, usd_amount)
     if zero is not None:
         return zero
-    return _order(what, symbol,
-                  lambda: _trader().limit_buy(symbol, usd_amount, limit_price, tif=tif,
-                                              client_order_id=client_order_id, wait=wait,
-                                              timeout=timeout))
+    return _order(what, symbol, "limit_buy", symbol, usd_amount, limit_price, tif=tif,
+                  client_order_id=client_order_id, wait=wait, timeout=timeout)
 
 
 def limit_sell(
@@ -281,9 +348,8 @@ def limit_sell(
         ValueError, TypeError: bad arguments (nothing sent).
     """
     return _order(f"limit_sell({symbol_label(symbol)}, {percentage!r}, {limit_price!r})", symbol,
-                  lambda: _trader().limit_sell(symbol, percentage, limit_price, tif=tif,
-                                               client_order_id=client_order_id, wait=wait,
-                                               timeout=timeout))
+                  "limit_sell", symbol, percentage, limit_price, tif=tif,
+                  client_order_id=client_order_id, wait=wait, timeout=timeout)
 
 
 def place_order(
@@ -309,10 +375,8 @@ def place_order(
         ValueError, TypeError: bad arguments (nothing sent).
     """
     what = f"place_order({symbol_label(symbol)}, {side!r}, {quantity!r}, {order_type!r})"
-    return _order(what, symbol,
-                  lambda: _trader().place_order(symbol, side, quantity, order_type, limit_price,
-                                                stop_price, trail_percent, trail_amount, tif,
-                                                client_order_id, wait, timeout))
+    return _order(what, symbol, "place_order", symbol, side, quantity, order_type, limit_price,
+                  stop_price, trail_percent, trail_amount, tif, client_order_id, wait, timeout)
 
 
 def cancel_order(order_id: int | str, *, timeout: float | None = None) -> dict[str, Any]:
@@ -321,18 +385,17 @@ def cancel_order(order_id: int | str, *, timeout: float | None = None) -> dict[s
     Raises:
         ValueError, TypeError: a malformed id.
     """
-    return _order(f"cancel_order({order_id!r})", None,
-                  lambda: _trader().cancel_order(order_id, timeout=timeout))
+    return _order(f"cancel_order({order_id!r})", None, "cancel_order", order_id, timeout=timeout)
 
 
 def cancel_all(*, timeout: float | None = None) -> dict[str, Any]:
     """Cancel every open order on the account (IB's global cancel)."""
-    return _order("cancel_all()", None, lambda: _trader().cancel_all(timeout=timeout))
+    return _order("cancel_all()", None, "cancel_all", timeout=timeout)
 
 
 def get_open_orders(*, timeout: float | None = None) -> list[dict[str, Any]]:
     """Open orders on the account as dicts; ``[]`` (plus one WARNING) on failure."""
-    return _value("get_open_orders()", [], lambda: _trader().get_open_orders(timeout=timeout))
+    return _value("get_open_orders()", [], "get_open_orders", timeout=timeout)
 
 
 # -- positions and account ---------------------------------------------------------------
@@ -363,13 +426,21 @@ def get_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]
     if _refused(what, symbol):
         label = symbol_label(symbol)
         return unknown_position(label, f"symbol {label!r} is not recognised")
-    name = symbol_label(symbol)
     try:
         name = parse_symbol(symbol).symbol
-        return _trader().get_position(symbol, timeout=timeout)
-    except (IBNiceFuncsError, OSError) as exc:
+    except IBNiceFuncsError as exc:
+        name = symbol_label(symbol)
         _warn(f"get_position({name})", exc)
         return unknown_position(name, str(exc))
+
+    def finish(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return call()
+        except (IBNiceFuncsError, OSError) as exc:
+            _warn(f"get_position({name})", exc)
+            return unknown_position(name, str(exc))
+
+    return _through(finish, "get_position", symbol, timeout=timeout)
 
 
 def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] | None:
@@ -378,8 +449,7 @@ def get_all_positions(*, timeout: float | None = None) -> list[dict[str, Any]] |
     ``None`` (plus one WARNING) on failure, never ``[]``: an unknown book is
     not an empty one.
     """
-    return _value("get_all_positions()", None,
-                  lambda: _trader().get_all_positions(timeout=timeout))
+    return _value("get_all_positions()", None, "get_all_positions", timeout=timeout)
 
 
 def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float:
@@ -402,10 +472,10 @@ def get_token_balance_usd(symbol: Any, *, timeout: float | None = None) -> float
     """
     what = f"get_token_balance_usd({symbol_label(symbol)})"
     if is_cash_symbol(symbol):
-        return _value(what, UNKNOWN_USD, lambda: _trader().get_cash(timeout=timeout))
+        return _value(what, UNKNOWN_USD, "get_cash", timeout=timeout)
     if _refused(what, symbol):
         return 0.0
-    return _value(what, UNKNOWN_USD, lambda: _trader().get_token_balance_usd(symbol, timeout=timeout))
+    return _value(what, UNKNOWN_USD, "get_token_balance_usd", symbol, timeout=timeout)
 
 
 def is_cash_symbol(symbol: Any) -> bool:
@@ -421,17 +491,17 @@ def is_cash_symbol(symbol: Any) -> bool:
 def get_cash(*, timeout: float | None = None) -> float:
     """The account's cash in USD (IB's ``TotalCashValue``); NaN (plus one WARNING) on failure
     (see :func:`get_token_balance_usd` for why NaN)."""
-    return _value("get_cash()", UNKNOWN_USD, lambda: _trader().get_cash(timeout=timeout))
+    return _value("get_cash()", UNKNOWN_USD, "get_cash", timeout=timeout)
 
 
 def get_account_value(*, timeout: float | None = None) -> float:
     """Net liquidation value in USD; ``0.0`` (plus one WARNING) on failure."""
-    return _value("get_account_value()", 0.0, lambda: _trader().get_account_value(timeout=timeout))
+    return _value("get_account_value()", 0.0, "get_account_value", timeout=timeout)
 
 
 def get_balance(*, timeout: float | None = None) -> float:
     """Available funds in USD; ``0.0`` (plus one WARNING) on failure."""
-    return _value("get_balance()", 0.0, lambda: _trader().get_balance(timeout=timeout))
+    return _value("get_balance()", 0.0, "get_balance", timeout=timeout)
 
 
 def reconcile_positions(
@@ -446,12 +516,15 @@ def reconcile_positions(
     Raises:
         ValueError, TypeError: ``expected`` is not a mapping of symbols to numbers.
     """
-    try:
-        return _trader().reconcile_positions(expected, tolerance=tolerance, timeout=timeout)
-    except (IBNiceFuncsError, OSError) as exc:
-        _warn("reconcile_positions()", exc)
-        return {"success": False, "matched": False, "differences": [], "expected": dict(expected),
-                "actual": None, "error": str(exc)}
+    def finish(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return call()
+        except (IBNiceFuncsError, OSError) as exc:
+            _warn("reconcile_positions()", exc)
+            return {"success": False, "matched": False, "differences": [],
+                    "expected": dict(expected), "actual": None, "error": str(exc)}
+
+    return _through(finish, "reconcile_positions", expected, tolerance=tolerance, timeout=timeout)
 
 
 # -- getting out ------------------------------------------------------------------------
@@ -459,8 +532,8 @@ def reconcile_positions(
 
 def kill_switch(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
     """Cancel the symbol's open orders and flatten its position at market."""
-    return _order(f"kill_switch({symbol_label(symbol)})", symbol,
-                  lambda: _trader().kill_switch(symbol, timeout=timeout))
+    return _order(f"kill_switch({symbol_label(symbol)})", symbol, "kill_switch", symbol,
+                  timeout=timeout)
 
 
 def chunk_kill(
@@ -479,15 +552,14 @@ def chunk_kill(
     Raises:
         ValueError, TypeError: bad arguments (nothing sent).
     """
-    return Outcome(_order(
-        f"chunk_kill({symbol_label(symbol)}, {max_order_size!r})", symbol,
-        lambda: _trader().chunk_kill(symbol, max_order_size, slippage, timeout=timeout)))
+    return _order(f"chunk_kill({symbol_label(symbol)}, {max_order_size!r})", symbol,
+                  "chunk_kill", symbol, max_order_size, slippage, wrap=Outcome, timeout=timeout)
 
 
 def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
     """Flatten the position in ``symbol`` with one market order (open orders stay)."""
-    return _order(f"close_position({symbol_label(symbol)})", symbol,
-                  lambda: _trader().close_position(symbol, timeout=timeout))
+    return _order(f"close_position({symbol_label(symbol)})", symbol, "close_position", symbol,
+                  timeout=timeout)
 
 
 def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
@@ -498,7 +570,7 @@ def emergency_stop(*, timeout: float | None = None) -> dict[str, Any]:
     Safe to call twice. Returns ``{"success", "cancelled_orders", "closed",
     "remaining_orders", "remaining_positions", "error"}``.
     """
-    return _order("emergency_stop()", None, lambda: _trader().emergency_stop(timeout=timeout))
+    return _order("emergency_stop()", None, "emergency_stop", timeout=timeout)
 
 
 def resume_trading(*, timeout: float | None = None) -> dict[str, Any]:
@@ -507,4 +579,4 @@ def resume_trading(*, timeout: float | None = None) -> dict[str, Any]:
     Returns ``{"success", "account", "was_halted", "halted_by", "error"}``;
     ``success`` False (one WARNING) when the shared state is unreachable.
     """
-    return _order("resume_trading()", None, lambda: _trader().resume_trading(timeout=timeout))
+    return _order("resume_trading()", None, "resume_trading", timeout=timeout)

@@ -1,14 +1,15 @@
-"""Order and trade plumbing without I/O: result dicts, statuses, IB orders, ticks.
+"""Order and trade plumbing without I/O: result dicts, statuses, ticks.
 
 Everything here is a plain function of ib_async objects (or of plain
-values), so it is tested without a gateway. ib_async is imported only inside
-:func:`build_ib_order`; the rest reads attributes.
+values), so it is tested without a gateway; it only reads attributes. The
+IB order itself is built where it goes on the wire
+(:func:`ib_nice_funcs.trading.venues.tws.build_ib_order`).
 
 The result dict every order helper returns is
 :class:`ib_nice_funcs.model.OrderResult` (built by
 :func:`ib_nice_funcs.model.order_result`, re-exported here), the order
-states and the order-type rows (:data:`~ib_nice_funcs.model.ORDER_SPECS`,
-which :func:`build_ib_order` follows) live in :mod:`ib_nice_funcs.model`.
+states and the order-type rows (:data:`~ib_nice_funcs.model.ORDER_SPECS`)
+live in :mod:`ib_nice_funcs.model`.
 ``success`` is None, and ``status`` :data:`UNKNOWN`, when the order was (or
 may have been) sent and its fate is not known: the acknowledgement was lost,
 the wait timed out before IB answered, or the connection dropped after the
@@ -29,17 +30,17 @@ from ..errors import NoPositionError, OrderSizeError  # noqa: F401 - re-exported
 from ..model import ACCEPTED_STATES, DONE_STATES, ORDER_SPECS, UNKNOWN, OrderResult, order_result
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ib_async import Fill, Order, Trade
+    from ib_async import Fill, Trade
 
     from ..model import OrderRequest
 
 __all__ = [
+    "on_the_grid",
     "Outcome",
     "ACCEPTED_STATES",
     "DONE_STATES",
     "UNKNOWN",
     "as_unknown",
-    "build_ib_order",
     "check_prices_on_grid",
     "completed_result",
     "flatten_report",
@@ -302,49 +303,23 @@ def check_prices_on_grid(request: OrderRequest, min_tick: float) -> None:
             )
 
 
-def build_ib_order(
-    request: OrderRequest,
-    quantity: float,
-    *,
-    account: str | None,
-    min_tick: float = 0.0,
-) -> Order:
-    """The ib_async ``Order`` for a validated request.
+def on_the_grid(request: OrderRequest, min_tick: float) -> OrderRequest:
+    """``request`` with its prices on the contract's tick grid, as its type's row says.
 
-    Limit prices are put on the tick grid in the customer's favour (buy
-    down, sell up), stops and trailing amounts to the nearest tick, so IB's
-    error 110 ("price does not conform to the minimum price variation")
-    cannot happen for a price an agent computed as ``price * 0.99``.
-
-    Args:
-        request: The validated request (side, type, prices, tif, client order id).
-        quantity: Quantity to send (already on the size grid).
-        account: Account to send to (None: the gateway's default).
-        min_tick: The contract's minimum tick; 0 leaves prices as given.
+    Limit prices go in the customer's favour (a buy down, a sell up), stops
+    and trailing amounts to the nearest tick, so IB's error 110 ("price does
+    not conform to the minimum price variation") cannot happen for a price an
+    agent computed as ``price * 0.99``. Both venues send this request.
     """
-    from ib_async import Order
-
-    side = request.side
-    limit_dir = "down" if side == "BUY" else "up"
-    order = Order(
-        action=side,
-        totalQuantity=quantity,
-        orderType=request.order_type,
-        tif=request.tif,
-        orderRef=request.client_order_id,
-        transmit=True,
-    )
-    if account:
-        order.account = account
-    # The type's row says which request fields go to which Order fields.
-    for attribute, field, rounding in ORDER_SPECS[request.order_type].ib_fields:
+    limit_dir = "down" if request.side == "BUY" else "up"
+    changes: dict[str, float] = {}
+    for _, field, rounding in ORDER_SPECS[request.order_type].ib_fields:
         value = getattr(request, field)
-        if value is None:
+        if value is None or rounding == "none":
             continue
-        if rounding != "none":
-            value = round_price(value, min_tick, limit_dir if rounding == "limit" else "nearest")
-        setattr(order, attribute, value)
-    return order
+        direction = limit_dir if rounding == "limit" else "nearest"
+        changes[field] = round_price(value, min_tick, direction)
+    return dataclasses.replace(request, **changes) if changes else request
 
 
 def _stop_in_aux(order_type: str) -> bool:

@@ -76,10 +76,10 @@ def test_a_warm_price_needs_no_thread(use_sim, monkeypatch):
     n.default_client()._prices.clear()
     n.token_price("LTC-USD")  # live now
 
-    async def no_thread(*args, **kwargs):
+    async def no_hop(*args, **kwargs):
         raise AssertionError("the warm path must not leave the caller's thread")
 
-    monkeypatch.setattr(aio, "_in_thread", no_thread)
+    monkeypatch.setattr(n.default_client(), "price_async", no_hop)
     before = use_sim.request_counts()
     assert asyncio.run(aio.token_price("LTC-USD")) > 0
     assert use_sim.request_counts() == before

@@ -91,3 +91,47 @@ def test_a_pending_call_does_not_hold_interpreter_exit(fresh_sim):
     assert done.returncode == 0, done.stderr
     assert "left" in done.stdout
     assert "Task was destroyed" not in done.stderr and "never retrieved" not in done.stderr
+
+
+def test_aio_trading_awaits_the_loop_thread_without_a_thread_per_call(fresh_sim, new_client_id):
+    """aio's trading helpers await the Trader's coroutine twins: no pool thread per call,
+    the same results and failure values as the blocking functions."""
+    n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
+                timeout=10, clock=fresh_sim.market.clock, max_position_usd=1e9,
+                max_exposure_usd=1e9)
+    assert n.token_price("AAPL") > 0
+    idle = _aio_threads()
+    most = 0
+
+    async def agent():
+        nonlocal most
+        calls = [asyncio.ensure_future(aio.market_buy("AAPL", 500)) for _ in range(8)]
+        calls.append(asyncio.ensure_future(aio.get_account_value()))
+        while not all(c.done() for c in calls):
+            most = max(most, _aio_threads())
+            await asyncio.wait(calls, timeout=0.05)
+        position = await aio.get_position("AAPL")
+        return [c.result() for c in calls], position
+
+    results, position = asyncio.run(agent())
+    buys, value = results[:-1], results[-1]
+    assert all(b["success"] and b["status"] == "Filled" for b in buys)
+    assert len({b["client_order_id"] for b in buys}) == 8
+    assert value > 0
+    assert position["has_position"] and position["quantity"] == sum(b["filled_qty"] for b in buys)
+    assert most == idle  # no thread waited for any of them
+
+
+def test_aio_trading_failure_values_match_the_blocking_functions(fresh_sim, new_client_id):
+    n.configure(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
+                timeout=5, clock=fresh_sim.market.clock, max_position_usd=100)
+    assert n.token_price("AAPL") > 0
+
+    async def agent():
+        return await aio.market_buy("AAPL", 5_000), await aio.chunk_kill("MSFT", 100)
+
+    refused, chunk = asyncio.run(agent())
+    assert refused["success"] is False and refused["risk_limit"] == "max_position_usd"
+    assert refused == {**n.market_buy("AAPL", 5_000), "client_order_id":
+                       refused["client_order_id"]}
+    assert bool(chunk) and chunk["success"]  # flat: nothing to do, truthy as the blocking one

@@ -140,7 +140,7 @@ def _wait_for_status(
 
     from ib_nice_funcs.trading.results import effective_status
 
-    record = trader._ledger[client_order_id]
+    record = trader.ctx.ledger[client_order_id]
     trade = record.trade
 
     async def wait() -> str:

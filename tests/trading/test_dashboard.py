@@ -1,7 +1,8 @@
 """The dashboard driven in a real headless Chromium against the paper simulator.
 
-Skips (with the reason) where no Chromium + chromedriver is installed; ``.ci/run``
-installs Debian's ``chromium`` and ``chromium-driver``.
+Skips (with the reason) where no Chromium + chromedriver is installed (the
+``browser`` fixture of tests/conftest.py); ``.ci/run`` installs Debian's
+``chromium`` and ``chromium-driver``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,34 +29,6 @@ UI_TIMEOUT_S = 20
 #: Where the screenshots go (default: the test's tmp dir); read at import, before the
 #: suite's fixture clears IB_* variables.
 SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
-
-
-def _browser_paths() -> tuple[str, str] | None:
-    browser = next((p for p in map(shutil.which, ("chromium", "chromium-browser",
-                                                  "google-chrome")) if p), None)
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-@pytest.fixture
-def browser():
-    paths = _browser_paths()
-    if paths is None:
-        pytest.skip("no Chromium + chromedriver on PATH (Debian: apt-get install chromium "
-                    "chromium-driver); the dashboard's browser tests need them")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = paths[0]
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1400,1700", "--disable-gpu"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from ib_nice_funcs.trading.account import (
     trading_day,
 )
 from ib_nice_funcs.trading.positions import diff_positions, no_position, position_dict
+from ib_nice_funcs.trading.venues.tws import build_ib_order
 from ib_nice_funcs.trading.results import (
-    build_ib_order,
     effective_status,
     is_multiple,
     is_settled,

@@ -11,7 +11,7 @@ TWS refused before anything was sent over it):
   position, so the risk check (which always allows them) is skipped, as on
   TWS; they pass the same live-account guard as every portal order. Fills
   the portal's lagging positions cache does not show yet are counted (see
-  :meth:`PortalFailover._rows`), so a second call never closes twice.
+  :meth:`PortalVenue.rows`), so a second call never closes twice.
 
 Threading: caller's thread (never the loop thread); a read-positions-then-
 close sequence holds one lock per Trader, so two calls cannot both close the
@@ -25,16 +25,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import IBNiceFuncsError, RequestTimeoutError
-from ..symbols import parse_symbol
-from .failover import holds_row, time_left
-from .results import flatten_report, order_result
-from .validation import new_client_order_id
+from ...errors import IBNiceFuncsError, RequestTimeoutError
+from ...symbols import parse_symbol
+from ..results import flatten_report, order_result
+from ..validation import new_client_order_id
+from .portal import holds_row, time_left
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..sources.portal import PortalSource
-    from ..symbols import Instrument
-    from .failover import PortalFailover
+    from ...sources.portal import PortalSource
+    from ...symbols import Instrument
+    from .portal import PortalVenue
 
 __all__ = ["PortalClosing"]
 
@@ -49,18 +49,18 @@ _FLAT = 1e-9
 class PortalClosing:
     """Cancel-and-flatten helpers over the Client Portal for one Trader."""
 
-    def __init__(self, failover: PortalFailover) -> None:
-        self.failover = failover
+    def __init__(self, venue: PortalVenue) -> None:
+        self.venue = venue
         self._flatten = threading.Lock()
 
     # -- building blocks -----------------------------------------------------------------
 
     def _start(self, cause: BaseException, deadline: float, what: str) -> PortalSource:
         """The portal, after the live-account guard (re-raises ``cause`` when off)."""
-        fo = self.failover
-        portal = fo._portal(cause)
-        fo.note_down(cause)
-        fo._guard(portal, deadline, what)
+        venue = self.venue
+        portal = venue.source(cause)
+        venue.note_down(cause)
+        venue.guard(portal, deadline, what)
         return portal
 
     def _cancel(self, portal: PortalSource, instrument: Instrument | None,
@@ -95,14 +95,14 @@ class PortalClosing:
 
     def _held(self, portal: PortalSource, deadline: float) -> list[dict[str, Any]]:
         """Non-flat positions (with this Trader's fills the portal does not show yet)."""
-        rows = self.failover._rows(portal.positions(timeout=time_left(deadline)), deadline,
+        rows = self.venue.rows(portal.positions(timeout=time_left(deadline)), deadline,
                                    priced=False)
         return [r for r in rows if abs(r["quantity"]) > _FLAT]
 
     def _close(self, portal: PortalSource, row: dict[str, Any], deadline: float,
                tag: str) -> dict[str, Any]:
         """One market order taking the whole position ``row`` off; waits for the fill."""
-        fo = self.failover
+        venue = self.venue
         symbol = row["symbol"]
         qty = float(row["quantity"])
         side = "SELL" if qty > 0 else "BUY"
@@ -115,8 +115,7 @@ class PortalClosing:
                                 source="portal")
         # IB's crypto venue takes market orders as IOC, not DAY.
         tif = "IOC" if instrument.asset_class == "crypto" else "DAY"
-        with fo._lock:
-            fo._placed[coid] = None  # sent, outcome unknown until the portal answers
+        venue.mark_sent(coid)
         try:
             result = portal.place_order(instrument, side, abs(qty), "MKT", tif=tif,
                                         client_order_id=coid, timeout=time_left(deadline))
@@ -132,10 +131,10 @@ class PortalClosing:
         result = {**result, "source": "portal", "client_order_id": coid}
         filled = float(result.get("filled_qty") or 0.0)
         if filled:
-            fo._note_fill(symbol, qty, -filled if qty > 0 else filled)
+            venue.note_fill(symbol, qty, -filled if qty > 0 else filled)
         log.info("closing %s through the Client Portal: %s %g (client order id %s, status %s)",
                  symbol, side, abs(qty), coid, result.get("status"))
-        return fo._remember(coid, result)
+        return venue.remember(coid, result)
 
     def _locked(self, deadline: float, what: str) -> None:
         if not self._flatten.acquire(timeout=max(0.0, deadline - time.monotonic())):

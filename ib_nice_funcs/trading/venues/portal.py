@@ -1,6 +1,7 @@
-"""Order failover to the Client Portal while TWS / IB Gateway is unreachable.
+"""The Client Portal venue: orders and account reads while TWS / IB Gateway is unreachable.
 
-Only with ``configure(order_failover=True)`` (``IB_NICE_FUNCS_ORDER_FAILOVER=1``)
+The router (:mod:`ib_nice_funcs.trading.router`) decides when to come here:
+only with ``configure(order_failover=True)`` (``IB_NICE_FUNCS_ORDER_FAILOVER=1``)
 and a Client Portal URL. A portal order passes the same pipeline as a TWS
 order, in the same order, and nothing is sent unless all of it passes:
 
@@ -22,24 +23,24 @@ is returned if found; if it is not found the order is NOT placed again (TWS
 may still deliver it) and the result says ``status="Unknown"``. Only an id
 TWS never received is placed through the portal.
 
-Threading: every blocking call here runs on the caller's thread (the portal
-client is synchronous and thread-safe); Trader state that belongs to the
-loop thread (the TWS ledger, contract rules, the daily P&L baseline) is read
-and written through short hops onto the loop.
+Threading: every method here blocks (the portal client is synchronous and
+thread-safe); the router runs them on a worker thread. State that belongs to
+the loop thread (the TWS ledger, contract rules, the fleet's daily-P&L
+baseline, USD rates) is read through short hops onto the loop
+(:meth:`TradingContext.run`). Getting out (cancel all, close, flatten) is
+:mod:`.portal_closing`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from ...errors import (
     ConnectionFailedError,
     IBNiceFuncsError,
     LiveTradingDisabledError,
@@ -48,18 +49,20 @@ from ..errors import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
-from .account import day_trades_used, signed_values_usd, trading_day
-from .contracts import ContractSpec, is_instrument
-from .results import effective_status, order_result, round_price, trade_result
-from .risk import PDT_SEC_TYPES, PortfolioSnapshot, adds_risk, check_order
+from ..account import build_snapshot, daily_pnl, day_trades_used, trading_day
+from ..contracts import ContractSpec, is_instrument
+from ..results import on_the_grid, order_result
+from ..risk import PDT_SEC_TYPES, PortfolioSnapshot, adds_risk, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..model import OrderRequest
-    from ..sources.portal import PortalSource
-    from ..symbols import Instrument
-    from .context import TraderCoreView
+    from ...model import OrderRequest
+    from ...sources.portal import PortalSource
+    from ...symbols import Instrument
+    from ..context import TradingContext
+    from ..sizing import PlannedOrder
+    from .tws import TwsVenue
 
-__all__ = ["PortalFailover", "Sizer", "TwsFacts", "default_spec", "holds_row", "time_left"]
+__all__ = ["PortalVenue", "TwsFacts", "default_spec", "holds_row", "time_left"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -72,21 +75,6 @@ _PENDING_TTL_S = 300.0
 #: Size steps when the Trader has no contract details for the instrument yet.
 _DEFAULT_INCREMENT = {"stock": 1.0, "fx": 1.0, "crypto": 1e-8}
 _SEC_TYPE = {"stock": "STK", "fx": "CASH", "crypto": "CRYPTO"}
-
-
-@dataclass(frozen=True)
-class Sizer:
-    """How an order helper sizes its order, on either path.
-
-    Attributes:
-        size: ``(spec, held) -> quantity``; ``held`` is the account's long
-            quantity of the instrument (0.0 unless ``needs_held``). Raises
-            OrderSizeError / NoPositionError / ValueError (nothing is sent).
-        needs_held: The size depends on the position held (percentage sells).
-    """
-
-    size: Callable[[ContractSpec, float], float]
-    needs_held: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,21 +113,22 @@ def holds_row(instrument: Instrument, row: dict[str, Any]) -> bool:
     return is_instrument(instrument, row.get("con_id"), row.get("symbol"))
 
 
-class PortalFailover:
-    """The portal side of one Trader: orders, positions, open orders and cancels.
+class PortalVenue:
+    """Orders, positions, open orders and cancels through the Client Portal.
 
     Threading contract: any thread except the loop thread; each method blocks
     at most until its ``deadline``.
     """
 
-    def __init__(self, core: TraderCoreView) -> None:
-        self.core = core
-        self.settings = core.settings
+    name = "portal"
+
+    def __init__(self, ctx: TradingContext, tws: TwsVenue) -> None:
+        self.ctx = ctx
+        self.tws = tws
+        self.settings = ctx.settings
         self._lock = threading.Lock()
         # Client order id -> the portal's last result (None: sent, outcome unknown).
         self._placed: dict[str, dict[str, Any] | None] = {}
-        # One lock per client order id in use, so both paths check-then-send atomically.
-        self._held: dict[str, list[Any]] = {}
         # Symbol -> (quantity the positions showed before, signed filled delta, when).
         self._pending: dict[str, tuple[float, float, float]] = {}
         self._down = False
@@ -158,12 +147,12 @@ class PortalFailover:
         now = time.monotonic()
         return now + max(0.0, deadline - now) * FAILOVER_SHARE
 
-    def _portal(self, cause: BaseException) -> PortalSource:
+    def source(self, cause: BaseException) -> PortalSource:
         """The portal source; re-raises ``cause`` when failover cannot run."""
         if not self.active:
             raise cause
         try:
-            return self.core.client.source("portal")
+            return self.ctx.client.source("portal")
         except (SourceUnavailableError, ValueError) as exc:
             raise ConnectionFailedError(
                 f"{cause}; order_failover is on but the Client Portal is unavailable ({exc})"
@@ -187,31 +176,6 @@ class PortalFailover:
         if was:
             log.info("TWS / IB Gateway answers again; orders go through it")
 
-    @contextlib.contextmanager
-    def hold(self, client_order_id: str, deadline: float) -> Iterator[None]:
-        """Serialise every submit of one client order id across both paths.
-
-        Raises:
-            RequestTimeoutError: another call with the same id held it until the deadline.
-        """
-        with self._lock:
-            entry = self._held.setdefault(client_order_id, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            if not entry[0].acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise RequestTimeoutError(
-                    f"order {client_order_id}: another call with this client order id was "
-                    "still running at the timeout; nothing was sent by this one")
-            try:
-                yield
-            finally:
-                entry[0].release()
-        finally:
-            with self._lock:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    self._held.pop(client_order_id, None)
-
     def placed(self, client_order_id: str) -> dict[str, Any] | None:
         """This Trader's last portal result for the id (None: never placed through the portal)."""
         with self._lock:
@@ -232,7 +196,7 @@ class PortalFailover:
         if last is not None:
             return dict(last)
         try:
-            portal = self._portal(ConnectionFailedError("the Client Portal is not configured"))
+            portal = self.source(ConnectionFailedError("the Client Portal is not configured"))
             found = portal.find_order(client_order_id, timeout=time_left(deadline))
         except (IBNiceFuncsError, OSError) as exc:
             return self._unknown(client_order_id, f"the Client Portal cannot tell ({exc})")
@@ -246,44 +210,19 @@ class PortalFailover:
     # -- loop hops -----------------------------------------------------------------------
 
     def _tws_facts(self, client_order_id: str, instrument: Instrument, deadline: float) -> TwsFacts:
-        core = self.core
-
         async def read() -> TwsFacts:
-            spec = core._contracts.known(instrument)
-            if client_order_id not in core._ledger:
-                return TwsFacts("none", None, spec)
-            record = core._ledger[client_order_id]
-            if record.trade is None:
-                return TwsFacts("acked" if record.last else "none", record.last, spec)
-            last = record.last or trade_result(record.trade, record.symbol)
-            acked = effective_status(record.trade) != "PendingSubmit"
-            return TwsFacts("acked" if acked else "unacked", dict(last), spec)
+            state, last = self.tws.last_result(client_order_id)
+            return TwsFacts(state, last, self.ctx.contracts.known(instrument))
 
-        return core._run(read, deadline, f"order {client_order_id} state")
+        return self.ctx.run(read, deadline, f"order {client_order_id} state")
 
-    def _daily_pnl(self, net_liquidation: float, deadline: float) -> float:
-        baseline = self.core._baseline
-        today = trading_day(self.settings.clock())
-
-        async def read() -> float:
-            return baseline.pnl(net_liquidation, today, None)
-
-        return self.core._run(read, deadline, "daily P&L")
+    def _usd_rate(self, currency: str, deadline: float) -> float:
+        return self.ctx.run(lambda: self.ctx.usd_rate(currency, deadline), deadline,
+                            f"USD rate of {currency}")
 
     # -- orders --------------------------------------------------------------------------
 
-    def place(
-        self,
-        instrument: Instrument,
-        request: OrderRequest,
-        sizer: Sizer,
-        unit_usd: float | None,
-        *,
-        explicit_id: bool,
-        deadline: float,
-        what: str,
-        cause: BaseException,
-    ) -> dict[str, Any]:
+    def place(self, order: PlannedOrder, cause: BaseException, deadline: float) -> dict[str, Any]:
         """Place (or find) the order through the Client Portal after TWS failed with ``cause``.
 
         Returns:
@@ -299,22 +238,23 @@ class PortalFailover:
                 (``exc.result``; calling again with the id never sends it twice).
             ConnectionFailedError: the portal failed too.
         """
-        portal = self._portal(cause)
+        portal = self.source(cause)
         if time.monotonic() >= deadline:
             raise cause  # the TWS attempt used the whole budget: no time left to fail over
         self.note_down(cause)
+        instrument, request, what = order.instrument, order.request, order.what
         coid = request.client_order_id
         try:
-            account = self._guard(portal, deadline, what)
+            account = self.guard(portal, deadline, what)
             facts = self._tws_facts(coid, instrument, deadline)
             with self._lock:
                 known = coid in self._placed
-            if known or explicit_id or facts.state != "none":
+            if known or order.explicit_id or facts.state != "none":
                 found = portal.find_order(coid, timeout=time_left(deadline))
                 if found is not None:
                     log.info("%s: order %s already exists at IB (status %s); not sending it "
                              "again", what, coid, found.get("status"))
-                    return self._remember(coid, {**found, "existing": True})
+                    return self.remember(coid, {**found, "existing": True})
                 placed = self.placed(coid)
                 if placed is not None:  # ours, though the portal no longer lists it
                     return {**placed, "existing": True}
@@ -325,8 +265,7 @@ class PortalFailover:
                         "TWS / IB Gateway took the order without acknowledging it and the "
                         "Client Portal does not list it; it was not sent through the portal, "
                         "because the TWS gateway may still deliver it"), instrument, request)
-            return self._send(portal, instrument, request, sizer, unit_usd, facts,
-                              deadline=deadline, what=what, account=account)
+            return self._send(portal, order, facts, deadline=deadline, account=account)
         except (LiveTradingDisabledError, RiskLimitError, ValueError, TypeError):
             raise
         except RequestTimeoutError:
@@ -336,7 +275,7 @@ class PortalFailover:
                 f"{what}: TWS / IB Gateway failed ({cause}) and the Client Portal failed too "
                 f"({exc}); nothing was sent through the portal") from exc
 
-    def _guard(self, portal: PortalSource, deadline: float, what: str) -> str:
+    def guard(self, portal: PortalSource, deadline: float, what: str) -> str:
         """The portal account, after the live-account guard (nothing is sent before it)."""
         account = portal.account(timeout=time_left(deadline))
         if not self.settings.allow_live and not portal.is_paper(timeout=time_left(deadline)):
@@ -346,55 +285,34 @@ class PortalFailover:
                 "IB_NICE_FUNCS_ALLOW_LIVE=1 or call configure(allow_live=True)")
         return account
 
-    def _send(
-        self,
-        portal: PortalSource,
-        instrument: Instrument,
-        request: OrderRequest,
-        sizer: Sizer,
-        unit_usd: float | None,
-        facts: TwsFacts,
-        *,
-        deadline: float,
-        what: str,
-        account: str,
-    ) -> dict[str, Any]:
+    def _send(self, portal: PortalSource, order: PlannedOrder, facts: TwsFacts, *,
+              deadline: float, account: str) -> dict[str, Any]:
+        instrument, request, what = order.instrument, order.request, order.what
         coid = request.client_order_id
         spec = default_spec(instrument, facts.spec)
         snapshot, held = self._snapshot(portal, deadline)
         mine = [row for row in held if holds_row(instrument, row)]
         long_qty = sum(max(0.0, row["quantity"]) for row in mine)
-        quantity = sizer.size(spec, long_qty if sizer.needs_held else 0.0)
-        price = unit_usd
+        quantity = order.sizer.size(spec, long_qty if order.sizer.needs_held else 0.0)
+        price = order.unit_usd
         if price is None or price <= 0:
             price = next((row["price_usd"] for row in mine if row["price_usd"] > 0), 0.0)
         sec_type = getattr(spec.contract, "secType", None) or instrument.sec_type or \
             _SEC_TYPE.get(instrument.asset_class, "")
-        day_trade = self.core.limits.pdt_guard and sec_type in PDT_SEC_TYPES
+        day_trade = self.ctx.limits.pdt_guard and sec_type in PDT_SEC_TYPES
         value = abs(quantity) * price * spec.multiplier
-        breach = check_order(self.core.limits, snapshot, instrument.symbol, request.side,
+        breach = check_order(self.ctx.limits, snapshot, instrument.symbol, request.side,
                              value, opens_day_trade=day_trade)
         if breach is not None:
             raise RiskLimitError(breach.message, breach)
         if adds_risk(snapshot, instrument.symbol, request.side, value):
             # The fleet's halt holds here too (TradingHaltedError: nothing sent).
-            self.core._run(lambda: self.core.fleet.check_halt(account), deadline, what)
+            self.ctx.run(lambda: self.ctx.fleet.check_halt(account), deadline, what)
         before = sum(row["quantity"] for row in mine)
-        limit_dir = "down" if request.side == "BUY" else "up"
-        limit = request.limit_price
-        stop = request.stop_price
-        trail_amount = request.trail_amount
-        tick = spec.min_tick
-        with self._lock:
-            self._placed[coid] = None  # sent, outcome unknown until the portal answers
+        self.mark_sent(coid)
         try:
-            result = portal.place_order(
-                instrument, request.side, quantity, request.order_type,
-                limit_price=None if limit is None else round_price(limit, tick, limit_dir),
-                stop_price=None if stop is None else round_price(stop, tick),
-                trail_percent=request.trail_percent,
-                trail_amount=None if trail_amount is None else round_price(trail_amount, tick),
-                tif=request.tif, client_order_id=coid, timeout=time_left(deadline))
+            result = portal.place_request(instrument, on_the_grid(request, spec.min_tick),
+                                          quantity, timeout=time_left(deadline))
         except RequestTimeoutError as exc:
             exc.result = self._unknown(  # type: ignore[attr-defined]
                 coid, str(exc), instrument, request, source="portal")
@@ -409,12 +327,17 @@ class PortalFailover:
         result = {**result, "source": "portal", "client_order_id": coid}
         filled = float(result.get("filled_qty") or 0.0)
         if filled and not result.get("existing"):
-            self._note_fill(instrument.symbol, before, filled if request.side == "BUY" else -filled)
+            self.note_fill(instrument.symbol, before, filled if request.side == "BUY" else -filled)
         log.info("%s: sent through the Client Portal (client order id %s, order id %s, "
                  "status %s)", what, coid, result.get("order_id"), result.get("status"))
-        return self._remember(coid, result)
+        return self.remember(coid, result)
 
-    def _remember(self, client_order_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    def mark_sent(self, client_order_id: str) -> None:
+        """Before a send: the id is out, its outcome unknown until the portal answers."""
+        with self._lock:
+            self._placed[client_order_id] = None
+
+    def remember(self, client_order_id: str, result: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._placed[client_order_id] = dict(result)
         return result
@@ -433,12 +356,13 @@ class PortalFailover:
 
     # -- risk snapshot -------------------------------------------------------------------
 
-    def _note_fill(self, symbol: str, before: float, delta: float) -> None:
+    def note_fill(self, symbol: str, before: float, delta: float) -> None:
+        """A portal fill the positions endpoint may not show yet (counted until it does)."""
         with self._lock:
             base, moved, _ = self._pending.get(symbol, (before, 0.0, 0.0))
             self._pending[symbol] = (base, moved + delta, time.monotonic())
 
-    def _rows(self, positions: list[dict[str, Any]], deadline: float,
+    def rows(self, positions: list[dict[str, Any]], deadline: float,
               priced: bool = True) -> list[dict[str, Any]]:
         """Positions with USD prices, plus portal fills the positions endpoint lags behind.
 
@@ -454,7 +378,7 @@ class PortalFailover:
             if not priced:
                 return 1.0
             if cur not in rates:
-                rates[cur] = self.core._usd_rate(cur, deadline)
+                rates[cur] = self._usd_rate(cur, deadline)
             return rates[cur]
 
         rows: dict[str, dict[str, Any]] = {}
@@ -492,31 +416,29 @@ class PortalFailover:
             raise IBNiceFuncsError(
                 "the Client Portal reported no net liquidation, so the risk check cannot run; "
                 "nothing was sent. Check the account in the Client Portal gateway")
-        rows = self._rows(positions, deadline)
+        rows = self.rows(positions, deadline)
         values = summary.get("values") or {}
-        daily = self._daily_pnl(float(net_liq), deadline)
+        account = portal.account(timeout=time_left(deadline))
+        baseline = self.ctx.run(
+            lambda: self.ctx.daily_pnl_baseline(account, float(net_liq), None), deadline,
+            "daily P&L")
         prev = values.get("previousdayequitywithloanvalue")
         ewl = values.get("equitywithloanvalue", values.get("equitywithloanvalue-s"))
-        if isinstance(prev, (int, float)) and prev and isinstance(ewl, (int, float)):
-            daily = min(daily, float(ewl) - float(prev))
+        daily = daily_pnl(baseline, None, float(prev) if _number(prev) else None,
+                          float(ewl) if _number(ewl) else None)
         left = values.get("daytradesremaining")
         used = day_trades_used([], trading_day(self.settings.clock()), {
-            "DayTradesRemaining": float(left) if isinstance(left, (int, float)) else None})
-        snapshot = PortfolioSnapshot(
-            positions_usd=signed_values_usd(
-                (r["symbol"], r["quantity"], r["price_usd"], 1.0) for r in rows),
-            net_liquidation=float(net_liq),
-            daily_pnl=daily,
-            is_margin=True,
-            day_trades_last_5_days=used,
-        )
+            "DayTradesRemaining": float(left) if _number(left) else None})
+        snapshot = build_snapshot(
+            ((r["symbol"], r["quantity"], r["price_usd"], 1.0) for r in rows),
+            net_liquidation=float(net_liq), daily=daily, day_trades=used)
         return snapshot, rows
 
     # -- positions, account, open orders, cancels ----------------------------------------
 
     def positions(self, cause: BaseException, deadline: float) -> list[dict[str, Any]]:
         """Every position from the portal (``source`` "portal"); re-raises ``cause`` when off."""
-        portal = self._portal(cause)
+        portal = self.source(cause)
         self.note_down(cause)
         rows = portal.positions(timeout=time_left(deadline))
         # get_token_balance_usd reads sec_type, as the TWS rows carry it.
@@ -532,7 +454,7 @@ class PortalFailover:
     def account_number(self, tags: tuple[str, ...], cause: BaseException,
                        deadline: float) -> float | None:
         """An account value (IB tag names) from the portal's account summary."""
-        portal = self._portal(cause)
+        portal = self.source(cause)
         self.note_down(cause)
         summary = portal.account_summary(timeout=time_left(deadline))
         keys = {"NetLiquidation": "net_liquidation", "AvailableFunds": "available_funds",
@@ -545,7 +467,7 @@ class PortalFailover:
 
     def open_orders(self, cause: BaseException, deadline: float) -> list[dict[str, Any]]:
         """Working orders on the account from the portal (``source`` "portal")."""
-        portal = self._portal(cause)
+        portal = self.source(cause)
         self.note_down(cause)
         rows = portal.open_orders(timeout=time_left(deadline))
         return sorted(rows, key=lambda r: str(r.get("order_id") or ""))
@@ -556,9 +478,9 @@ class PortalFailover:
         A TWS order id (per API client) is not a portal order id, so an int is
         cancelled only when this Trader can name the order's client order id.
         """
-        portal = self._portal(cause)
+        portal = self.source(cause)
         self.note_down(cause)
-        self._guard(portal, deadline, f"cancel_order({order_id!r})")
+        self.guard(portal, deadline, f"cancel_order({order_id!r})")
         target: int | str | None = order_id.strip() if isinstance(order_id, str) else None
         if target is None:
             with self._lock:
@@ -574,13 +496,11 @@ class PortalFailover:
         return {**portal.cancel_order(target, timeout=time_left(deadline)), "source": "portal"}
 
     def _tws_ref(self, order_id: int, deadline: float) -> str | None:
-        ledger = self.core._ledger
-
         async def read() -> str | None:
-            for record in ledger:
-                trade = record.trade
-                if trade is not None and trade.order.orderId == order_id:
-                    return record.client_order_id
-            return None
+            return self.tws.client_order_id_of(order_id)
 
-        return self.core._run(read, deadline, f"order {order_id} client order id")
+        return self.ctx.run(read, deadline, f"order {order_id} client order id")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
