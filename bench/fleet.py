@@ -13,6 +13,10 @@ the simulator's catalog (default 50, all it knows: stocks, FX pairs and the
 crypto coins; prices twice, so each symbol is streamed, and 15-minute bars)
 for ``--rounds`` rounds of a compressed session. Reported:
 
+* ``poll_s``, ``poll_messages``: how long the rounds of polls took and the
+  messages they sent to the gateway (contract details, snapshots and lines,
+  historical requests; the fleet shares all of them, so they grow with the
+  symbols, not with the agents);
 * ``lines``: streaming market-data lines open at the gateway afterwards
   (goal: one per symbol; naive: agents x symbols);
 * ``historical_requests``: historical requests the gateway received (goal:
@@ -214,9 +218,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       for _ in range(args.agents)]
             ids = [a.answer()["client_id"] for a in agents]
             figures["client_ids"] = f"{min(ids)}..{max(ids)}"
+            before_poll = handle.request_counts()
             t0 = time.perf_counter()
             misses = [all_answer(agents, "poll") for _ in range(args.rounds)]
             figures["poll_s"] = round(time.perf_counter() - t0, 1)
+            after_poll = handle.request_counts()
+            figures["poll_messages"] = _non_heartbeat(after_poll) - _non_heartbeat(before_poll)
+            figures["poll_requests"] = {
+                name: after_poll.get(name, 0) - before_poll.get(name, 0)
+                for name in ("reqContractDetails", "reqMktData", "cancelMktData",
+                             "reqHistoricalData")}
             figures["missing_prices"] = sum(r["missing_prices"] for rnd in misses for r in rnd)
             figures["empty_frames"] = sum(r["empty_frames"] for rnd in misses for r in rnd)
             figures["lines"] = handle.market_data_lines()
@@ -278,6 +289,13 @@ def main() -> None:
     race = figures["race"]
     rows = [
         ("agents x symbols", f"{figures['agents']} x {figures['symbols']}", ""),
+        (f"polls: {figures['rounds']} round(s) of prices (twice) and 15-minute bars",
+         f"{figures['poll_s']} s, {figures['missing_prices']} prices and "
+         f"{figures['empty_frames']} frames missing", "none missing"),
+        ("messages the polls sent to the gateway (idle heartbeats apart)",
+         f"{figures['poll_messages']} "
+         f"({', '.join(f'{k} {v}' for k, v in figures['poll_requests'].items())})",
+         "~ symbols x 3 (naive: agents x symbols x 3)"),
         ("market-data lines at the gateway", figures["lines"],
          f"<= {figures['symbols']} (naive {figures['lines_naive']})"),
         ("historical requests", figures["historical_requests"],

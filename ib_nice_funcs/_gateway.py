@@ -43,6 +43,7 @@ from .errors import (
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Contract
 
+    from .fleet.contracts import SharedContracts
     from .symbols import Instrument
 
 __all__ = ["IBGateway", "error_from_ib"]
@@ -55,6 +56,10 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 30.0
 #: Qualified contracts change rarely (conId is permanent); a day is safe.
 _CONTRACT_TTL_S = 24 * 3600.0
+#: How long a process waits for contracts other processes are asking IB for
+#: before it asks for them itself, and how often it looks.
+_FLEET_CONTRACT_WAIT_S = 10.0
+_FLEET_CONTRACT_POLL_S = 0.05
 
 
 def error_from_ib(code: int, message: str, what: str) -> IBNiceFuncsError:
@@ -109,6 +114,14 @@ class IBGateway:
         self._last_error: BaseException | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._contracts: TTLCache[Any, Contract] = TTLCache(maxsize=4096, ttl=_CONTRACT_TTL_S)
+        #: Contracts shared with the gateway's other processes (``redis_url``).
+        self.fleet_contracts: SharedContracts | None = None
+        if settings.redis_url:
+            from .fleet.contracts import SharedContracts
+            from .fleet.state import owner_id
+
+            self.fleet_contracts = SharedContracts(settings.redis_url, settings.host,
+                                                   settings.port, owner_id())
         self.account: str | None = settings.account
         #: The client id of the live session: ``client_id`` unless that was in use.
         self.client_id: int = settings.client_id
@@ -351,8 +364,10 @@ class IBGateway:
             await asyncio.sleep(interval / 2)
             if ib is not self._ib or not ib.isConnected() or self._closed:
                 return
+            # ib_async queues what its throttle holds back (``_msgQ``; no public view).
+            queued = bool(getattr(ib.client, "_msgQ", None))
             action, probe_at = heartbeat_step(self.health.clock(), self.health.last_heard,
-                                              probe_at, interval)
+                                              probe_at, interval, queued)
             try:
                 if action == "probe":
                     ib.client.reqCurrentTime()
@@ -455,12 +470,70 @@ class IBGateway:
     # -- contracts ---------------------------------------------------------
 
     async def qualify(self, instruments: Sequence[Instrument], what: str) -> list[Contract | None]:
-        """Qualified contracts for ``instruments`` (None where IB knows none); cached."""
+        """Qualified contracts for ``instruments`` (None where IB knows none); cached.
+
+        With ``redis_url`` the processes of the gateway share the answers
+        (:mod:`ib_nice_funcs.fleet.contracts`): each contract is asked of IB
+        by one of them. Loop thread only.
+        """
         result: list[Contract | None] = [self._contracts.get(i.key) for i in instruments]
         missing = [k for k, c in enumerate(result) if c is None]
         if not missing:
             return result
-        contracts = [instruments[k].to_ib_contract() for k in missing]
+        todo = {instruments[k].key: instruments[k] for k in missing}
+        found = await (self._qualify_with_fleet(todo, what) if self.fleet_contracts is not None
+                       else self._qualify_at_ib(list(todo.values()), what))
+        for k in missing:
+            contract = found.get(instruments[k].key)
+            result[k] = contract
+            if contract is not None:
+                self._contracts[instruments[k].key] = contract
+        return result
+
+    async def _qualify_with_fleet(self, todo: dict[Any, Instrument], what: str
+                                  ) -> dict[Any, Contract | None]:
+        """Contracts from the fleet's records; those nobody has are claimed and asked of IB."""
+        from .fleet.contracts import UNKNOWN
+
+        fleet = self.fleet_contracts
+        assert fleet is not None
+        found: dict[Any, Contract | None] = {}
+        pending = list(todo)
+        give_up = time.monotonic() + _FLEET_CONTRACT_WAIT_S
+        while pending:
+            for key, got in fleet.read(pending).items():
+                found[key] = None if got is UNKNOWN else got
+            pending = [k for k in pending if k not in found]
+            if not pending:
+                break
+            # A few at a time, as many as this connection sends in a second or
+            # two: the other processes claim the rest, so every connection's
+            # queue stays short. Past the wait, ask IB for everything left.
+            mine = (pending if time.monotonic() >= give_up
+                    else fleet.claim(pending, max(2, 2 * self._message_rate())))
+            if not mine:
+                await asyncio.sleep(_FLEET_CONTRACT_POLL_S)
+                continue
+            try:
+                asked = await self._qualify_at_ib([todo[k] for k in mine], what)
+            except BaseException:
+                fleet.unclaim(mine)
+                raise
+            fleet.write(asked)
+            found.update(asked)
+            pending = [k for k in pending if k not in asked]
+        return found
+
+    def _message_rate(self) -> int:
+        """Messages per second this connection may send (its share of IB's rate)."""
+        ib = self._ib
+        rate = getattr(getattr(ib, "client", None), "MaxRequests", 0) if ib is not None else 0
+        return int(rate) if rate else 45
+
+    async def _qualify_at_ib(self, instruments: Sequence[Instrument], what: str
+                             ) -> dict[Any, Contract | None]:
+        """Ask IB for the contracts of ``instruments``; None where it knows none or many."""
+        contracts = [i.to_ib_contract() for i in instruments]
 
         async def one(ib: IB, contract: Contract) -> Contract | None:
             try:
@@ -490,11 +563,7 @@ class IBGateway:
             return await asyncio.gather(*(one(ib, c) for c in contracts))
 
         qualified = await self.request(all_of, what)
-        for k, contract in zip(missing, qualified):
-            result[k] = contract
-            if contract is not None:
-                self._contracts[instruments[k].key] = contract
-        return result
+        return {i.key: c for i, c in zip(instruments, qualified, strict=True)}
 
     def clear_contracts(self) -> None:
         """Forget qualified contracts; runs on the loop thread, ahead of any later call."""
@@ -518,3 +587,5 @@ class IBGateway:
         if ib is not None:
             ib.disconnectedEvent -= self._on_disconnected
             ib.disconnect()
+        if self.fleet_contracts is not None:
+            self.fleet_contracts.close()

@@ -32,16 +32,24 @@ _CURRENT_INTERVALS = 2.0
 
 
 def heartbeat_step(now: float, last_heard: float, probe_at: float | None,
-                   interval: float) -> tuple[HeartbeatAction, float | None]:
+                   interval: float, still_queued: bool = False
+                   ) -> tuple[HeartbeatAction, float | None]:
     """One heartbeat tick (run every ``interval / 2`` s): what to do, and the new probe time.
 
     Silent for ``interval`` s: send a probe. A probe unanswered (nothing at
     all heard since it was sent) for ``interval`` s: the link is dead. So a
     hung link is replaced at most 2.5 intervals after its last message,
     while a healthy idle one costs one small round trip per interval.
+
+    ``still_queued``: the connection's own throttle still holds messages,
+    so the probe may not have left yet; its clock starts again (a gateway
+    cannot answer what it never got, and replacing the connection would
+    only queue every subscription again).
     """
     if probe_at is not None and last_heard >= probe_at:
         probe_at = None  # something came back: the link answers
+    if probe_at is not None and still_queued:
+        return "ok", now
     if probe_at is None:
         if now - last_heard >= interval:
             return "probe", now

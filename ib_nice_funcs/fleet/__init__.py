@@ -11,8 +11,9 @@ What they share, and where it lives:
   (:mod:`.redis_store`, with ``redis_url``);
 - data, with ``redis_url`` only: one market-data line per symbol
   (:mod:`.quotes`), one kept-up-to-date bar series per symbol and finished
-  ranges (:mod:`.bars`), one historical pacing budget (:mod:`.pacing`) and
-  a share of IB's message rate per process (:mod:`.messages`), all through
+  ranges (:mod:`.bars`), qualified contracts asked of IB once
+  (:mod:`.contracts`), one historical pacing budget (:mod:`.pacing`) and
+  a grant of IB's message rate per process by demand (:mod:`.messages`), all through
   one blocking client per use (:mod:`.link`); one WARNING per process when
   Redis goes away or comes back (:mod:`.health`);
 - ``doctor``'s view of all this (:mod:`.status`), and a watcher's read of

@@ -5,9 +5,10 @@ Two kinds, per gateway, under ``ib_nice_funcs:fleet:1:gw:<host>:<port>:``:
 - kept-up-to-date series (``series:<symbol+timeframe>`` and its lease
   ``series-line:...``): the process holding the lease keeps the one
   ``keepUpToDate`` subscription of the fleet and writes the series after
-  each update; the others read it instead of opening their own. A holder
-  that stops (exit, crash) stops renewing its 10 s lease; the next process
-  asking takes the series over;
+  each update; the others read it instead of opening their own. The holder
+  renews its 10 s lease every few seconds, updates or not (a quiet market
+  sends none); a holder that stops (exit, crash) stops renewing it, and the
+  next process asking takes the series over;
 - finished ranges (``chunk:<request>``): the answer to a plain historical
   request whose range has ended is kept an hour, so the same request from
   another process is not sent to IB again.
@@ -25,10 +26,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .link import RedisLink
+from .link import ACQUIRE_LEASE, RedisLink
 from .redis_store import KEY_PREFIX
 from .state import FORMAT, digest
 
@@ -143,6 +144,22 @@ class SharedBars:
         text = encode_frame(frame, covers_from)
         self.link.run(lambda c: c.set(self._key("series", key), text, ex=_SERIES_TTL_S), None)
         return True
+
+    def renew(self, keys: Sequence[Hashable]) -> set[Hashable]:
+        """Renew the leases of the series this process keeps; returns those another took."""
+        if not keys:
+            return set()
+
+        def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            acquire = self.link.script(ACQUIRE_LEASE)
+            for key in keys:
+                acquire(keys=[self._key("series-line", key)], args=[self.owner, SERIES_LEASE_MS],
+                        client=pipe)
+            return pipe.execute()
+
+        got = self.link.run(run, [1] * len(keys))
+        return {key for key, ok in zip(keys, got, strict=True) if not ok}
 
     def release(self, key: Hashable) -> None:
         self.link.release(self._key("series-line", key), self.owner)

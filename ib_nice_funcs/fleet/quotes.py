@@ -11,9 +11,11 @@ symbol takes the line over (within 5 s). Readers mark the symbol wanted, so
 the holder keeps a line others read even when it no longer reads it itself.
 
 Keys, per gateway, under ``ib_nice_funcs:fleet:1:gw:<host>:<port>:``:
-``line:<symbol>`` (holder), ``quote:<symbol>`` (last tick) and
-``want:<symbol>`` (someone reads it). Symbol keys are digests of the
-instrument key.
+``line:<symbol>`` (holder), ``quote:<symbol>`` (last tick),
+``want:<symbol>`` (someone reads it) and ``asked:<symbol>`` (the last
+process that asked a price of IB, for the repeat window: a symbol another
+process asked for is streamed at once, not snapshotted by every process).
+Symbol keys are digests of the instrument key.
 
 Redis is reached with redis-py's blocking client (loopback round trips of
 about 100 us), from the loop thread for lines and ticks and from the
@@ -45,6 +47,18 @@ _QUOTE_TTL_S = 600
 #: A reader marks a symbol wanted at most this often, for this long.
 _WANT_EVERY_S = 30.0
 _WANT_TTL_S = 600
+
+
+# KEYS: the symbols' "asked" keys. ARGV: owner, window s. Returns who asked each
+# before ('' for nobody) and marks them asked by the owner.
+_ASKED = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('GET', key) or ''
+  redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+end
+return out
+"""
 
 
 class SharedQuotes:
@@ -149,6 +163,24 @@ class SharedQuotes:
     def wanted(self, key: Hashable) -> bool:
         """Whether another process read ``key``'s shared quote lately (keep its line)."""
         return bool(self.link.run(lambda c: c.exists(self._key("want", key)), False))
+
+    def asked_before(self, keys: Sequence[Hashable], window: float) -> set[Hashable]:
+        """Of ``keys``, those another process asked a price of within ``window`` s; marks all asked.
+
+        One atomic script for all of them: of processes asking at the same
+        moment, exactly one finds a symbol not asked before.
+        """
+
+        def run(client: Any) -> list[Any]:
+            return self.link.script(_ASKED)(
+                keys=[self._key("asked", key) for key in keys],
+                args=[self.owner, max(1, int(window))])
+
+        got = self.link.run(run, None)
+        if got is None:
+            return set()
+        mine = {b"", self.owner.encode()}
+        return {key for key, before in zip(keys, got, strict=True) if before not in mine}
 
     def close(self) -> None:
         self.link.close()

@@ -146,6 +146,10 @@ class IBSource:
             self.tickers.sharing = SharedQuotes(s.redis_url, s.host, s.port, owner)
             self.barsubs.sharing = SharedBars(s.redis_url, s.host, s.port, owner)
             self.messages = MessageShare(s.redis_url, s.host, s.port, owner)
+            # From the first message of every connection (qualifying comes
+            # before any price or bar is asked): ib_async's own 45 a second
+            # would be this process's alone.
+            gateway.on_connected.insert(0, self._follow_share)
         #: Called on the loop thread as ``listener(what, done, total)`` after
         #: each request of a multi-request bar download is answered (the CLI
         #: shows progress with it). Must not block.
@@ -153,6 +157,10 @@ class IBSource:
         #: The connection switched to delayed data (IB market data type 4)
         #: after the account turned out to have no live subscription.
         self._delayed_on: IB | None = None
+
+    async def _follow_share(self, ib: IB) -> None:
+        if self.messages is not None:
+            self.messages.follow(ib)
 
     def leave_fleet(self) -> None:
         """The client is closing: hand its lines and bar series to the fleet (loop thread)."""

@@ -37,6 +37,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,6 +79,7 @@ class BarSharing(Protocol):
 
     def read_series(self, key: Any) -> Any: ...
     def acquire(self, key: Any) -> bool: ...
+    def renew(self, keys: Sequence[Any]) -> set[Any]: ...
     def publish(self, key: Any, frame: pd.DataFrame, covers_from: float) -> bool: ...
     def release(self, key: Any) -> None: ...
     def get_chunk(self, key: Any) -> pd.DataFrame | None: ...
@@ -90,6 +92,9 @@ _FIRST_COPY_WAIT_S = 10.0
 _FIRST_COPY_POLL_S = 0.05
 #: Updates of a kept series are written to the fleet at most this often.
 _PUBLISH_EVERY_S = 0.2
+#: How often the holder renews the leases of the series it keeps (a lease
+#: lasts 10 s: a quiet market sends no update that would renew it).
+_RENEW_EVERY_S = 3.0
 
 
 class _NotNow(Exception):
@@ -153,6 +158,7 @@ class BarSubscriptions:
         self.sharing: BarSharing | None = None
         self._publishing: set[Any] = set()
         self._published: dict[Any, int] = {}
+        self._renewer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._subs)
@@ -254,6 +260,20 @@ class BarSubscriptions:
             frame = concat_ohlcv([older, frame])
         return frame
 
+    def _arm_renew(self) -> None:
+        if self._renewer is None and self.sharing is not None:
+            self._renewer = asyncio.get_running_loop().call_later(_RENEW_EVERY_S, self._renew)
+
+    def _renew(self) -> None:
+        """Renew the leases of the series this process keeps, while it keeps any."""
+        self._renewer = None
+        sharing = self.sharing
+        if sharing is None or not self._subs:
+            return
+        for key in sharing.renew(list(self._subs)):
+            log.debug("another process keeps the %s series now", key)
+        self._arm_renew()
+
     def _publish_soon(self, sub: _BarSub) -> None:
         """Write an updated series to the fleet (coalesced: at most every 0.2 s)."""
         if self.sharing is None or sub.key in self._publishing:
@@ -280,6 +300,9 @@ class BarSubscriptions:
         sharing, self.sharing = self.sharing, None
         if sharing is None:
             return
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
         for key in list(self._subs):
             sharing.release(key)
         sharing.close()
@@ -330,6 +353,7 @@ class BarSubscriptions:
         self._subs[key] = sub
         self._by_req[bars.reqId] = sub
         self._arm_sweep()
+        self._arm_renew()
         if len(chunks) > 1:
             await self._extend(sub, start, what, deadline)
         return sub

@@ -62,6 +62,7 @@ _STALE_S = 10.0
 _REPEAT_WINDOW_S = 300.0
 _IDLE_S = 600.0
 _FIRST_TICK_S = 2.0
+_REMOTE_FIRST_TICK_S = 5.0
 _ERROR_PENALTY_S = 60.0
 _SWEEP_S = 30.0
 #: "Displaying delayed market data": data flows, nothing failed.
@@ -78,6 +79,7 @@ class LineSharing(Protocol):
     def publish(self, ticks: Sequence[tuple[Any, float, float]]) -> None: ...
     def follow(self, keys: Sequence[Any]) -> dict[Any, tuple[tuple[float, float] | None, bool]]: ...
     def wanted(self, key: Any) -> bool: ...
+    def asked_before(self, keys: Sequence[Any], window: float) -> set[Any]: ...
 
 
 class LiveQuote(NamedTuple):
@@ -138,6 +140,9 @@ class Tickers:
         self.repeat_window = _REPEAT_WINDOW_S
         self.idle_after = _IDLE_S
         self.first_tick_wait = _FIRST_TICK_S
+        #: How long a price call waits for the first shared tick of a line
+        #: another process of the fleet holds (then it sends a snapshot).
+        self.remote_tick_wait = _REMOTE_FIRST_TICK_S
         self._live: dict[Any, _Entry] = {}
         self._asked: dict[Any, float] = {}
         self._penalty: dict[Any, float] = {}
@@ -204,8 +209,12 @@ class Tickers:
 
     @property
     def lines(self) -> int:
-        """Market-data lines in use (streams open or being reopened)."""
-        return len(self._live)
+        """Market-data lines this client uses (its own streams, open or being reopened).
+
+        A stream another process of the fleet holds (followed from its shared
+        quote) uses none of this client's lines.
+        """
+        return sum(1 for e in self._live.values() if not e.remote)
 
     def live_symbols(self) -> list[str]:
         """Symbols with a streaming subscription, least recently read first."""
@@ -264,6 +273,8 @@ class Tickers:
         promote: list[tuple[Instrument, Contract]] = []
         snap: list[tuple[Instrument, Contract]] = []
         room = self._free_lines()
+        fleet_asked = self._asked_by_fleet([i.key for i, _ in known if i.key not in self._live],
+                                           now)
         for instrument, contract in known:
             key = instrument.key
             entry = self._live.get(key)
@@ -277,13 +288,28 @@ class Tickers:
                     snap.append((instrument, contract))
                 continue
             asked, self._asked[key] = self._asked.get(key), now
-            repeated = asked is not None and now - asked <= self.repeat_window
+            repeated = (asked is not None and now - asked <= self.repeat_window) or \
+                key in fleet_asked
             if repeated and room > 0 and self._penalty.get(key, 0.0) <= now:
                 promote.append((instrument, contract))
                 room -= 1
             else:
                 snap.append((instrument, contract))
         return values, promote, snap
+
+    def _asked_by_fleet(self, keys: Sequence[Any], now: float) -> set[Any]:
+        """Of ``keys`` this process did not ask lately, those another process of the fleet did.
+
+        A symbol any process of the fleet asked for within the repeat window
+        is a repeat: it is streamed (one line for the fleet, the others
+        follow it) instead of each process sending a snapshot of its own.
+        """
+        sharing = self.sharing
+        if sharing is None:
+            return set()
+        new = [k for k in keys
+               if not (k in self._asked and now - self._asked[k] <= self.repeat_window)]
+        return sharing.asked_before(new, self.repeat_window) if new else set()
 
     async def promote(self, ib: IB, items: Sequence[tuple[Instrument, Contract]]
                       ) -> dict[str, float | BaseException | None]:
@@ -303,6 +329,13 @@ class Tickers:
         waiting = [e.ready for e in entries if e.ready is not None and not e.ready.done()]
         if waiting:
             await asyncio.wait(waiting, timeout=self.first_tick_wait)
+        # A line another process opens may take a little longer to tick here
+        # (its holder's queue, the half-second follow): a snapshot of our own
+        # instead would be one more message for every follower.
+        following = [e.ready for e in entries
+                     if e.remote and e.ready is not None and not e.ready.done()]
+        if following and self.remote_tick_wait > self.first_tick_wait:
+            await asyncio.wait(following, timeout=self.remote_tick_wait - self.first_tick_wait)
         out: dict[str, float | BaseException | None] = {}
         for entry in entries:
             ready = entry.ready
@@ -403,14 +436,18 @@ class Tickers:
     # -- loop thread: lines -------------------------------------------------------
 
     def _free_lines(self) -> int:
-        evictable = sum(1 for e in self._live.values() if e.pins <= 0)
-        return self.max_lines - len(self._live) + evictable
+        evictable = sum(1 for e in self._live.values() if e.pins <= 0 and not e.remote)
+        return self.max_lines - self.lines + evictable
 
     def _make_room(self) -> bool:
-        """Free a line if the budget is full (LRU, unpinned only); False if none can be freed."""
-        if len(self._live) < self.max_lines:
+        """Free a line if the budget is full (LRU, unpinned only); False if none can be freed.
+
+        Only this client's own lines count: following another process's
+        line costs none.
+        """
+        if self.lines < self.max_lines:
             return True
-        unpinned = [e for e in self._live.values() if e.pins <= 0]
+        unpinned = [e for e in self._live.values() if e.pins <= 0 and not e.remote]
         if not unpinned:
             return False
         victim = min(unpinned, key=lambda e: e.last_used)
@@ -560,7 +597,8 @@ class Tickers:
         states = sharing.follow([e.key for e in entries])
         for entry in entries:
             quote, held = states.get(entry.key, (None, False))
-            if not held and ib is not None and ib.isConnected() and sharing.acquire(entry.key):
+            if not held and ib is not None and ib.isConnected() and \
+                    self.lines < self.max_lines and sharing.acquire(entry.key):
                 log.info("taking over the market-data line of %s", entry.instrument.symbol)
                 entry.remote = False
                 self._open_line(entry, ib)

@@ -36,7 +36,8 @@ def test_three_processes_hold_one_line_per_symbol(fresh_sim, agent_group, redis_
 
 def test_killing_the_line_holder_loses_the_stream_for_at_most_5_s(
         fresh_sim, agent_group, redis_server):
-    holder, follower = agent_group(fresh_sim, 2, redis_url=redis_server.url, price_ttl=0.001)
+    # price_ttl=0: the second ask may come within a millisecond of the first answer.
+    holder, follower = agent_group(fresh_sim, 2, redis_url=redis_server.url, price_ttl=0)
     for _ in range(2):
         assert holder.call("token_price", "BTC-USD") > 0
     assert fresh_sim.market_data_lines() == 1
@@ -73,3 +74,19 @@ def test_doctor_reports_the_shared_redis(sim, redis_server):
     settings = get_settings().replace(port=sim.port, redis_url=redis_server.url)
     fleet = next(c for c in run_checks(settings, probe_timeout=2) if c.name == "fleet")
     assert fleet.status == "ok" and "Redis at" in fleet.detail and "quotes" in fleet.detail
+
+
+def test_following_another_process_line_uses_none_of_the_followers_lines(
+        fresh_sim, agent_group, redis_server):
+    holder, = agent_group(fresh_sim, 1, redis_url=redis_server.url, price_ttl=0)
+    for _ in range(2):
+        assert all(holder.call("token_prices", SYMBOLS).values())
+    assert fresh_sim.market_data_lines() == len(SYMBOLS)
+    # A follower allowed a single line of its own subscribes to all three: it
+    # follows the holder's lines, which cost it none.
+    follower, = agent_group(fresh_sim, 1, redis_url=redis_server.url, price_ttl=0,
+                            max_market_data_lines=1)
+    follower.send({"op": "subscribe", "symbols": SYMBOLS})
+    follower.answer()
+    assert sorted(follower.call_op("lines")) == sorted(SYMBOLS)
+    assert fresh_sim.market_data_lines() == len(SYMBOLS)

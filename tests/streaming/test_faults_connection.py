@@ -90,6 +90,14 @@ def test_heartbeat_step_probes_a_quiet_link_and_declares_a_silent_one_dead():
     assert heartbeat_step(120.0, 111.0, 110.0, interval) == ("ok", None)
 
 
+def test_a_probe_still_in_the_connections_own_queue_is_not_a_silent_gateway():
+    # Twenty processes at 2 messages a second each: a probe may wait behind the
+    # process's own requests; the gateway cannot answer what it never got.
+    interval = 10.0
+    assert heartbeat_step(120.0, 100.0, 110.0, interval, still_queued=True) == ("ok", 120.0)
+    assert heartbeat_step(130.0, 100.0, 120.0, interval) == ("dead", 120.0)
+
+
 def test_link_health_notices_and_epochs():
     clock = StepClock()
     health = LinkHealth(5.0, clock)
