@@ -18,11 +18,14 @@ one-liner over it.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConnectionFailedError
-from ..symbols import parse_symbol, symbol_label
+from ..model import OrderRequest
+from ..symbols import Instrument, parse_symbol, symbol_label
 from .desk import Desk, blocking
 from .sizing import PlannedOrder, Sizer, percent_sizer, quantity_sizer, usd_sizer
 from .validation import (
@@ -40,10 +43,30 @@ class OrderDesk(Desk):
 
     # -- the shared path -----------------------------------------------------------------
 
-    async def _route(self, deadline: float) -> ConnectionFailedError | None:
+    @contextlib.contextmanager
+    def _journaled(self, request: OrderRequest, instrument: Instrument) -> Iterator[None]:
+        """Journal a refusal before the router (the live-account guard, an unreachable
+        gateway, no price) like one inside it; the error goes on unchanged."""
+        try:
+            yield
+        except Exception as exc:
+            self.ctx.journal.refused(request, instrument.symbol, exc)
+            raise
+
+    async def _route(self, request: OrderRequest, instrument: Instrument,
+                     deadline: float) -> ConnectionFailedError | None:
         """None when TWS takes orders; the TWS failure when they must fail over."""
-        route = await self.router.route(deadline)
+        with self._journaled(request, instrument):
+            route = await self.router.route(deadline)
         return route if isinstance(route, ConnectionFailedError) else None
+
+    async def _value(self, symbol: Any, request: OrderRequest, instrument: Instrument,
+                     deadline: float, reference: float | None) -> tuple[float, float]:
+        """``(price, USD per unit)``: at ``reference``, else at the current quote."""
+        with self._journaled(request, instrument):
+            price = reference if reference is not None else \
+                await self.ctx.price(symbol, deadline)
+            return price, await self.ctx.usd_per_unit(instrument, price, deadline)
 
     async def _buy_usd(self, symbol: Any, usd_amount: float, order_type: str,
                        limit_price: float | None, tif: str, client_order_id: str | None,
@@ -57,10 +80,9 @@ class OrderDesk(Desk):
             check_usd_at_price(usd, request.limit_price)
         instrument = parse_symbol(symbol)
         deadline = self.ctx.deadline(timeout)
-        tws_down = await self._route(deadline)
-        price = request.limit_price if request.limit_price is not None else \
-            await self.ctx.price(symbol, deadline)
-        unit_usd = await self.ctx.usd_per_unit(instrument, price, deadline)
+        tws_down = await self._route(request, instrument, deadline)
+        price, unit_usd = await self._value(symbol, request, instrument, deadline,
+                                            request.limit_price)
         order = PlannedOrder(instrument, request, usd_sizer(usd, unit_usd, price, what), unit_usd,
                              explicit_id=client_order_id is not None, wait=wait, what=what)
         return await self.router.place(order, deadline, tws_down)
@@ -74,7 +96,7 @@ class OrderDesk(Desk):
                                  tif=tif, client_order_id=client_order_id)
         instrument = parse_symbol(symbol)
         deadline = self.ctx.deadline(timeout)
-        tws_down = await self._route(deadline)
+        tws_down = await self._route(request, instrument, deadline)
         # A sell of a held position only reduces it, which the risk check always
         # allows; the limit price (or IB's mark) is enough to value it.
         order = PlannedOrder(instrument, request, percent_sizer(pct, what), request.limit_price,
@@ -205,11 +227,11 @@ class OrderDesk(Desk):
                                  trail_percent, trail_amount, tif, client_order_id)
         instrument = parse_symbol(symbol)
         deadline = self.ctx.deadline(timeout)
-        tws_down = await self._route(deadline)
         reference = request.limit_price or request.stop_price
-        if reference is None or request.order_type == "TRAIL":
-            reference = await self.ctx.price(symbol, deadline)
-        unit_usd = await self.ctx.usd_per_unit(instrument, reference, deadline)
+        if request.order_type == "TRAIL":
+            reference = None  # the trail moves with the market: value it at the quote
+        tws_down = await self._route(request, instrument, deadline)
+        _, unit_usd = await self._value(symbol, request, instrument, deadline, reference)
         what = (f"place_order({symbol_label(symbol)}, {request.side}, {quantity!r}, "
                 f"{request.order_type})")
         sizer: Sizer = quantity_sizer(request.quantity, quantity)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ib_nice_funcs.errors import RiskLimitError
+from ib_nice_funcs.errors import LiveTradingDisabledError, RiskLimitError
 from ib_nice_funcs.trade_journal.api import read_journal
 from ib_nice_funcs.trading import NoPositionError
 
@@ -105,6 +105,19 @@ def test_refusals_are_recorded_with_their_reason(journaled, tsim):
     assert list(refused["reason"]) == ["risk:max_position_usd", "no_position"]
     assert list(refused["symbol"]) == ["AAPL", "MSFT"]
     assert refused["detail"].str.len().min() > 10
+    assert tsim.sim.order_count == 0
+
+
+def test_a_refusal_before_the_order_is_planned_is_recorded(tsim, make_client, tmp_path):
+    """The live-account guard refuses before sizing: the journal still shows it."""
+    client = make_client(tsim, journal=str(tmp_path / "journal.sqlite3"), agent="alpha",
+                         account="U1234567")  # a live account; allow_live is off
+    with pytest.raises(LiveTradingDisabledError):
+        client.trading.market_buy("AAPL", 500)
+    frame = rows(client.trading)
+    refused = frame[frame["kind"] == "refused"]
+    assert list(refused["reason"]) == ["live_disabled"]
+    assert list(refused["symbol"]) == ["AAPL"]
     assert tsim.sim.order_count == 0
 
 
