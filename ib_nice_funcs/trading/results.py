@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..errors import NoPositionError, OrderSizeError  # noqa: F401 - re-exported
 from ..model import (
@@ -170,7 +170,8 @@ def carry_result(exc: BaseException, result: OrderResult) -> None:
 def carried_result(exc: BaseException) -> OrderResult | None:
     """The result dict an error raised after a send carries (``exc.result``), else None."""
     result = getattr(exc, "result", None)
-    return result if isinstance(result, dict) else None  # type: ignore[return-value]
+    # Only carry_result sets it, always with an OrderResult.
+    return cast("OrderResult", result) if isinstance(result, dict) else None
 
 
 def empty_result(error: str, symbol: str | None = None, **fields: Any) -> OrderResult:
