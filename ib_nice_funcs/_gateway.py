@@ -509,8 +509,15 @@ class IBGateway:
             # A few at a time, as many as this connection sends in a second or
             # two: the other processes claim the rest, so every connection's
             # queue stays short. Past the wait, ask IB for everything left.
-            mine = (pending if time.monotonic() >= give_up
-                    else fleet.claim(pending, max(2, 2 * self._message_rate())))
+            if time.monotonic() >= give_up:
+                mine = pending
+            else:
+                mine, written = fleet.claim(pending, max(2, 2 * self._message_rate()))
+                for key, got in written.items():
+                    found[key] = None if got is UNKNOWN else got
+                pending = [k for k in pending if k not in found]
+                if not pending:
+                    break
             if not mine:
                 await asyncio.sleep(_FLEET_CONTRACT_POLL_S)
                 continue

@@ -79,6 +79,13 @@ def decode_contract(text: str | bytes | None) -> Contract | None:
         return None
 
 
+def _record(text: str | bytes | None) -> Any:
+    """A stored record: the contract, :data:`UNKNOWN`, or None (nothing, or garbage)."""
+    if text in (_UNKNOWN, _UNKNOWN.encode()):
+        return UNKNOWN
+    return decode_contract(text)
+
+
 class SharedContracts:
     """The qualified contracts of one gateway's processes; thread-safe."""
 
@@ -99,24 +106,43 @@ class SharedContracts:
             return {}
         out: dict[Hashable, Any] = {}
         for key, text in zip(keys, got, strict=True):
-            if text in (_UNKNOWN, _UNKNOWN.encode()):
-                out[key] = UNKNOWN
-                continue
-            contract = decode_contract(text)
-            if contract is not None:
-                out[key] = contract
+            record = _record(text)
+            if record is not None:
+                out[key] = record
         return out
 
-    def claim(self, keys: Sequence[Hashable], limit: int) -> list[Hashable]:
-        """Claim up to ``limit`` of ``keys`` to ask IB for; all of them when Redis is away."""
+    def claim(self, keys: Sequence[Hashable], limit: int
+              ) -> tuple[list[Hashable], dict[Hashable, Any]]:
+        """Claim up to ``limit`` of ``keys`` to ask IB for: ``(claimed, found)``.
 
-        def run(client: Any) -> list[Hashable]:
+        ``found``: records written since the caller's :meth:`read` (their
+        writer freed the claim just before this one was taken: the claim is
+        given back at once, so nothing is asked twice). All keys are claimed
+        when Redis is away.
+        """
+        some = list(keys[:limit])
+
+        def run(client: Any) -> tuple[list[Hashable], dict[Hashable, Any]]:
             pipe = client.pipeline(transaction=False)
-            for key in keys[:limit]:
+            for key in some:
+                # A writer sets the record before it frees the claim, so a claim
+                # taken here sees any record written before it.
                 pipe.set(self._key("contract-claim", key), self.owner, nx=True, px=CLAIM_MS)
-            return [k for k, ok in zip(keys[:limit], pipe.execute(), strict=True) if ok]
+                pipe.get(self._key("contract", key))
+            answers = pipe.execute()
+            claimed: list[Hashable] = []
+            found: dict[Hashable, Any] = {}
+            for i, key in enumerate(some):
+                took, record = answers[2 * i], _record(answers[2 * i + 1])
+                if record is not None:
+                    found[key] = record
+                    if took:
+                        client.delete(self._key("contract-claim", key))
+                elif took:
+                    claimed.append(key)
+            return claimed, found
 
-        return self.link.run(run, list(keys))
+        return self.link.run(run, (list(keys), {}))
 
     def write(self, found: dict[Hashable, Contract | None]) -> None:
         """Write the answers of claimed keys (None: IB knows no such symbol) and free the claims."""

@@ -11,6 +11,7 @@ command; each answer is one JSON line on stdout:
   ``ib_nice_funcs.<name>`` and answer ``{"ok": true, "value": ...}`` (or the
   error's type and text);
 - ``{"op": "gateway"}``: the live session's client id;
+- ``{"op": "mark", "token": t}``: write ``MARK t`` to stderr (after all logged so far);
 - ``{"op": "exit"}``: close and exit.
 """
 
@@ -57,6 +58,10 @@ def main() -> None:
                 value = ticks[-1] if ticks else None
             elif op == "lines":
                 value = n.default_client().source("ib").tickers.live_symbols()
+            elif op == "mark":
+                # Everything logged before this line is on stderr ahead of it.
+                print(f"MARK {command['token']}", file=sys.stderr, flush=True)
+                value = None
             elif op == "gateway":
                 value = n.default_client().gateway.client_id
             elif op == "exit":

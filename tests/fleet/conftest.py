@@ -34,6 +34,7 @@ class Agent:
             stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
         self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
         self.stderr: list[str] = []
+        self._stderr_grew = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
 
@@ -48,7 +49,23 @@ class Agent:
     def _read_err(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            self.stderr.append(line)
+            with self._stderr_grew:
+                self.stderr.append(line)
+                self._stderr_grew.notify_all()
+
+    def logged(self, timeout: float = 30) -> list[str]:
+        """Every stderr line the process wrote so far, once this side has read them all.
+
+        The process writes a mark after what it logged; this waits (bounded)
+        until the reader thread has seen the mark.
+        """
+        token = f"{time.monotonic_ns()}"
+        self.call_op("mark", token=token)
+        with self._stderr_grew:
+            seen = self._stderr_grew.wait_for(
+                lambda: any(f"MARK {token}" in line for line in self.stderr), timeout)
+            assert seen, f"agent {self.proc.pid}: its stderr mark never arrived"
+            return [line for line in self.stderr if not line.startswith("MARK ")]
 
     def _next(self, timeout: float) -> dict[str, Any]:
         try:

@@ -25,8 +25,8 @@ def test_eight_processes_polling_one_symbol_get_no_pacing_violation(
     assert all(frame["rows"] > 0 for frame in frames), (frames, [
         r.getMessage() for r in caplog.records if "pacing" in r.getMessage()], [
         line for agent in group for line in agent.stderr if "WARNING" in line])
-    violations = [line for agent in group for line in agent.stderr if "pacing" in line.lower()
-                  and "WARNING" in line]
+    violations = [line for agent in group for line in agent.logged()
+                  if "pacing" in line.lower() and "WARNING" in line]
     assert not violations, violations
 
 

@@ -63,7 +63,7 @@ def test_a_garbage_quote_is_ignored_with_one_warning(fresh_sim, agents, redis_se
     redis_server.client().set(key, "q9|not|a quote")
     for _ in range(3):
         assert reader.call("token_price", "BTC-USD") > 0  # asked of IB instead
-    said = [line for line in reader.stderr if "not this version's record" in line]
+    said = [line for line in reader.logged() if "not this version's record" in line]
     assert len(said) == 1, said
 
 

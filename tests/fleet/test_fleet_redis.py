@@ -63,11 +63,11 @@ def test_redis_going_away_fails_safe_and_rejoins(tsim, agents, redis_server):
     assert refused["success"] is False and "Redis" in refused["error"], refused
     assert agent.call("token_price", "AAPL") > 0  # data goes on
     assert agent.call("market_sell", "AAPL", 100)["success"]  # closing orders go
-    unreachable = [line for line in agent.stderr if "unreachable" in line and "WARNING" in line]
+    unreachable = [line for line in agent.logged() if "unreachable" in line and "WARNING" in line]
     assert len(unreachable) == 1, unreachable
     redis_server.start()
     assert agent.call("market_buy", "AAPL", 500)["success"]
-    assert any("reachable again" in line for line in agent.stderr)
+    assert any("reachable again" in line for line in agent.logged())
 
 
 def test_garbage_under_the_prefix_is_never_trusted_for_risk(tsim, agents, redis_server):
@@ -82,4 +82,4 @@ def test_garbage_under_the_prefix_is_never_trusted_for_risk(tsim, agents, redis_
     assert "unreadable" in refused["error"]
     assert agent.call("resume_trading")["success"]
     assert agent.call("market_buy", "AAPL", 300)["success"]
-    assert any("not this version's record" in line for line in agent.stderr)
+    assert any("not this version's record" in line for line in agent.logged())
