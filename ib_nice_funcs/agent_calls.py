@@ -146,9 +146,10 @@ def ai_entry(
             result["orders"].append(child)
             bought = float(child.get("filled_qty") or 0.0) * float(child.get("avg_price") or 0.0)
             if bought <= 0:
-                if child.get("order_id") is not None and child.get("status") not in DONE_STATES:
+                order_id = child.get("order_id")
+                if order_id is not None and child.get("status") not in DONE_STATES:
                     # Not filled in time (market closed?): do not leave it working behind us.
-                    trader.cancel_order(child["order_id"], timeout=settings.timeout)
+                    trader.cancel_order(order_id, timeout=settings.timeout)
                 raise IBNiceFuncsError(
                     f"a child order ended {child.get('status')} unfilled (market closed?)")
             result["bought_usd"] += bought

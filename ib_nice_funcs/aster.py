@@ -21,6 +21,7 @@ from typing import Any
 
 from . import perp
 from .agent_calls import usd_amount_or_none
+from .model import OrderResult
 
 __all__ = [
     "DEFAULT_LEVERAGE",
@@ -90,20 +91,20 @@ def get_token_balance_usd(token_mint_address: Any) -> float:
 
 
 def market_buy(token: Any, amount: float, slippage: Any = None,
-               leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
+               leverage: float = DEFAULT_LEVERAGE) -> OrderResult | None:
     """Open or add to a long: buy ``amount`` USD notional at market. The order dict, or None."""
     perp.check_leverage(leverage)
     return perp.buy_usd(token, amount)
 
 
 def limit_buy(token: Any, amount: float, slippage: Any = None,
-              leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
+              leverage: float = DEFAULT_LEVERAGE) -> OrderResult | None:
     """Like :func:`market_buy` (Aster chases the bid until filled; IB fills at market)."""
     return market_buy(token, amount, slippage, leverage)
 
 
 def market_sell(token: Any, amount: float, slippage: Any = None,
-                leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
+                leverage: float = DEFAULT_LEVERAGE) -> OrderResult | None:
     """Close a long by ``amount`` USD (capped at the position), or open a short of ``amount`` when flat.
 
     Returns the order dict, or None (plus one WARNING) on failure.
@@ -113,13 +114,13 @@ def market_sell(token: Any, amount: float, slippage: Any = None,
 
 
 def limit_sell(token: Any, amount: float, slippage: Any = None,
-               leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
+               leverage: float = DEFAULT_LEVERAGE) -> OrderResult | None:
     """Like :func:`market_sell` (Aster chases the ask; IB fills at market)."""
     return market_sell(token, amount, slippage, leverage)
 
 
 def open_short(token: Any, amount: float, slippage: Any = None,
-               leverage: float = DEFAULT_LEVERAGE) -> dict[str, Any] | None:
+               leverage: float = DEFAULT_LEVERAGE) -> OrderResult | None:
     """Sell ``amount`` USD notional short at market; the order dict or None.
 
     IB refuses shorts of crypto (and of stocks it cannot borrow): None and

@@ -29,6 +29,7 @@ from typing import Any
 from . import perp
 from .aster import limit_buy, limit_sell  # the trading agent's exit path, same shape
 from .errors import IBNiceFuncsError
+from .model import OrderResult
 
 __all__ = [
     "DEFAULT_LEVERAGE",
@@ -154,7 +155,7 @@ def cancel_all_orders(account: Any = None) -> None:
 
 
 def limit_order(coin: Any, is_buy: bool, sz: float, limit_px: float, reduce_only: bool,
-                account: Any = None) -> dict[str, Any]:
+                account: Any = None) -> OrderResult | dict[str, Any]:
     """A GTC limit order of ``sz`` units at ``limit_px``; the order result dict.
 
     ``reduce_only`` caps a sell at the long position held (and a buy at the
@@ -175,7 +176,7 @@ def limit_order(coin: Any, is_buy: bool, sz: float, limit_px: float, reduce_only
                        limit_price=limit_px, tif="GTC")
 
 
-def kill_switch(symbol: Any, account: Any = None) -> dict[str, Any] | None:
+def kill_switch(symbol: Any, account: Any = None) -> OrderResult | None:
     """Close the position at market (after cancelling the symbol's orders); None when flat."""
     from .trading.module_api import kill_switch as close_now
 
@@ -217,19 +218,19 @@ def get_all_positions(account: Any = None) -> list[dict[str, Any]]:
             for p in every() or []]
 
 
-def market_buy(symbol: Any, usd_size: float, account: Any = None) -> dict[str, Any] | None:
+def market_buy(symbol: Any, usd_size: float, account: Any = None) -> OrderResult | None:
     """Buy ``usd_size`` USD notional at market; the order result, or None on failure."""
     return perp.buy_usd(symbol, usd_size)
 
 
-def market_sell(symbol: Any, usd_size: float, account: Any = None) -> dict[str, Any] | None:
+def market_sell(symbol: Any, usd_size: float, account: Any = None) -> OrderResult | None:
     """Sell ``usd_size`` USD notional at market (out of a long first, then short); None on failure."""
     return perp.sell_usd(symbol, usd_size)
 
 
 
 
-def close_position(symbol: Any, account: Any = None) -> dict[str, Any] | None:
+def close_position(symbol: Any, account: Any = None) -> OrderResult | None:
     """Close the position at market; None when flat."""
     return kill_switch(symbol, account)
 
@@ -248,7 +249,7 @@ def ai_entry(symbol: Any, amount: float, max_chunk_size: float | None = None,
 
 
 def open_short(token: Any, amount: float, slippage: Any = None,
-               leverage: float = DEFAULT_LEVERAGE, account: Any = None) -> dict[str, Any] | None:
+               leverage: float = DEFAULT_LEVERAGE, account: Any = None) -> OrderResult | None:
     """Sell ``amount`` USD notional short at market; None (plus one WARNING) when refused."""
     from .aster import open_short as short
 

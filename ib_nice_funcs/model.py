@@ -11,7 +11,10 @@ orders); both import it and it imports neither.
   prices it needs or takes, the IB ``Order`` fields and the Client Portal
   body fields they go to, and any rule of its own. Adding an order type is
   one row here (plus its matching in the simulators).
-- :class:`OrderResult`: the keys of every order helper's result dict.
+- :class:`OrderResult`: the keys of every order helper's result dict;
+  :class:`OpenOrderRow`, :class:`CancelAllResult` and :class:`FlattenReport`
+  the shapes of the open-order rows, ``cancel_all`` and ``emergency_stop``
+  (both venues build them).
 - :data:`DONE_STATES`, :data:`ACCEPTED_STATES`, :data:`UNKNOWN`: order states.
 """
 
@@ -24,6 +27,10 @@ from typing import Any, TypedDict
 __all__ = [
     "ACCEPTED_STATES",
     "DONE_STATES",
+    "CancelAllResult",
+    "CancelledOrders",
+    "FlattenReport",
+    "OpenOrderRow",
     "ORDER_SPECS",
     "ORDER_TYPES",
     "ORDER_TYPE_ALIASES",
@@ -220,10 +227,11 @@ def portal_body_fields(order_type: str, prices: Mapping[str, float | None]) -> d
             raise ValueError(f"{kind} needs {name}")
     body: dict[str, Any] = {}
     if spec.portal_trailing:
-        if prices.get("trail_percent") is not None:
-            body["trailingAmt"], body["trailingType"] = float(prices["trail_percent"]), "%"
-        elif prices.get("trail_amount") is not None:
-            body["trailingAmt"], body["trailingType"] = float(prices["trail_amount"]), "amt"
+        trail_percent, trail_amount = prices.get("trail_percent"), prices.get("trail_amount")
+        if trail_percent is not None:
+            body["trailingAmt"], body["trailingType"] = float(trail_percent), "%"
+        elif trail_amount is not None:
+            body["trailingAmt"], body["trailingType"] = float(trail_amount), "amt"
         else:
             raise ValueError(f"{kind} needs trail_percent or trail_amount")
     for key, name in spec.portal_fields:
@@ -234,6 +242,59 @@ def portal_body_fields(order_type: str, prices: Mapping[str, float | None]) -> d
 
 
 # -- the result --------------------------------------------------------------------------
+
+
+class _OpenOrderRowKeys(TypedDict):
+    order_id: int | None
+    perm_id: int | None
+    client_id: int | None
+    client_order_id: str | None
+    symbol: str | None
+    side: str | None
+    quantity: float
+    order_type: str | None
+    limit_price: float | None
+    stop_price: float | None
+    trail_percent: float | None
+    tif: str | None
+    status: str
+    filled_qty: float
+    remaining: float
+    account: str | None
+
+
+class OpenOrderRow(_OpenOrderRowKeys, total=False):
+    """One working order (``get_open_orders``, ``uncancelled``, ``remaining``).
+
+    The Client Portal's rows add ``avg_price``, ``con_id`` and ``source``
+    (``perm_id`` and ``client_id`` are None there).
+    """
+
+    avg_price: float | None
+    con_id: int | None
+    source: str
+
+
+class CancelledOrders(TypedDict, total=False):
+    """What ``kill_switch`` adds to its :class:`OrderResult`: the symbol's orders it
+    cancelled and those still open."""
+
+    cancelled_orders: int
+    uncancelled: list[OpenOrderRow]
+
+
+class _CancelAllKeys(TypedDict):
+    success: bool
+    cancelled: int
+    remaining: list[OpenOrderRow]
+    error: str | None
+
+
+class CancelAllResult(_CancelAllKeys, total=False):
+    """``cancel_all``'s result: ``remaining`` lists orders still open at the deadline."""
+
+    source: str
+
 
 
 class _OrderResultKeys(TypedDict):
@@ -258,6 +319,18 @@ class OrderResult(_OrderResultKeys, total=False):
     (or may have been) sent and its fate is not known; call again with the
     same ``client_order_id`` to learn it (it is never sent twice). The keys
     below are present when they apply.
+
+    Attributes:
+        perm_id: IB's permanent order id (TWS).
+        source: ``"portal"`` when the Client Portal answered.
+        ib_status: IB's own status of an order marked :data:`UNKNOWN`.
+        existing: The client order id was placed before; this is that order.
+        questions: The Client Portal's questions confirmed on the way.
+        timed_out: Working (or partly filled) at IB when the wait ended.
+        risk_limit: The risk limit a refused order breached (module functions).
+        cancelled_orders: ``kill_switch``: the symbol's orders it cancelled.
+        uncancelled: ``kill_switch``: the symbol's orders still open (other
+            API clients' on TWS), as :class:`OpenOrderRow` rows.
     """
 
     perm_id: int | None
@@ -265,6 +338,10 @@ class OrderResult(_OrderResultKeys, total=False):
     ib_status: str
     existing: bool
     questions: list[str]
+    timed_out: bool
+    risk_limit: str | None
+    cancelled_orders: int
+    uncancelled: list[OpenOrderRow]
 
 
 def order_result(
@@ -304,3 +381,18 @@ def order_result(
     }
     result.update(extra)
     return result  # type: ignore[return-value]
+
+
+class _FlattenReportKeys(TypedDict):
+    success: bool
+    cancelled_orders: int
+    closed: list[OrderResult]
+    remaining_orders: list[OpenOrderRow]
+    remaining_positions: dict[str, float]
+    error: str | None
+
+
+class FlattenReport(_FlattenReportKeys, total=False):
+    """``emergency_stop``'s result: success only when nothing is left open or held."""
+
+    source: str

@@ -35,6 +35,7 @@ from typing import Any
 from .agent_calls import ai_entry as _top_up
 from .agent_calls import usd_amount_or_none
 from .errors import IBNiceFuncsError
+from .model import OrderResult
 from .symbols import CRYPTO_BASES
 from .trading import module_api as api
 
@@ -104,7 +105,7 @@ def position(symbol: Any) -> dict[str, Any] | None:
     return None if pos.get("error") else pos
 
 
-def filled_or_none(result: dict[str, Any]) -> dict[str, Any] | None:
+def filled_or_none(result: OrderResult) -> OrderResult | None:
     """The order result when it succeeded; None otherwise.
 
     A market order still working when the call's time ran out (the market is
@@ -113,14 +114,15 @@ def filled_or_none(result: dict[str, Any]) -> dict[str, Any] | None:
     """
     if result.get("success") and not result.get("timed_out"):
         return result
-    if result.get("timed_out") and result.get("order_id") is not None:
-        api.cancel_order(result["order_id"])
+    order_id = result.get("order_id")
+    if result.get("timed_out") and order_id is not None:
+        api.cancel_order(order_id)
         log.info("%s %s: cancelled the unfilled order %s (market closed?)",
-                    result.get("side") or "order", result.get("symbol"), result["order_id"])
+                    result.get("side") or "order", result.get("symbol"), order_id)
     return None
 
 
-def buy_usd(symbol: Any, usd: Any) -> dict[str, Any] | None:
+def buy_usd(symbol: Any, usd: Any) -> OrderResult | None:
     """Buy ``usd`` notional at market; the order result, or None (one WARNING) on failure."""
     what = f"buy({label(symbol)}, {usd!r})"
     if usd_amount_or_none(what, usd) is None:
@@ -128,7 +130,7 @@ def buy_usd(symbol: Any, usd: Any) -> dict[str, Any] | None:
     return filled_or_none(api.market_buy(coin(symbol), usd))
 
 
-def sell_usd(symbol: Any, usd: Any) -> dict[str, Any] | None:
+def sell_usd(symbol: Any, usd: Any) -> OrderResult | None:
     """Sell ``usd`` notional at market: first out of a long, the rest (if flat or short) short.
 
     Out of a long the sale is capped at the position (the originals' reduce-only

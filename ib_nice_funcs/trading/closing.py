@@ -20,9 +20,10 @@ import logging
 import time
 from typing import Any
 
+from ..model import CancelAllResult, FlattenReport, OrderResult
 from ..symbols import parse_symbol
 from .desk import Desk, blocking
-from .results import round_quantity
+from .results import ChunkKillResult, ResumeResult, round_quantity
 from .validation import validate_usd_amount
 
 __all__ = ["ClosingDesk"]
@@ -35,7 +36,7 @@ class ClosingDesk(Desk):
 
     # -- coroutines --------------------------------------------------------------------
 
-    async def cancel_all_async(self, *, timeout: float | None = None) -> dict[str, Any]:
+    async def cancel_all_async(self, *, timeout: float | None = None) -> CancelAllResult:
         """Cancel every open order on the account, whichever client placed it.
 
         Sends IB's global cancel, then asks the gateway until no order is open.
@@ -52,7 +53,7 @@ class ClosingDesk(Desk):
         return await self.router.cancel_all(self.ctx.deadline(timeout))
 
     async def close_position_async(self, symbol: Any, *,
-                                   timeout: float | None = None) -> dict[str, Any]:
+                                   timeout: float | None = None) -> OrderResult:
         """Flatten the position in ``symbol`` with one market order; wait for the fill.
 
         Open orders on the symbol are left alone (see :meth:`kill_switch`).
@@ -73,7 +74,7 @@ class ClosingDesk(Desk):
                                        what=f"close_position({instrument.symbol})")
 
     async def kill_switch_async(self, symbol: Any, *,
-                                timeout: float | None = None) -> dict[str, Any]:
+                                timeout: float | None = None) -> OrderResult:
         """Cancel this symbol's open orders, then flatten its position at market.
 
         Orders other API clients placed on the symbol cannot be cancelled one
@@ -93,7 +94,7 @@ class ClosingDesk(Desk):
 
     async def chunk_kill_async(self, symbol: Any, max_order_size: float | None = None,
                                slippage: Any = None, *,
-                               timeout: float | None = None) -> dict[str, Any]:
+                               timeout: float | None = None) -> ChunkKillResult:
         """Cancel the symbol's orders, then sell (or cover) the position in chunks.
 
         Each child order is a market order worth at most ``max_order_size``
@@ -134,7 +135,7 @@ class ClosingDesk(Desk):
         what = f"chunk_kill({instrument.symbol})"
         cancelled, pos, mark, increment = await router.within(
             venue.chunk_start(instrument, account, deadline), deadline, what)
-        outcome: dict[str, Any] = {
+        outcome: ChunkKillResult = {
             "success": True, "symbol": instrument.symbol, "chunks": [], "filled_qty": 0.0,
             "remaining_qty": 0.0, "cancelled_orders": cancelled, "error": None,
         }
@@ -173,7 +174,7 @@ class ClosingDesk(Desk):
             )
         return outcome
 
-    async def emergency_stop_async(self, *, timeout: float | None = None) -> dict[str, Any]:
+    async def emergency_stop_async(self, *, timeout: float | None = None) -> FlattenReport:
         """Cancel every open order on the account, then flatten every position.
 
         First it latches a halt for the account: every agent process sharing
@@ -202,7 +203,7 @@ class ClosingDesk(Desk):
                  "" if result["success"] else f"; incomplete: {result['error']}")
         return result
 
-    async def resume_trading_async(self, *, timeout: float | None = None) -> dict[str, Any]:
+    async def resume_trading_async(self, *, timeout: float | None = None) -> ResumeResult:
         """Lift the halt ``emergency_stop()`` latched, for every agent process of the account.
 
         Blocks up to ``timeout`` seconds (connects first when the account is
@@ -216,8 +217,10 @@ class ClosingDesk(Desk):
             ConnectionFailedError: the account is not configured and the gateway is down.
         """
         deadline = self.ctx.deadline(timeout)
-        account = self.ctx.known_account() or await self.router.within(
-            self.ctx.trading_account(), deadline, "resume_trading")
+        account = self.ctx.known_account()
+        if not account:
+            account = await self.router.within(self.ctx.trading_account(), deadline,
+                                               "resume_trading")
         lifted = await self.router.within(self.ctx.fleet.resume(account), deadline,
                                           "resume_trading")
         if lifted is not None:

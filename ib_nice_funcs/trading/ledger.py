@@ -30,6 +30,8 @@ from .results import (
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import IB, Fill, Trade
 
+    from ..model import OrderResult
+
 __all__ = ["OrderLedger", "SentOrder", "trade_by_ref"]
 
 log = logging.getLogger("ib_nice_funcs")
@@ -48,7 +50,7 @@ class SentOrder:
     symbol: str
     trade: Any = None
     ib: Any = None
-    last: dict[str, Any] | None = None
+    last: OrderResult | None = None
     sent_at: float = field(default_factory=time.monotonic)
 
 
@@ -86,7 +88,7 @@ class OrderLedger:
 
     def remember(
         self, client_order_id: str, symbol: str, trade: Trade | None, ib: IB,
-        result: dict[str, Any] | None,
+        result: OrderResult | None,
     ) -> None:
         """Record (or update) what is known about ``client_order_id``."""
         record = self._records.get(client_order_id)
@@ -95,7 +97,7 @@ class OrderLedger:
         if trade is not None:
             record.trade, record.ib = trade, ib
         if result is not None:
-            record.last = dict(result)
+            record.last = result.copy()
 
     async def existing(
         self,
@@ -104,7 +106,7 @@ class OrderLedger:
         thorough: bool,
         open_trades: Callable[[], Awaitable[list[Trade]]],
         completed_trades: Callable[[], Awaitable[list[Trade]]],
-    ) -> Trade | dict[str, Any] | None:
+    ) -> Trade | OrderResult | None:
         """An order already placed with this id: its live trade, a result dict, or None.
 
         Args:
@@ -146,7 +148,7 @@ class OrderLedger:
                 return found
         last = record.last if record is not None else None
         if last is not None and last.get("status") in DONE_STATES:
-            return dict(last)
+            return last.copy()
         if record is not None:
             log.warning(
                 "order %s (%s) was sent before the connection dropped, but the gateway reports "
@@ -162,7 +164,7 @@ class OrderLedger:
         symbol: str | None,
         open_trades: Callable[[], Awaitable[list[Trade]]],
         completed_trades: Callable[[], Awaitable[list[Trade]]],
-    ) -> Trade | dict[str, Any] | None:
+    ) -> Trade | OrderResult | None:
         """The order with this orderRef as the gateway lists it, or None when it lists none.
 
         Open orders first (their answer also refreshes this client's own trade

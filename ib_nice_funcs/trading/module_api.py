@@ -35,9 +35,10 @@ from ..errors import (
     RiskLimitError,
     UnknownSymbolError,
 )
+from ..model import OrderResult
 from ..symbols import symbol_label
 from .position_rows import unknown_position
-from .results import UNKNOWN, Outcome, empty_result
+from .results import UNKNOWN, Outcome, carried_result, empty_result
 
 __all__ = [
     "market_buy",
@@ -153,7 +154,7 @@ def _refused(what: str, symbol: Any) -> bool:
     return refused_symbol(what, symbol)
 
 
-def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> dict[str, Any] | None:
+def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> OrderResult | None:
     """The failure dict (after one WARNING) for a zero USD amount, else None.
 
     An agent with no cash sizes its orders at 0: nothing to send, not a crash.
@@ -166,7 +167,7 @@ def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> dict[str, Any] | No
 
 
 def _order(what: str, symbol: Any, method: str, *args: Any,
-           wrap: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+           wrap: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
            **kwargs: Any) -> Any:
     """Run an order helper; on an operational failure, one WARNING and a failure dict.
 
@@ -178,25 +179,29 @@ def _order(what: str, symbol: Any, method: str, *args: Any,
         refused = empty_result(f"symbol {label!r} is not recognised", symbol=label)
         return wrap(refused) if wrap is not None else refused
 
-    def finish(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def finish(call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
         result = _order_outcome(what, symbol, call)
         return wrap(result) if wrap is not None else result
 
     return _through(finish, method, *args, **kwargs)
 
 
-def _order_outcome(what: str, symbol: Any, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _order_outcome(what: str, symbol: Any,
+                   call: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
     try:
         result = call()
     except (IBNiceFuncsError, OSError) as exc:
-        result = getattr(exc, "result", None)
-        if isinstance(result, dict) and result.get("status") == UNKNOWN:
+        carried = carried_result(exc)
+        if carried is not None and carried.get("status") == UNKNOWN:
             # Sent (or maybe sent) with no answer: unknown (None), never "failed".
-            log.warning("%s: outcome unknown: %s", what, result.get("error") or exc)
-            return {**result, "success": None, "error": result.get("error") or str(exc)}
+            log.warning("%s: outcome unknown: %s", what, carried.get("error") or exc)
+            unknown: OrderResult = {**carried, "success": None,
+                                    "error": carried.get("error") or str(exc)}
+            return unknown
         _warn(what, exc)
-        if isinstance(result, dict):
-            out = dict(result)
+        out: OrderResult
+        if carried is not None:
+            out = carried.copy()
             out["success"] = False
             out["error"] = out.get("error") or str(exc)
         else:
@@ -242,7 +247,7 @@ def market_buy(
     client_order_id: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> OrderResult:
     """Buy about ``usd_amount`` USD of ``symbol`` at market; wait for the fill.
 
     ``slippage`` is accepted so ``n.market_buy(sym, usd, slippage)`` keeps
@@ -272,7 +277,7 @@ def market_sell(
     client_order_id: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> OrderResult:
     """Sell ``percentage`` (0-100] of the long position in ``symbol`` at market.
 
     Returns the order result dict (``success`` False when nothing is held).
@@ -292,7 +297,7 @@ def market_sell_usd(
     client_order_id: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> OrderResult:
     """Sell about ``usd_amount`` USD of ``symbol`` at market: reduces a long, then opens a short.
 
     Returns the order result dict; ``success`` False (plus one WARNING) on
@@ -318,7 +323,7 @@ def limit_buy(
     client_order_id: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> OrderResult:
     """Buy ``usd_amount`` USD of ``symbol`` at ``limit_price`` or better; wait until working.
 
     Raises:
@@ -341,7 +346,7 @@ def limit_sell(
     client_order_id: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> OrderResult:
     """Sell ``percentage`` of the long position at ``limit_price`` or better; wait until working.
 
     Raises:
@@ -365,7 +370,7 @@ def place_order(
     client_order_id: str | None = None,
     wait: bool = True,
     timeout: float | None = None,
-) -> dict[str, Any]:
+) -> OrderResult:
     """Place a MKT, LMT, STP, STP LMT, TRAIL, MOC, LOC or MIDPRICE order.
 
     See :meth:`ib_nice_funcs.trading.trader.Trader.place_order`. Placing
@@ -379,7 +384,7 @@ def place_order(
                   stop_price, trail_percent, trail_amount, tif, client_order_id, wait, timeout)
 
 
-def cancel_order(order_id: int | str, *, timeout: float | None = None) -> dict[str, Any]:
+def cancel_order(order_id: int | str, *, timeout: float | None = None) -> OrderResult:
     """Cancel one order by IB order id or client order id; ``success`` False when it could not.
 
     Raises:
@@ -530,7 +535,7 @@ def reconcile_positions(
 # -- getting out ------------------------------------------------------------------------
 
 
-def kill_switch(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
+def kill_switch(symbol: Any, *, timeout: float | None = None) -> OrderResult:
     """Cancel the symbol's open orders and flatten its position at market."""
     return _order(f"kill_switch({symbol_label(symbol)})", symbol, "kill_switch", symbol,
                   timeout=timeout)
@@ -556,7 +561,7 @@ def chunk_kill(
                   "chunk_kill", symbol, max_order_size, slippage, wrap=Outcome, timeout=timeout)
 
 
-def close_position(symbol: Any, *, timeout: float | None = None) -> dict[str, Any]:
+def close_position(symbol: Any, *, timeout: float | None = None) -> OrderResult:
     """Flatten the position in ``symbol`` with one market order (open orders stay)."""
     return _order(f"close_position({symbol_label(symbol)})", symbol, "close_position", symbol,
                   timeout=timeout)

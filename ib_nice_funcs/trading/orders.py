@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConnectionFailedError
-from ..model import OrderRequest
+from ..model import OpenOrderRow, OrderRequest, OrderResult
 from ..symbols import Instrument, parse_symbol, symbol_label
 from .desk import Desk, blocking
 from .sizing import PlannedOrder, Sizer, percent_sizer, quantity_sizer, usd_sizer
@@ -71,7 +71,7 @@ class OrderDesk(Desk):
     async def _buy_usd(self, symbol: Any, usd_amount: float, order_type: str,
                        limit_price: float | None, tif: str, client_order_id: str | None,
                        wait: bool, timeout: float | None, what: str,
-                       side: str = "BUY") -> dict[str, Any]:
+                       side: str = "BUY") -> OrderResult:
         _check_wait(wait)
         usd = validate_usd_amount(usd_amount)
         request = validate_order(symbol, side, 1.0, order_type, limit_price=limit_price, tif=tif,
@@ -89,7 +89,7 @@ class OrderDesk(Desk):
 
     async def _sell_pct(self, symbol: Any, percentage: float, order_type: str,
                         limit_price: float | None, tif: str, client_order_id: str | None,
-                        wait: bool, timeout: float | None, what: str) -> dict[str, Any]:
+                        wait: bool, timeout: float | None, what: str) -> OrderResult:
         _check_wait(wait)
         pct = validate_percentage(percentage)
         request = validate_order(symbol, "SELL", 1.0, order_type, limit_price=limit_price,
@@ -107,7 +107,7 @@ class OrderDesk(Desk):
 
     async def market_buy_async(self, symbol: Any, usd_amount: float, *,
                                client_order_id: str | None = None, wait: bool = True,
-                               timeout: float | None = None) -> dict[str, Any]:
+                               timeout: float | None = None) -> OrderResult:
         """Buy about ``usd_amount`` dollars of ``symbol`` at market.
 
         The quantity is ``usd_amount / price`` rounded down to the contract's
@@ -135,7 +135,7 @@ class OrderDesk(Desk):
 
     async def market_sell_usd_async(self, symbol: Any, usd_amount: float, *,
                                     client_order_id: str | None = None, wait: bool = True,
-                                    timeout: float | None = None) -> dict[str, Any]:
+                                    timeout: float | None = None) -> OrderResult:
         """Sell about ``usd_amount`` dollars of ``symbol`` at market, held or not.
 
         What a perp exchange's sell does: it reduces a long, and past zero it
@@ -149,7 +149,7 @@ class OrderDesk(Desk):
 
     async def limit_buy_async(self, symbol: Any, usd_amount: float, limit_price: float, *,
                               tif: str = "DAY", client_order_id: str | None = None,
-                              wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
+                              wait: bool = True, timeout: float | None = None) -> OrderResult:
         """Buy ``usd_amount`` dollars' worth at ``limit_price`` or better (quantity at the limit).
 
         Blocks up to ``timeout`` seconds until IB accepts (or fills) the order.
@@ -161,7 +161,7 @@ class OrderDesk(Desk):
 
     async def market_sell_async(self, symbol: Any, percentage: float = 100, *,
                                 client_order_id: str | None = None, wait: bool = True,
-                                timeout: float | None = None) -> dict[str, Any]:
+                                timeout: float | None = None) -> OrderResult:
         """Sell ``percentage`` (0-100] of the long position in ``symbol`` at market.
 
         The quantity is rounded down to the size increment; 100 sells it all.
@@ -177,7 +177,7 @@ class OrderDesk(Desk):
 
     async def limit_sell_async(self, symbol: Any, percentage: float, limit_price: float, *,
                                tif: str = "DAY", client_order_id: str | None = None,
-                               wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
+                               wait: bool = True, timeout: float | None = None) -> OrderResult:
         """Sell ``percentage`` of the long position at ``limit_price`` or better.
 
         Blocks up to ``timeout`` seconds until IB accepts (or fills) it.
@@ -193,7 +193,7 @@ class OrderDesk(Desk):
         trail_percent: float | None = None, trail_amount: float | None = None,
         tif: str = "DAY", client_order_id: str | None = None, wait: bool = True,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> OrderResult:
         """Place any supported order: MKT, LMT, STP, STP LMT, TRAIL, MOC, LOC, MIDPRICE.
 
         Args:
@@ -240,7 +240,7 @@ class OrderDesk(Desk):
         return await self.router.place(order, deadline, tws_down)
 
     async def cancel_order_async(self, order_id: int | str, *,
-                                 timeout: float | None = None) -> dict[str, Any]:
+                                 timeout: float | None = None) -> OrderResult:
         """Cancel one order by IB order id (int) or client order id (str).
 
         Only this API client's orders can be cancelled one by one (IB's
@@ -264,7 +264,7 @@ class OrderDesk(Desk):
         return await self.router.cancel(order_id, self.ctx.deadline(timeout))
 
     async def get_open_orders_async(self, *, timeout: float | None = None
-                                    ) -> list[dict[str, Any]]:
+                                    ) -> list[OpenOrderRow]:
         """Every open order on the account, whichever client placed it.
 
         Blocks up to ``timeout`` seconds. Never blocked by the live guard.

@@ -12,13 +12,15 @@ import logging
 import math
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import PositionUnknownError
 from ..symbols import parse_symbol
 
 __all__ = [
     "PERP_KEYS",
+    "PositionDifference",
+    "ReconcileResult",
     "Unknown",
     "diff_positions",
     "no_position",
@@ -192,9 +194,34 @@ def position_dict(
     return out
 
 
+class PositionDifference(TypedDict):
+    """One symbol where the agent's book and the broker's positions differ."""
+
+    symbol: str
+    expected: float
+    actual: float
+    difference: float
+    kind: str
+
+
+class _ReconcileKeys(TypedDict):
+    success: bool
+    matched: bool
+    differences: list[PositionDifference]
+    expected: dict[str, float]
+    actual: dict[str, float] | None
+
+
+class ReconcileResult(_ReconcileKeys, total=False):
+    """``reconcile_positions``' result; ``actual`` None (and ``error``) when not known."""
+
+    error: str
+
+
+
 def diff_positions(
     expected: Mapping[str, float], actual: Mapping[str, float], tolerance: float = 1e-9
-) -> list[dict[str, Any]]:
+) -> list[PositionDifference]:
     """Differences between an agent's book and the broker's, by symbol.
 
     Args:
@@ -208,7 +235,7 @@ def diff_positions(
         ``kind``: ``missing_at_broker`` (expected, none held),
         ``unexpected_at_broker`` (held, not expected) or ``quantity_mismatch``.
     """
-    out = []
+    out: list[PositionDifference] = []
     for symbol in sorted(set(expected) | set(actual)):
         e = float(expected.get(symbol, 0.0))
         a = float(actual.get(symbol, 0.0))

@@ -21,6 +21,7 @@ from ..symbols import parse_symbol
 from .desk import Desk, blocking
 from .position_rows import (
     PERP_KEYS,
+    ReconcileResult,
     Unknown,
     agent_book,
     diff_positions,
@@ -134,7 +135,7 @@ class PositionDesk(Desk):
 
     async def reconcile_positions_async(self, expected: Mapping[str, float], *,
                                         tolerance: float = 1e-9,
-                                        timeout: float | None = None) -> dict[str, Any]:
+                                        timeout: float | None = None) -> ReconcileResult:
         """Compare an agent's own book with the positions IB reports.
 
         Blocks up to ``timeout`` seconds. Sends nothing; it only reports.

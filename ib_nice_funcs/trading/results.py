@@ -24,10 +24,19 @@ import math
 import re
 from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..errors import NoPositionError, OrderSizeError  # noqa: F401 - re-exported
-from ..model import ACCEPTED_STATES, DONE_STATES, ORDER_SPECS, UNKNOWN, OrderResult, order_result
+from ..model import (
+    ACCEPTED_STATES,
+    DONE_STATES,
+    ORDER_SPECS,
+    UNKNOWN,
+    FlattenReport,
+    OpenOrderRow,
+    OrderResult,
+    order_result,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ib_async import Fill, Trade
@@ -35,12 +44,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model import OrderRequest
 
 __all__ = [
+    "ChunkKillResult",
+    "ResumeResult",
     "on_the_grid",
     "Outcome",
     "ACCEPTED_STATES",
     "DONE_STATES",
     "UNKNOWN",
     "as_unknown",
+    "carried_result",
+    "carry_result",
     "check_prices_on_grid",
     "completed_result",
     "flatten_report",
@@ -136,14 +149,29 @@ def rejection_of(trade: Trade) -> tuple[int | None, str] | None:
 # -- result dicts ----------------------------------------------------------------
 
 
-def as_unknown(result: dict[str, Any], error: str) -> dict[str, Any]:
+def as_unknown(result: OrderResult, error: str) -> OrderResult:
     """Mark a sent order's result as of unknown fate (``success`` None), in place.
 
     IB's own status is kept as ``ib_status``; ``error`` says why and what to do.
     """
-    result.update(success=None, status=UNKNOWN, ib_status=result["status"],
-                  error=result.get("error") or error)
+    ib_status = result["status"]
+    result["success"] = None
+    result["status"] = UNKNOWN
+    result["ib_status"] = ib_status
+    result["error"] = result.get("error") or error
     return result
+
+
+def carry_result(exc: BaseException, result: OrderResult) -> None:
+    """Attach ``result`` to ``exc`` as ``exc.result`` (the module functions return it)."""
+    setattr(exc, "result", result)  # noqa: B010 - errors.py's classes declare no such field
+
+
+def carried_result(exc: BaseException) -> OrderResult | None:
+    """The result dict an error raised after a send carries (``exc.result``), else None."""
+    result = getattr(exc, "result", None)
+    # Only carry_result sets it, always with an OrderResult.
+    return cast("OrderResult", result) if isinstance(result, dict) else None
 
 
 def empty_result(error: str, symbol: str | None = None, **fields: Any) -> OrderResult:
@@ -151,7 +179,7 @@ def empty_result(error: str, symbol: str | None = None, **fields: Any) -> OrderR
     return order_result(success=False, status="NotSent", error=error, symbol=symbol, **fields)
 
 
-def _price(value: float) -> float | None:
+def _price(value: float | Decimal | None) -> float | None:
     return float(value) if value and math.isfinite(value) and value < _UNSET else None
 
 
@@ -312,7 +340,7 @@ def on_the_grid(request: OrderRequest, min_tick: float) -> OrderRequest:
     agent computed as ``price * 0.99``. Both venues send this request.
     """
     limit_dir = "down" if request.side == "BUY" else "up"
-    changes: dict[str, float] = {}
+    changes: dict[str, Any] = {}  # price fields only (``replace`` types them per field)
     for _, field, rounding in ORDER_SPECS[request.order_type].ib_fields:
         value = getattr(request, field)
         if value is None or rounding == "none":
@@ -328,7 +356,7 @@ def _stop_in_aux(order_type: str) -> bool:
     return spec is not None and ("auxPrice", "stop_price", "nearest") in spec.ib_fields
 
 
-def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
+def order_summary(trade: Trade, symbol: str | None = None) -> OpenOrderRow:
     """One open order as a plain dict (for ``get_open_orders``)."""
     order, st = trade.order, trade.orderStatus
     return {
@@ -353,27 +381,57 @@ def order_summary(trade: Trade, symbol: str | None = None) -> dict[str, Any]:
 
 def flatten_report(
     cancelled: int,
-    closed: list[dict[str, Any]],
-    remaining_orders: list[Any],
+    closed: list[OrderResult],
+    remaining_orders: list[OpenOrderRow],
     remaining_positions: dict[str, float],
-    **extra: Any,
-) -> dict[str, Any]:
-    """The ``emergency_stop`` result: success only when nothing is left open or held."""
+    source: str | None = None,
+) -> FlattenReport:
+    """The ``emergency_stop`` result: success only when nothing is left open or held.
+
+    ``source``: ``"portal"`` when the Client Portal did it (the key is absent otherwise).
+    """
     problems = []
     if remaining_orders:
         problems.append(f"{len(remaining_orders)} order(s) still open")
     if remaining_positions:
         problems.append("positions remain: " + ", ".join(
             f"{s} {q:g}" for s, q in remaining_positions.items()))
-    return {
+    report: FlattenReport = {
         "success": not problems,
         "cancelled_orders": cancelled,
         "closed": closed,
         "remaining_orders": remaining_orders,
         "remaining_positions": remaining_positions,
         "error": "; ".join(problems) or None,
-        **extra,
     }
+    if source is not None:
+        report["source"] = source
+    return report
+
+
+# -- the other getting-out and book results ---------------------------------------------
+
+
+class ChunkKillResult(TypedDict):
+    """``chunk_kill``'s result: the child orders' results and what is left."""
+
+    success: bool
+    symbol: str
+    chunks: list[OrderResult]
+    filled_qty: float
+    remaining_qty: float
+    cancelled_orders: int
+    error: str | None
+
+
+class ResumeResult(TypedDict):
+    """``resume_trading``'s result."""
+
+    success: bool
+    account: str
+    was_halted: bool
+    halted_by: str | None
+    error: None
 
 
 class Outcome(dict):  # type: ignore[type-arg]

@@ -50,10 +50,11 @@ from ..errors import (
 )
 from ..trade_journal.recorder import journaled
 from .context import GRACE_S
-from .results import UNKNOWN
+from .results import UNKNOWN, carry_result
 from .venues.portal_failover import PortalFailover
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..model import CancelAllResult, FlattenReport, OpenOrderRow, OrderResult
     from ..symbols import Instrument
     from .context import TradingContext
     from .sizing import PlannedOrder
@@ -73,7 +74,7 @@ T = TypeVar("T")
 FAILOVER_SHARE = 0.5
 
 
-def raise_for(result: dict[str, Any], what: str) -> dict[str, Any]:
+def raise_for(result: OrderResult, what: str) -> OrderResult:
     """Return ``result`` when it succeeded; else raise the matching error.
 
     The raised error carries the result dict as ``exc.result`` so that the
@@ -93,7 +94,7 @@ def raise_for(result: dict[str, Any], what: str) -> dict[str, Any]:
             f"{result.get('error') or 'the order ended ' + str(status)}",
             code,
         )
-    exc.result = result  # type: ignore[attr-defined]
+    carry_result(exc, result)
     raise exc
 
 
@@ -226,7 +227,7 @@ class OrderRouter:
 
     @journaled
     async def place(self, order: PlannedOrder, deadline: float,
-                    tws_down: ConnectionFailedError | None = None) -> dict[str, Any]:
+                    tws_down: ConnectionFailedError | None = None) -> OrderResult:
         """Place (or find) ``order`` on the venue the policy picks; the result or an error.
 
         ``tws_down``: TWS was found unreachable before anything was sent
@@ -267,7 +268,7 @@ class OrderRouter:
                     portal.note_up()
         return raise_for(result, order.what)
 
-    async def _place_tws(self, order: PlannedOrder, deadline: float) -> dict[str, Any]:
+    async def _place_tws(self, order: PlannedOrder, deadline: float) -> OrderResult:
         """The TWS-only path (order failover off)."""
         try:
             return await self.within(self.tws.place(order, deadline), deadline, order.what)
@@ -278,17 +279,17 @@ class OrderRouter:
             if not hasattr(exc, "result") and (
                     isinstance(exc, RequestTimeoutError)
                     or order.client_order_id in self.ctx.ledger):
-                exc.result = self.tws.unknown(order, str(exc))  # type: ignore[attr-defined]
+                carry_result(exc, self.tws.unknown(order, str(exc)))
             raise
 
-    async def cancel(self, order_id: int | str, deadline: float) -> dict[str, Any]:
+    async def cancel(self, order_id: int | str, deadline: float) -> OrderResult:
         """Cancel one order: TWS, else (failover on) the Client Portal."""
         return await self._getting_out(lambda v: v.cancel(order_id, deadline), deadline,
                                        f"cancel_order({order_id!r})", repeatable=True)
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def open_orders(self, deadline: float) -> list[dict[str, Any]]:
+    async def open_orders(self, deadline: float) -> list[OpenOrderRow]:
         """Every open order on the account (TWS; the portal's while TWS is down)."""
         return await self._read(lambda v: v.open_orders(deadline), deadline, "open orders")
 
@@ -308,20 +309,20 @@ class OrderRouter:
 
     # -- getting out ----------------------------------------------------------------------
 
-    async def cancel_all(self, deadline: float) -> dict[str, Any]:
+    async def cancel_all(self, deadline: float) -> CancelAllResult:
         """Every open order of the account, any client's."""
         return await self._getting_out(lambda v: v.cancel_all(deadline), deadline, "cancel_all",
                                        repeatable=True)
 
     async def close(self, instrument: Instrument, deadline: float, *, cancel: bool,
-                    what: str) -> dict[str, Any]:
+                    what: str) -> OrderResult:
         """``close_position`` (``cancel`` False) or ``kill_switch`` (True); result or error."""
         result = await self._getting_out(
             lambda v: v.close(instrument, deadline, cancel=cancel, what=what), deadline, what,
             repeatable=False)
         return raise_for(result, what)
 
-    async def emergency_stop(self, deadline: float) -> dict[str, Any]:
+    async def emergency_stop(self, deadline: float) -> FlattenReport:
         """Latch the fleet's halt, then cancel and flatten everything (TWS, else the portal)."""
         route = await self.route(deadline)
         await self._latch_halt(route, deadline)

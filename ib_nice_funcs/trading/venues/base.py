@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ...model import CancelAllResult, FlattenReport, OpenOrderRow, OrderResult
     from ...symbols import Instrument
     from ..sizing import PlannedOrder
 
@@ -29,15 +30,15 @@ class Venue(Protocol):
 
     name: str
 
-    async def place(self, order: PlannedOrder, deadline: float) -> dict[str, Any]:
+    async def place(self, order: PlannedOrder, deadline: float) -> OrderResult:
         """Place (or find, by client order id) ``order``; its result dict."""
         ...
 
-    async def cancel(self, order_id: int | str, deadline: float) -> dict[str, Any]:
+    async def cancel(self, order_id: int | str, deadline: float) -> OrderResult:
         """Cancel one order by order id or client order id."""
         ...
 
-    async def open_orders(self, deadline: float) -> list[dict[str, Any]]:
+    async def open_orders(self, deadline: float) -> list[OpenOrderRow]:
         """The account's working orders as summary rows."""
         ...
 
@@ -50,15 +51,15 @@ class Venue(Protocol):
         """The first of ``tags`` (IB's account value names) the account reports."""
         ...
 
-    async def cancel_all(self, deadline: float) -> dict[str, Any]:
+    async def cancel_all(self, deadline: float) -> CancelAllResult:
         """Cancel every working order of the account."""
         ...
 
     async def close(self, instrument: Instrument, deadline: float, *, cancel: bool,
-                    what: str) -> dict[str, Any]:
+                    what: str) -> OrderResult:
         """Close the position in ``instrument`` (``cancel``: its orders first)."""
         ...
 
-    async def flatten(self, deadline: float) -> dict[str, Any]:
+    async def flatten(self, deadline: float) -> FlattenReport:
         """Cancel every order and close every position (emergency stop)."""
         ...

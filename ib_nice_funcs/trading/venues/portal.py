@@ -38,8 +38,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from ...errors import (
     ConnectionFailedError,
@@ -51,10 +52,10 @@ from ...errors import (
     UnknownSymbolError,
 )
 from ...fleet.state import with_working_orders
-from ...model import DONE_STATES
+from ...model import DONE_STATES, OpenOrderRow, OrderResult
 from ..account import build_snapshot, daily_pnl, day_trades_used, trading_day
 from ..contracts import ContractSpec, is_instrument
-from ..results import on_the_grid, order_result
+from ..results import carry_result, on_the_grid, order_result
 from ..risk import PDT_SEC_TYPES, PortfolioSnapshot, adds_risk, check_order
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..sizing import PlannedOrder
     from .tws import TwsVenue
 
-__all__ = ["PortalVenue", "TwsFacts", "default_spec", "holds_row", "time_left"]
+__all__ = ["PortalVenue", "TwsFacts", "default_spec", "holds_row", "portal_result",
+           "time_left"]
 
 log = logging.getLogger("ib_nice_funcs")
 
@@ -89,7 +91,7 @@ class TwsFacts:
     """
 
     state: str
-    last: dict[str, Any] | None
+    last: OrderResult | None
     spec: ContractSpec | None
 
 
@@ -107,7 +109,14 @@ def time_left(deadline: float) -> float:
     return max(0.05, deadline - time.monotonic())
 
 
-def holds_row(instrument: Instrument, row: dict[str, Any]) -> bool:
+def portal_result(result: dict[str, Any]) -> OrderResult:
+    """A result dict of :class:`~ib_nice_funcs.sources.portal.PortalSource`'s order calls
+    as the :class:`OrderResult` it is (``portal.orders.result_dict`` builds each one with
+    :func:`~ib_nice_funcs.model.order_result`)."""
+    return cast("OrderResult", result)
+
+
+def holds_row(instrument: Instrument, row: Mapping[str, Any]) -> bool:
     """Whether a Client Portal position or order row is ``instrument``."""
     return is_instrument(instrument, row.get("con_id"), row.get("symbol"))
 
@@ -127,7 +136,7 @@ class PortalVenue:
         self.settings = ctx.settings
         self._lock = threading.Lock()
         # Client order id -> the portal's last result (None: sent, outcome unknown).
-        self._placed: dict[str, dict[str, Any] | None] = {}
+        self._placed: dict[str, OrderResult | None] = {}
         # Symbol -> (quantity the positions showed before, signed filled delta, when).
         self._pending: dict[str, tuple[float, float, float]] = {}
         self._down = False
@@ -168,13 +177,13 @@ class PortalVenue:
         if was:
             log.info("TWS / IB Gateway answers again; orders go through it")
 
-    def placed(self, client_order_id: str) -> dict[str, Any] | None:
+    def placed(self, client_order_id: str) -> OrderResult | None:
         """This Trader's last portal result for the id (None: never placed through the portal)."""
         with self._lock:
             last = self._placed.get(client_order_id)
-        return dict(last) if last is not None else None
+        return last.copy() if last is not None else None
 
-    def resolve(self, client_order_id: str, deadline: float) -> dict[str, Any] | None:
+    def resolve(self, client_order_id: str, deadline: float) -> OrderResult | None:
         """Before a TWS attempt: what the portal side holds under the id, if anything.
 
         An id whose portal placement had no answer is looked up on the portal
@@ -186,17 +195,18 @@ class PortalVenue:
                 return None
             last = self._placed[client_order_id]
         if last is not None:
-            return dict(last)
+            return last.copy()
         try:
             portal = self.source(ConnectionFailedError("the Client Portal is not configured"))
-            found = portal.find_order(client_order_id, timeout=time_left(deadline))
+            answer = portal.find_order(client_order_id, timeout=time_left(deadline))
         except (IBNiceFuncsError, OSError) as exc:
             return self._unknown(client_order_id, f"the Client Portal cannot tell ({exc})")
+        found = portal_result(answer) if answer is not None else None
         with self._lock:
             if found is None:
                 self._placed.pop(client_order_id, None)  # definitive: IB never got it
             else:
-                self._placed[client_order_id] = dict(found)
+                self._placed[client_order_id] = found.copy()
         return found
 
     # -- loop hops -----------------------------------------------------------------------
@@ -214,7 +224,7 @@ class PortalVenue:
 
     # -- orders --------------------------------------------------------------------------
 
-    def place(self, order: PlannedOrder, cause: BaseException, deadline: float) -> dict[str, Any]:
+    def place(self, order: PlannedOrder, cause: BaseException, deadline: float) -> OrderResult:
         """Place (or find) the order through the Client Portal after TWS failed with ``cause``.
 
         Returns:
@@ -242,8 +252,9 @@ class PortalVenue:
             with self._lock:
                 known = coid in self._placed
             if known or order.explicit_id or facts.state != "none":
-                found = portal.find_order(coid, timeout=time_left(deadline))
-                if found is not None:
+                answer = portal.find_order(coid, timeout=time_left(deadline))
+                if answer is not None:
+                    found = portal_result(answer)
                     log.info("%s: order %s already exists at IB (status %s); not sending it "
                              "again", what, coid, found.get("status"))
                     return self.remember(coid, {**found, "existing": True})
@@ -278,7 +289,7 @@ class PortalVenue:
         return account
 
     def _send(self, portal: PortalSource, order: PlannedOrder, facts: TwsFacts, *,
-              deadline: float, account: str) -> dict[str, Any]:
+              deadline: float, account: str) -> OrderResult:
         instrument, request, what = order.instrument, order.request, order.what
         coid = request.client_order_id
         spec = default_spec(instrument, facts.spec)
@@ -332,18 +343,17 @@ class PortalVenue:
             self.ctx.run(lambda: lock.__aexit__(None, None, None), deadline, what)
 
     def _place(self, portal: PortalSource, order: PlannedOrder, quantity: float,
-               spec: ContractSpec, mine: list[dict[str, Any]], deadline: float) -> dict[str, Any]:
+               spec: ContractSpec, mine: list[dict[str, Any]], deadline: float) -> OrderResult:
         """Send the sized, checked order; the result (marked sent until the portal answers)."""
         instrument, request, what = order.instrument, order.request, order.what
         coid = request.client_order_id
         before = sum(row["quantity"] for row in mine)
         self.mark_sent(coid)
         try:
-            result = portal.place_request(instrument, on_the_grid(request, spec.min_tick),
+            placed = portal.place_request(instrument, on_the_grid(request, spec.min_tick),
                                           quantity, timeout=time_left(deadline))
         except RequestTimeoutError as exc:
-            exc.result = self._unknown(  # type: ignore[attr-defined]
-                coid, str(exc), instrument, request, source="portal")
+            carry_result(exc, self._unknown(coid, str(exc), instrument, request, source="portal"))
             raise
         except (ValueError, TypeError, UnknownSymbolError, LiveTradingDisabledError,
                 SourceUnavailableError):
@@ -352,7 +362,7 @@ class PortalVenue:
             raise
         # Any other failure (a connection lost mid-request) leaves the mark: the next
         # call with this id asks the portal before sending.
-        result = {**result, "source": "portal", "client_order_id": coid}
+        result: OrderResult = {**portal_result(placed), "source": "portal", "client_order_id": coid}
         filled = float(result.get("filled_qty") or 0.0)
         if filled and not result.get("existing"):
             self.note_fill(instrument.symbol, before, filled if request.side == "BUY" else -filled)
@@ -365,15 +375,15 @@ class PortalVenue:
         with self._lock:
             self._placed[client_order_id] = None
 
-    def remember(self, client_order_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    def remember(self, client_order_id: str, result: OrderResult) -> OrderResult:
         with self._lock:
-            self._placed[client_order_id] = dict(result)
+            self._placed[client_order_id] = result.copy()
         return result
 
     def _unknown(
         self, client_order_id: str, error: str, instrument: Instrument | None = None,
         request: OrderRequest | None = None, **extra: Any,
-    ) -> dict[str, Any]:
+    ) -> OrderResult:
         return order_result(
             success=False, client_order_id=client_order_id, status="Unknown",
             error=(f"{error}. Call again with client_order_id={client_order_id!r} to get its "
@@ -493,14 +503,20 @@ class PortalVenue:
                 return float(value)
         return None
 
-    def open_orders(self, cause: BaseException, deadline: float) -> list[dict[str, Any]]:
+    def open_orders(self, cause: BaseException, deadline: float) -> list[OpenOrderRow]:
         """Working orders on the account from the portal (``source`` "portal")."""
         portal = self.source(cause)
         self.note_down(cause)
-        rows = portal.open_orders(timeout=time_left(deadline))
+        rows = self.open_order_rows(portal, deadline)
         return sorted(rows, key=lambda r: str(r.get("order_id") or ""))
 
-    def cancel(self, order_id: int | str, cause: BaseException, deadline: float) -> dict[str, Any]:
+    @staticmethod
+    def open_order_rows(portal: PortalSource, deadline: float) -> list[OpenOrderRow]:
+        """The portal's working orders, as they come (``portal.open_orders``)."""
+        # portal.order_mapping.open_order_row builds each row with OpenOrderRow's keys.
+        return cast("list[OpenOrderRow]", portal.open_orders(timeout=time_left(deadline)))
+
+    def cancel(self, order_id: int | str, cause: BaseException, deadline: float) -> OrderResult:
         """Cancel through the portal by client order id (or an order id the portal knows).
 
         A TWS order id (per API client) is not a portal order id, so an int is
@@ -521,7 +537,8 @@ class PortalVenue:
                 success=False, order_id=int(order_id), status="NotFound",
                 error=(f"{cause}; order id {order_id} is a TWS order id the Client Portal does "
                        "not know: cancel by client order id (a str) while TWS is down"))
-        return {**portal.cancel_order(target, timeout=time_left(deadline)), "source": "portal"}
+        return {**portal_result(portal.cancel_order(target, timeout=time_left(deadline))),
+                "source": "portal"}
 
     def _tws_ref(self, order_id: int, deadline: float) -> str | None:
         async def read() -> str | None:
@@ -530,5 +547,5 @@ class PortalVenue:
         return self.ctx.run(read, deadline, f"order {order_id} client order id")
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

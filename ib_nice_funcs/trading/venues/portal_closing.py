@@ -26,10 +26,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import IBNiceFuncsError, RequestTimeoutError
+from ...model import CancelAllResult, CancelledOrders, FlattenReport, OpenOrderRow, OrderResult
 from ...symbols import parse_symbol
 from ..results import flatten_report, order_result
 from ..validation import new_client_order_id
-from .portal import holds_row, time_left
+from .portal import holds_row, portal_result, time_left
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...sources.portal import PortalSource
@@ -64,11 +65,11 @@ class PortalClosing:
         return portal
 
     def _cancel(self, portal: PortalSource, instrument: Instrument | None,
-                deadline: float) -> tuple[int, list[dict[str, Any]]]:
+                deadline: float) -> tuple[int, list[OpenOrderRow]]:
         """Cancel working orders (all, or the instrument's); (cancelled, still open)."""
 
-        def working() -> list[dict[str, Any]]:
-            rows = portal.open_orders(timeout=time_left(deadline))
+        def working() -> list[OpenOrderRow]:
+            rows = self.venue.open_order_rows(portal, deadline)
             return [r for r in rows if instrument is None or holds_row(instrument, r)]
 
         before = working()
@@ -100,7 +101,7 @@ class PortalClosing:
         return [r for r in rows if abs(r["quantity"]) > _FLAT]
 
     def _close(self, portal: PortalSource, row: dict[str, Any], deadline: float,
-               tag: str) -> dict[str, Any]:
+               tag: str) -> OrderResult:
         """One market order taking the whole position ``row`` off; waits for the fill."""
         venue = self.venue
         symbol = row["symbol"]
@@ -117,18 +118,18 @@ class PortalClosing:
         tif = "IOC" if instrument.asset_class == "crypto" else "DAY"
         venue.mark_sent(coid)
         try:
-            result = portal.place_order(instrument, side, abs(qty), "MKT", tif=tif,
+            placed = portal.place_order(instrument, side, abs(qty), "MKT", tif=tif,
                                         client_order_id=coid, timeout=time_left(deadline))
         except RequestTimeoutError as exc:
-            result = order_result(  # the mark stays: the id is asked before any reuse
+            return order_result(  # the mark stays: the id is asked before any reuse
                 success=False, status="Unknown", symbol=symbol, side=side, client_order_id=coid,
                 error=f"{exc}; the closing order may exist: check get_open_orders()",
                 source="portal")
-            return result
         except (IBNiceFuncsError, ValueError, TypeError, OSError) as exc:
             return order_result(success=False, status="NotSent", symbol=symbol, side=side,
                                 client_order_id=coid, error=str(exc), source="portal")
-        result = {**result, "source": "portal", "client_order_id": coid}
+        result: OrderResult = {**portal_result(placed), "source": "portal",
+                               "client_order_id": coid}
         filled = float(result.get("filled_qty") or 0.0)
         if filled:
             venue.note_fill(symbol, qty, -filled if qty > 0 else filled)
@@ -144,7 +145,7 @@ class PortalClosing:
 
     # -- the helpers -----------------------------------------------------------------------
 
-    def cancel_all(self, cause: BaseException, deadline: float) -> dict[str, Any]:
+    def cancel_all(self, cause: BaseException, deadline: float) -> CancelAllResult:
         """Like ``cancel_all``: every working order of the account, through the portal."""
         portal = self._start(cause, deadline, "cancel_all")
         cancelled, remaining = self._cancel(portal, None, deadline)
@@ -157,10 +158,10 @@ class PortalClosing:
         }
 
     def close(self, instrument: Instrument, cause: BaseException, deadline: float, *,
-              cancel: bool, what: str) -> dict[str, Any]:
+              cancel: bool, what: str) -> OrderResult:
         """``close_position`` (``cancel`` False) or ``kill_switch`` (True) through the portal."""
         portal = self._start(cause, deadline, what)
-        extra: dict[str, Any] = {}
+        extra: CancelledOrders = {}
         if cancel:
             cancelled, left = self._cancel(portal, instrument, deadline)
             extra = {"cancelled_orders": cancelled, "uncancelled": left}
@@ -175,7 +176,7 @@ class PortalClosing:
             self._flatten.release()
         return {**result, **extra}
 
-    def emergency_stop(self, cause: BaseException, deadline: float) -> dict[str, Any]:
+    def emergency_stop(self, cause: BaseException, deadline: float) -> FlattenReport:
         """Like ``emergency_stop``: cancel everything, flatten everything, check both."""
         portal = self._start(cause, deadline, "emergency_stop")
         self._locked(deadline, "emergency_stop")
@@ -183,7 +184,7 @@ class PortalClosing:
             cancelled, _ = self._cancel(portal, None, deadline)
             closed = [self._close(portal, row, deadline, "estop")
                       for row in self._held(portal, deadline)]
-            still_open = portal.open_orders(timeout=time_left(deadline))
+            still_open = self.venue.open_order_rows(portal, deadline)
             remaining_positions = {r["symbol"]: float(r["quantity"])
                                    for r in self._held(portal, deadline)}
         finally:

@@ -17,6 +17,7 @@ from ..contracts import is_instrument
 from ..position_rows import with_perp_keys
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ...model import CancelAllResult, FlattenReport, OpenOrderRow, OrderResult
     from ...symbols import Instrument
     from ..sizing import PlannedOrder
     from .portal import PortalVenue
@@ -42,13 +43,13 @@ class PortalFailover:
         self.closing = closing
         self.cause = cause
 
-    async def place(self, order: PlannedOrder, deadline: float) -> dict[str, Any]:
+    async def place(self, order: PlannedOrder, deadline: float) -> OrderResult:
         return await self.off_the_loop(lambda: self.venue.place(order, self.cause, deadline))
 
-    async def cancel(self, order_id: int | str, deadline: float) -> dict[str, Any]:
+    async def cancel(self, order_id: int | str, deadline: float) -> OrderResult:
         return await self.off_the_loop(lambda: self.venue.cancel(order_id, self.cause, deadline))
 
-    async def open_orders(self, deadline: float) -> list[dict[str, Any]]:
+    async def open_orders(self, deadline: float) -> list[OpenOrderRow]:
         return await self.off_the_loop(lambda: self.venue.open_orders(self.cause, deadline))
 
     async def positions(self, deadline: float, instrument: Instrument | None = None, *,
@@ -62,13 +63,13 @@ class PortalFailover:
         return await self.off_the_loop(
             lambda: self.venue.account_number(tags, self.cause, deadline))
 
-    async def cancel_all(self, deadline: float) -> dict[str, Any]:
+    async def cancel_all(self, deadline: float) -> CancelAllResult:
         return await self.off_the_loop(lambda: self.closing.cancel_all(self.cause, deadline))
 
     async def close(self, instrument: Instrument, deadline: float, *, cancel: bool,
-                    what: str) -> dict[str, Any]:
+                    what: str) -> OrderResult:
         return await self.off_the_loop(lambda: self.closing.close(
             instrument, self.cause, deadline, cancel=cancel, what=what))
 
-    async def flatten(self, deadline: float) -> dict[str, Any]:
+    async def flatten(self, deadline: float) -> FlattenReport:
         return await self.off_the_loop(lambda: self.closing.emergency_stop(self.cause, deadline))

@@ -31,12 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConnectionFailedError, RiskLimitError
 from ...fleet.state import WorkingOrder
-from ...model import ORDER_SPECS, OrderRequest
+from ...model import (
+    ORDER_SPECS,
+    CancelAllResult,
+    FlattenReport,
+    OpenOrderRow,
+    OrderRequest,
+    OrderResult,
+)
 from ..contracts import ContractSpec, finite, position_symbol
 from ..results import (
     DONE_STATES,
     UNKNOWN,
     as_unknown,
+    carry_result,
     check_prices_on_grid,
     effective_status,
     is_settled,
@@ -129,34 +137,34 @@ class TwsVenue:
         """The first of ``tags`` IB reports for the account (None: none of them)."""
         return await self.account.account_number(tags, deadline)
 
-    async def cancel_all(self, deadline: float) -> dict[str, Any]:
+    async def cancel_all(self, deadline: float) -> CancelAllResult:
         """Every open order of the account, any client's (IB's global cancel, confirmed)."""
         return await self.closing.cancel_all(deadline)
 
     async def close(self, instrument: Instrument, deadline: float, *, cancel: bool,
-                    what: str) -> dict[str, Any]:
+                    what: str) -> OrderResult:
         """Close the position in ``instrument`` (``cancel``: its orders first)."""
         account = await self.ctx.trading_account()
         return await self.closing.close(instrument, account, deadline, cancel=cancel, what=what)
 
-    async def flatten(self, deadline: float) -> dict[str, Any]:
+    async def flatten(self, deadline: float) -> FlattenReport:
         """Cancel every order and close every position of the account."""
         account = await self.ctx.trading_account()
         return await self.closing.flatten(account, deadline)
 
     # -- orders: open, cancel, what the Client Portal venue asks --------------------------
 
-    async def open_orders(self, deadline: float) -> list[dict[str, Any]]:
+    async def open_orders(self, deadline: float) -> list[OpenOrderRow]:
         """Every open order on the account as summary rows, sorted by order id."""
 
-        async def run(ib: IB) -> list[dict[str, Any]]:
+        async def run(ib: IB) -> list[OpenOrderRow]:
             trades = await self.account.open_trades(ib)
             rows = [order_summary(t, position_symbol(t.contract)) for t in trades]
             return sorted(rows, key=lambda r: (r["order_id"] or 0, r["perm_id"] or 0))
 
         return await self.gateway.request(run, "open orders")
 
-    async def cancel(self, order_id: int | str, deadline: float) -> dict[str, Any]:
+    async def cancel(self, order_id: int | str, deadline: float) -> OrderResult:
         """Cancel one order of this API client by order id (int) or client order id (str)."""
 
         def match(trade: Trade) -> bool:
@@ -164,7 +172,7 @@ class TwsVenue:
                 return trade.order.orderRef == order_id.strip()
             return trade.order.orderId == int(order_id)
 
-        async def run(ib: IB) -> dict[str, Any]:
+        async def run(ib: IB) -> OrderResult:
             my_id = ib.client.clientId
             candidates = [t for t in ib.trades() if match(t) and t.order.clientId == my_id]
             working = [t for t in candidates if t.orderStatus.status not in DONE_STATES]
@@ -183,9 +191,9 @@ class TwsVenue:
                     t = candidates[-1]
                     return {**trade_result(t, position_symbol(t.contract)), "success": False,
                             "error": f"order {order_id} is already {t.orderStatus.status}"}
-                by_ref = isinstance(order_id, str)
-                return order_result(success=False, order_id=None if by_ref else order_id,
-                                    client_order_id=order_id if by_ref else None,
+                return order_result(success=False,
+                                    order_id=None if isinstance(order_id, str) else order_id,
+                                    client_order_id=order_id if isinstance(order_id, str) else None,
                                     status="NotFound",
                                     error=f"no open order {order_id!r} on the account")
             trade = working[-1]
@@ -203,7 +211,7 @@ class TwsVenue:
 
     # ---------------------------------
 
-    def last_result(self, client_order_id: str) -> tuple[str, dict[str, Any] | None]:
+    def last_result(self, client_order_id: str) -> tuple[str, OrderResult | None]:
         """``("none" | "acked" | "unacked", last result)`` for an id sent over TWS."""
         ledger = self.ctx.ledger
         if client_order_id not in ledger:
@@ -213,7 +221,7 @@ class TwsVenue:
             return ("acked" if record.last else "none"), record.last
         last = record.last or trade_result(record.trade, record.symbol)
         acked = effective_status(record.trade) != "PendingSubmit"
-        return ("acked" if acked else "unacked"), dict(last)
+        return ("acked" if acked else "unacked"), last.copy()
 
     def client_order_id_of(self, order_id: int) -> str | None:
         """The client order id of an order this process sent over TWS, by IB order id."""
@@ -261,8 +269,8 @@ class TwsVenue:
         deadline: float,
         *,
         ack_deadline: float | None = None,
-        placed_elsewhere: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        placed_elsewhere: OrderResult | None = None,
+    ) -> OrderResult:
         """Place (or find) ``order``: guard, idempotency, size, risk, send, wait.
 
         With ``ack_deadline`` (order failover on) everything up to IB's
@@ -281,7 +289,7 @@ class TwsVenue:
         request, instrument = order.request, order.instrument
         ledger = self.ctx.ledger
 
-        async def prepare(ib: IB, account: str, coid: str) -> tuple[Trade, bool] | dict[str, Any]:
+        async def prepare(ib: IB, account: str, coid: str) -> tuple[Trade, bool] | OrderResult:
             existing = await ledger.existing(
                 ib, coid, order.explicit_id or placed_elsewhere is not None,
                 lambda: self.account.open_trades(ib), lambda: self.account.completed_trades(ib))
@@ -310,7 +318,7 @@ class TwsVenue:
             # lands before the send or not at all, so the ledger tells which.
             return self.send(ib, spec, request, quantity, account), True
 
-        async def pipeline(ib: IB) -> dict[str, Any]:
+        async def pipeline(ib: IB) -> OrderResult:
             account = await self.ctx.trading_account()
             self.account.follow(ib)
             coid = request.client_order_id
@@ -340,9 +348,10 @@ class TwsVenue:
             if not order.wait and result["status"] == "PendingSubmit":
                 result["success"] = True  # sent; the caller chose not to wait
             elif not settled:
-                result["error"] = result["error"] or _late_note(result, for_fill)
+                note = result["error"] or _late_note(result, for_fill)
+                result["error"] = note
                 if result["status"] == "PendingSubmit":
-                    as_unknown(result, result["error"])  # may be working or filled at IB
+                    as_unknown(result, note)  # may be working or filled at IB
                 elif result["success"]:
                     log.warning("%s: %s", order.what, result["error"])
                     result["error"] = None
@@ -354,12 +363,12 @@ class TwsVenue:
             return await self.gateway.request(pipeline, order.what)
         except ConnectionFailedError as exc:
             if request.client_order_id in ledger:
-                exc.result = self.unknown(order, (  # type: ignore[attr-defined]
-                    f"{exc}. The order was sent before the drop"))
+                carry_result(exc, self.unknown(
+                    order, f"{exc}. The order was sent before the drop"))
             raise
 
     @staticmethod
-    def unknown(order: PlannedOrder, cause: str) -> dict[str, Any]:
+    def unknown(order: PlannedOrder, cause: str) -> OrderResult:
         """The result of an order whose fate is unknown (may have been sent)."""
         coid = order.client_order_id
         return order_result(
@@ -472,7 +481,7 @@ class TwsVenue:
                      matched, len(ledger))
 
 
-def _late_note(result: dict[str, Any], for_fill: bool) -> str:
+def _late_note(result: OrderResult, for_fill: bool) -> str:
     status = result["status"]
     ref = result["client_order_id"]
     if status == "PendingSubmit":

@@ -241,9 +241,8 @@ class TwsAccount:
             if not qty:
                 continue
             item = marks.get(con_id)
-            price = finite(item.marketPrice) if item is not None else None
-            if not price or price <= 0:
-                price = cost
+            mark = finite(item.marketPrice) if item is not None else None
+            price = mark if mark and mark > 0 else cost
             if c.secType == "CASH" and c.symbol == "USD":
                 rows.append((position_symbol(c), qty, 1.0, 1.0))
                 continue

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ...model import CancelAllResult, CancelledOrders, FlattenReport, OrderResult
 from ...symbols import Instrument
 from ..contracts import holds, position_symbol
 from ..results import (
@@ -48,7 +49,7 @@ log = logging.getLogger("ib_nice_funcs")
 _RECHECK_S = 0.25
 
 
-def no_position_result(symbol: str, **extra: Any) -> dict[str, Any]:
+def no_position_result(symbol: str, **extra: Any) -> OrderResult:
     """Nothing to close: a success that sent nothing."""
     return order_result(success=True, status="NoPosition", symbol=symbol, quantity=0.0, **extra)
 
@@ -102,7 +103,7 @@ class TwsClosing:
         return [t for t in trades
                 if id(t) not in mine_ids or t.orderStatus.status not in DONE_STATES]
 
-    async def _cancel_everything(self, ib: IB, deadline: float) -> dict[str, Any]:
+    async def _cancel_everything(self, ib: IB, deadline: float) -> CancelAllResult:
         """reqGlobalCancel, then confirm with the gateway that no order is open."""
         venue = self.venue
         before = await venue.account.open_trades(ib)
@@ -127,7 +128,7 @@ class TwsClosing:
         }
 
     async def _close(self, ib: IB, account: str, pos: Position, quantity: float,
-                     deadline: float, tag: str) -> dict[str, Any]:
+                     deadline: float, tag: str) -> OrderResult:
         """Send a market order taking ``quantity`` off ``pos`` and wait for its fill."""
         venue = self.venue
         symbol = position_symbol(pos.contract)
@@ -161,17 +162,17 @@ class TwsClosing:
 
     # -- the operations ------------------------------------------------------------------
 
-    async def cancel_all(self, deadline: float) -> dict[str, Any]:
+    async def cancel_all(self, deadline: float) -> CancelAllResult:
         """Every open order of the account, any client's: IB's global cancel, confirmed."""
         return await self.gateway.request(
             lambda ib: self._cancel_everything(ib, deadline), "cancel_all")
 
     async def close(self, instrument: Instrument, account: str, deadline: float, *,
-                    cancel: bool, what: str) -> dict[str, Any]:
+                    cancel: bool, what: str) -> OrderResult:
         """``close_position`` (``cancel`` False) or ``kill_switch`` (True) of one symbol."""
 
-        async def run(ib: IB) -> dict[str, Any]:
-            extra: dict[str, Any] = {}
+        async def run(ib: IB) -> OrderResult:
+            extra: CancelledOrders = {}
             if cancel:
                 orders = await self._symbol_orders(ib, instrument)
                 left = await self._cancel_trades(ib, orders, deadline)
@@ -207,10 +208,10 @@ class TwsClosing:
         return await self.gateway.request(start, f"chunk_kill({instrument.symbol})")
 
     async def chunk(self, instrument: Instrument, account: str, step: float, side: float,
-                    deadline: float) -> dict[str, Any] | None:
+                    deadline: float) -> OrderResult | None:
         """One child of a chunked close: at most ``step`` units; None when already flat."""
 
-        async def child(ib: IB) -> dict[str, Any] | None:
+        async def child(ib: IB) -> OrderResult | None:
             # Sized from the position as it is now, under the flatten lock: a
             # kill_switch or another chunk_kill running at the same time must
             # not make this one close (and so reverse) the same shares again.
@@ -223,10 +224,10 @@ class TwsClosing:
 
         return await self.gateway.request(child, f"chunk_kill({instrument.symbol})")
 
-    async def flatten(self, account: str, deadline: float) -> dict[str, Any]:
+    async def flatten(self, account: str, deadline: float) -> FlattenReport:
         """Cancel every order, close every position together, then check both."""
 
-        async def flatten(ib: IB) -> dict[str, Any]:
+        async def flatten(ib: IB) -> FlattenReport:
             venue = self.venue
             cancel = await self._cancel_everything(ib, deadline)
             positions = await venue.account.ib_positions(ib)
@@ -235,8 +236,8 @@ class TwsClosing:
                   for p in positions),
                 return_exceptions=True,
             )
-            closed = [
-                c if isinstance(c, dict) else order_result(
+            closed: list[OrderResult] = [
+                c if not isinstance(c, BaseException) else order_result(
                     success=False, status="NotSent", error=str(c),
                     symbol=position_symbol(p.contract))
                 for c, p in zip(closes, positions, strict=True)
@@ -251,7 +252,7 @@ class TwsClosing:
                 remaining_positions,
             )
 
-        async def run(ib: IB) -> dict[str, Any]:
+        async def run(ib: IB) -> FlattenReport:
             async with self._flattening():
                 return await flatten(ib)
 
