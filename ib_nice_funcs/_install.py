@@ -48,7 +48,8 @@ def install(module: Any) -> Any:
         ours = getattr(nice_funcs, name)
 
         @functools.wraps(original)
-        def wrapper(*args: Any, _ours: Any = ours, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, _ours: Any = ours, _original: Any = original, _name: str = name,
+                    **kwargs: Any) -> Any:
             try:
                 result = _ours(*args, **kwargs)
             except (ValueError, TypeError) as exc:

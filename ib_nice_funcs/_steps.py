@@ -124,7 +124,7 @@ def keyed_prices(given: list[Any], instruments: list[Instrument], got: PriceLook
         if failed is not None:
             raise failed
     out: dict[str, float | None] = {}
-    for s, i in zip(given, instruments):
+    for s, i in zip(given, instruments, strict=False):
         found = got[i.symbol][0]
         out[s if isinstance(s, str) else i.symbol] = found.price if found is not None else None
     return out
@@ -134,7 +134,7 @@ def price_or_error(given: list[Any], instruments: list[Instrument], got: PriceLo
                    ) -> dict[str, float | IBNiceFuncsError]:
     """Prices keyed by the symbols as given, each failed symbol's error in place of None."""
     out: dict[str, float | IBNiceFuncsError] = {}
-    for s, i in zip(given, instruments):
+    for s, i in zip(given, instruments, strict=False):
         found, error = got[i.symbol]
         out[s if isinstance(s, str) else i.symbol] = (
             found.price if found is not None

@@ -108,7 +108,8 @@ class StreamsMixin:
     @staticmethod
     def _open_stream(handle: Any, items: list[tuple[str, Instrument]], timeout: float,
                      strict: bool) -> dict[str, BaseException]:
-        """Attach ``handle`` to live streams; non-strict failures are returned (and close it if all failed)."""
+        """Attach ``handle`` to live streams; non-strict failures are returned
+        (and close it if all failed)."""
         try:
             errors = handle._tickers.open(handle.sink, items, timeout, strict)
         except IBNiceFuncsError as exc:

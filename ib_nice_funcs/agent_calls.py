@@ -138,7 +138,8 @@ def ai_entry(
             if left <= 0:
                 raise IBNiceFuncsError(f"out of time after {len(result['orders'])} order(s)")
             try:
-                child = trader.market_buy(symbol, min(cap, need), timeout=min(settings.timeout, left))
+                child = trader.market_buy(symbol, min(cap, need),
+                                          timeout=min(settings.timeout, left))
             except OrderSizeError:
                 if result["orders"]:
                     break  # the rest is below one share / the smallest size: done
@@ -175,7 +176,8 @@ def _wallet_rows(timeout: float | None) -> list[dict[str, Any]]:
         value = float(pos["market_value"])
         if (pos.get("currency") or "USD") != "USD":
             value = trader.get_token_balance_usd(pos["symbol"], timeout=timeout)
-        rows.append({"Mint Address": pos["symbol"], "Amount": float(pos["quantity"]), "USD Value": value})
+        rows.append({"Mint Address": pos["symbol"], "Amount": float(pos["quantity"]),
+                     "USD Value": value})
     return [r for r in rows if abs(r["USD Value"]) > _DUST_USD]
 
 

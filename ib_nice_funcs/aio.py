@@ -325,7 +325,8 @@ def stream_prices(symbols: Any, timeout: float | None = None,
 
 
 class AsyncSubscription:
-    """Live prices pushed to a callback on the agent's own event loop; ``await close()`` stops it."""
+    """Live prices pushed to a callback on the agent's own event loop;
+    ``await close()`` stops it."""
 
     def __init__(self, stream: AsyncPriceStream, callback: Callable[..., Any]) -> None:
         self._stream = stream

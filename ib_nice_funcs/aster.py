@@ -53,7 +53,8 @@ def format_symbol(token: str) -> str:
 
 
 def get_symbol_precision(symbol: Any) -> tuple[int, int]:
-    """``(price_precision, quantity_precision)``: IB rounds sizes itself; (2, 8) for crypto, (2, 0) else."""
+    """``(price_precision, quantity_precision)``: IB rounds sizes itself;
+    (2, 8) for crypto, (2, 0) else."""
     crypto = str(perp.coin(symbol)).endswith("-USD")
     return (2, 8) if crypto else (2, 0)
 
@@ -105,7 +106,8 @@ def limit_buy(token: Any, amount: float, slippage: Any = None,
 
 def market_sell(token: Any, amount: float, slippage: Any = None,
                 leverage: float = DEFAULT_LEVERAGE) -> OrderResult | None:
-    """Close a long by ``amount`` USD (capped at the position), or open a short of ``amount`` when flat.
+    """Close a long by ``amount`` USD (capped at the position), or open a
+    short of ``amount`` when flat.
 
     Returns the order dict, or None (plus one WARNING) on failure.
     """
@@ -136,7 +138,8 @@ def open_short(token: Any, amount: float, slippage: Any = None,
 
 
 def chunk_kill(token_mint_address: Any, max_usd_order_size: float, slippage: Any = None) -> bool:
-    """Close the whole position (long or short) in market orders of at most ``max_usd_order_size`` USD.
+    """Close the whole position (long or short) in market orders of at most
+    ``max_usd_order_size`` USD.
 
     True when flat at the end (also when nothing was held). The number of
     orders is unbounded; the time is bounded by the ``chunked_order_budget_s``

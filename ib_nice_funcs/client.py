@@ -78,7 +78,8 @@ class Client(StreamsMixin):
     Use it as a context manager, or call :meth:`close`, to disconnect.
     """
 
-    def __init__(self, settings: Settings | None = None, *, loop: LoopThread | None = None, **overrides: Any) -> None:
+    def __init__(self, settings: Settings | None = None, *, loop: LoopThread | None = None,
+                 **overrides: Any) -> None:
         base = settings if settings is not None else get_settings()
         self.settings: Settings = base.replace(**overrides) if overrides else base
         self._loop = loop or shared_loop()
@@ -103,7 +104,8 @@ class Client(StreamsMixin):
 
     def __repr__(self) -> str:
         s = self.settings
-        return f"Client(host={s.host!r}, port={s.port}, client_id={s.client_id}, sources={list(s.sources)})"
+        return (f"Client(host={s.host!r}, port={s.port}, client_id={s.client_id}, "
+                f"sources={list(s.sources)})")
 
     @property
     def gateway(self) -> IBGateway:
@@ -295,7 +297,8 @@ class Client(StreamsMixin):
         instrument = parse_symbol(symbol)
         return one_price(instrument, self._prices_by_instrument([instrument], source, timeout))
 
-    async def price_async(self, symbol: Any, source: str = "auto", timeout: float | None = None) -> float:
+    async def price_async(self, symbol: Any, source: str = "auto",
+                          timeout: float | None = None) -> float:
         """:meth:`price` as a coroutine for an agent's own event loop.
 
         IB's work is awaited on the package's loop thread with no thread
@@ -332,8 +335,8 @@ class Client(StreamsMixin):
                 symbol no source could price.
         """
         given, instruments = given_symbols(symbols)
-        return keyed_prices(given, instruments, self._prices_by_instrument(instruments, source, timeout),
-                             strict)
+        return keyed_prices(given, instruments,
+                            self._prices_by_instrument(instruments, source, timeout), strict)
 
     async def prices_async(
         self, symbols: Iterable[Any], source: str = "auto", timeout: float | None = None, *,
@@ -364,7 +367,8 @@ class Client(StreamsMixin):
             raise TypeError("price_results() takes a list of symbols")
         given = list(symbols)
         instruments = [parse_symbol(s) for s in given]
-        return price_or_error(given, instruments, self._prices_by_instrument(instruments, source, timeout))
+        return price_or_error(given, instruments,
+                              self._prices_by_instrument(instruments, source, timeout))
 
     def live_price(self, symbol: Any, source: str = "auto") -> float | None:
         """The price from a fresh live ticker, or None; never blocks, sends nothing.
@@ -393,7 +397,8 @@ class Client(StreamsMixin):
     ) -> PriceLookupResult:
         return drive(self._price_steps(instruments, source, timeout), self._ask_prices)
 
-    def _ask_prices(self, name: str, todo: list[Instrument], remaining: float) -> dict[str, float | None]:
+    def _ask_prices(self, name: str, todo: list[Instrument],
+                    remaining: float) -> dict[str, float | None]:
         return self._source(name).prices(todo, timeout=remaining)
 
     async def _ask_prices_async(self, name: str, todo: list[Instrument], remaining: float
@@ -433,9 +438,10 @@ class Client(StreamsMixin):
         ``fetched_at`` (UTC), ``live`` (a kept-up-to-date subscription) and
         ``cached`` (this client's 15 s cache); see :mod:`ib_nice_funcs.freshness`.
         Bars held from an IB connection that dropped, went silent or got
-        IB's 1100 are not served. Blocks up to ``timeout`` seconds; without one, up to the ``timeout`` setting or,
-        for a long download, the time IB's pacing needs for its requests
-        plus the setting (see :meth:`bars_budget`), whichever is longer.
+        IB's 1100 are not served. Blocks up to ``timeout`` seconds; without
+        one, up to the ``timeout`` setting or, for a long download, the time
+        IB's pacing needs for its requests plus the setting (see
+        :meth:`bars_budget`), whichever is longer.
 
         Raises:
             ValueError, TypeError: bad symbol, timeframe, days_back (above
@@ -447,7 +453,8 @@ class Client(StreamsMixin):
         tf = parse_timeframe(timeframe)
         if tf.base is not None:  # 6h, 12h, 3d, 1M...: no source has them as such
             return resampled(self.ohlcv(symbol, tf.base, days_back, source, timeout), tf)
-        return drive(self._bars_steps(symbol, timeframe, days_back, source, timeout), self._ask_bars)
+        return drive(self._bars_steps(symbol, timeframe, days_back, source, timeout),
+                     self._ask_bars)
 
     async def ohlcv_async(
         self, symbol: Any, timeframe: str = "1h", days_back: float = 3, source: str = "auto",
@@ -491,7 +498,8 @@ class Client(StreamsMixin):
         abars = getattr(src, "abars", None)
         if abars is not None:
             return await abars(instrument, tf, start, end, timeout=remaining)
-        return await in_daemon_thread(lambda: src.bars(instrument, tf, start, end, timeout=remaining))
+        return await in_daemon_thread(
+            lambda: src.bars(instrument, tf, start, end, timeout=remaining))
 
     def bars_budget(
         self, order: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime,

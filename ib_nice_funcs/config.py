@@ -114,10 +114,12 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("client_id", "IB_CLIENT_ID", "int", "a whole number >= 0 (the API client id)", 0),
     _Spec("account", "IB_ACCOUNT", "optional str", "an account id such as 'DU1234567', or None"),
     _Spec("allow_live", "IB_NICE_FUNCS_ALLOW_LIVE", "bool", "a boolean (1/0, true/false, yes/no)"),
-    _Spec("max_position_usd", "IB_MAX_POSITION_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("max_position_usd", "IB_MAX_POSITION_USD", "number", _USD, 0, finite=False,
+          above_low=True),
     _Spec("max_daily_loss_usd", "IB_MAX_DAILY_LOSS_USD", "number", _USD, 0, finite=False,
           above_low=True),
-    _Spec("max_exposure_usd", "IB_MAX_EXPOSURE_USD", "number", _USD, 0, finite=False, above_low=True),
+    _Spec("max_exposure_usd", "IB_MAX_EXPOSURE_USD", "number", _USD, 0, finite=False,
+          above_low=True),
     _Spec("max_order_usd", "IB_MAX_ORDER_USD", "number", _USD, 0, finite=False, above_low=True),
     _Spec("chunked_order_budget_s", "IB_NICE_FUNCS_CHUNKED_BUDGET_S", "number", _SECONDS, 0,
           above_low=True),
@@ -132,11 +134,13 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("portal_snapshot_wait_s", "IB_PORTAL_SNAPSHOT_WAIT_S", "number", _SECONDS, 0,
           above_low=True),
     _Spec("portal_tickle_s", "IB_PORTAL_TICKLE_S", "number", _SECONDS, 0, above_low=True),
-    _Spec("portal_max_confirmations", "IB_PORTAL_MAX_CONFIRMATIONS", "int", "a whole number >= 1", 1),
+    _Spec("portal_max_confirmations", "IB_PORTAL_MAX_CONFIRMATIONS", "int",
+          "a whole number >= 1", 1),
     _Spec("order_failover", "IB_NICE_FUNCS_ORDER_FAILOVER", "bool",
           "a boolean (1/0, true/false, yes/no)"),
     _Spec("timeout", "IB_NICE_FUNCS_TIMEOUT", "number", _SECONDS, 0, above_low=True),
-    _Spec("connect_timeout", "IB_NICE_FUNCS_CONNECT_TIMEOUT", "number", _SECONDS, 0, above_low=True),
+    _Spec("connect_timeout", "IB_NICE_FUNCS_CONNECT_TIMEOUT", "number", _SECONDS, 0,
+          above_low=True),
     _Spec("heartbeat_interval", "IB_NICE_FUNCS_HEARTBEAT", "number", _SECONDS, 0, above_low=True),
     _Spec("market_data_type", "IB_NICE_FUNCS_MARKET_DATA_TYPE", "int",
           "1 live, 2 frozen, 3 delayed or 4 delayed-frozen", 1, 4),
@@ -230,9 +234,11 @@ class Settings:
     def __post_init__(self) -> None:
         for spec in _SPECS:
             object.__setattr__(self, spec.name, spec.check(getattr(self, spec.name)))
-        if not self.cash_symbols or not all(isinstance(c, str) and c.strip() for c in self.cash_symbols):
+        if not self.cash_symbols or not all(isinstance(c, str) and c.strip()
+                                            for c in self.cash_symbols):
             raise ConfigurationError(
-                f"cash_symbols={self.cash_symbols!r} must name at least one symbol, e.g. 'USD,USDC'; "
+                f"cash_symbols={self.cash_symbols!r} must name at least one symbol, "
+                "e.g. 'USD,USDC'; "
                 "set IB_NICE_FUNCS_CASH_SYMBOLS or configure(cash_symbols=...)"
             )
         if not self.sources:

@@ -4,8 +4,9 @@ Plain arithmetic for the ``costs`` CLI command and for agents that want to
 know what a trade or a data subscription costs before acting. Figures are
 IBKR's published fixed-rate schedule for US accounts (interactivebrokers.com,
 "Commissions" and "Market Data Pricing" pages, as summarised in the project's
-``ib_facts.md``; checked on :data:`SCHEDULE_DATE`); exchange, regulatory and clearing pass-through fees are not
-included. IB changes these schedules: treat the numbers as estimates.
+``ib_facts.md``; checked on :data:`SCHEDULE_DATE`); exchange, regulatory and
+clearing pass-through fees are not included. IB changes these schedules:
+treat the numbers as estimates.
 """
 
 from __future__ import annotations
@@ -474,7 +475,8 @@ def format_cost_report(commissions: CommissionPlan, data: DataPlan) -> str:
         rows.append((f"    ($0.005/share, $1.00 minimum, {cap})", ""))
     if c.option_orders:
         rows.append((f"  {c.option_orders} option orders x {c.contracts_per_order} contract(s) at "
-                     f"{money(c.option_per_order)} each", money(c.option_orders * c.option_per_order)))
+                     f"{money(c.option_per_order)} each",
+                     money(c.option_orders * c.option_per_order)))
         rows.append(("    ($0.65/contract, $1.00 minimum per order)", ""))
     if not (c.stock_orders or c.option_orders):
         rows.append(("  no orders planned (use --trades/--shares)", money(0.0)))
@@ -498,9 +500,11 @@ def format_cost_report(commissions: CommissionPlan, data: DataPlan) -> str:
         rows.append((f"  free quotes (FX on IDEALPRO, crypto on PAXOS): {', '.join(data.free)}",
                      money(0.0)))
     if data.choice == "bundle":
-        rows.append((f"  the bundle is the cheapest (single exchanges: {money(data.singles_cost)})", ""))
+        rows.append((f"  the bundle is the cheapest "
+                     f"(single exchanges: {money(data.singles_cost)})", ""))
     elif data.choice == "single exchanges" and data.bundle_cost is not None:
-        rows.append((f"  single exchanges are the cheapest (bundle: {money(data.bundle_cost)})", ""))
+        rows.append((f"  single exchanges are the cheapest "
+                     f"(bundle: {money(data.bundle_cost)})", ""))
     if data.waived:
         rows.append((f"  waived: commissions {money(data.monthly_commissions)} >= "
                      f"{money(DATA_FEE_WAIVER_COMMISSIONS_USD)}", "-" + money(data.gross)))
@@ -525,4 +529,5 @@ def format_cost_report(commissions: CommissionPlan, data: DataPlan) -> str:
 
 def _aligned(rows: list[tuple[str, str]]) -> list[str]:
     width = max(len(label) for label, value in rows if value) + 2
-    return [f"{label.ljust(width)}{value:>12}".rstrip() if value else label for label, value in rows]
+    return [f"{label.ljust(width)}{value:>12}".rstrip() if value else label
+            for label, value in rows]

@@ -101,7 +101,7 @@ def _api_session(host: str, port: int, client_id: int, timeout: float) -> _Sessi
         sock.sendall(b"API\0" + struct.pack(">I", len(_HELLO)) + _HELLO)
         try:
             head = _recv_exact(sock, 4)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             got.outcome = "silent"
             return got
         except ConnectionResetError:
@@ -116,7 +116,7 @@ def _api_session(host: str, port: int, client_id: int, timeout: float) -> _Sessi
                 raise ValueError("too long")
             fields = _recv_exact(sock, size).decode("ascii", "replace").split("\0")
             got.server_version = int(fields[0])
-        except (ValueError, IndexError, ConnectionResetError, socket.timeout, TimeoutError):
+        except (ValueError, IndexError, ConnectionResetError, TimeoutError):
             got.outcome = "garbage"
             return got
         sock.sendall(_frame(["71", "2", str(client_id), ""]))
@@ -125,7 +125,7 @@ def _api_session(host: str, port: int, client_id: int, timeout: float) -> _Sessi
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 msg = _read_msg(sock)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 break
             except (ConnectionResetError, ValueError):
                 got.outcome = "refused-id" if got.error_code == 326 else "closed"
@@ -184,7 +184,7 @@ def _check_port(s: Settings, timeout: float) -> Check:
         return Check("port", "fail", f"{where} refused the connection: nothing listens there",
                      f"start TWS or IB Gateway and log in; check the API port ({_PORTS}); "
                      "set IB_PORT or --port")
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Check("port", "fail", f"{where} did not answer the TCP connect within {timeout:g} s "
                      "(packets dropped: a firewall, or the wrong host)",
                      "check IB_HOST, the firewall, and that TWS / IB Gateway runs on that machine")
@@ -205,7 +205,8 @@ def _check_api(s: Settings, timeout: float) -> tuple[list[Check], _Session | Non
             return [Check("handshake", "fail",
                           f"{where} is an HTTP server, not the TWS API socket",
                           f"point IB_PORT at TWS / IB Gateway's API port ({_PORTS}); the Client "
-                          "Portal gateway (usually https://localhost:5000) goes in IB_PORTAL_URL")], None
+                          "Portal gateway (usually https://localhost:5000) goes in "
+                          "IB_PORTAL_URL")], None
         if got.outcome == "silent":
             return [Check("handshake", "fail",
                           f"{where} accepts connections but never answered the API handshake "

@@ -120,7 +120,8 @@ class LiveTradingDisabledError(IBNiceFuncsError):
 
 
 class MarketDataLinesExhaustedError(IBNiceFuncsError):
-    """Every market-data line of the budget (``max_market_data_lines``) is held by a subscription."""
+    """Every market-data line of the budget (``max_market_data_lines``) is
+    held by a subscription."""
 
 
 class NoPositionError(IBNiceFuncsError):

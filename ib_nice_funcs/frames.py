@@ -429,7 +429,7 @@ def rsi_wilder(close: Sequence[float] | np.ndarray | pd.Series, n: int = 14) -> 
     # clearest and, at agent frame sizes, fast enough.
     g_list, l_list = gains.tolist(), losses.tolist()
     res = [_rsi(avg_gain, avg_loss)]
-    for g, loss in zip(g_list[n:], l_list[n:]):
+    for g, loss in zip(g_list[n:], l_list[n:], strict=True):
         avg_gain = (avg_gain * (n - 1) + g) / n
         avg_loss = (avg_loss * (n - 1) + loss) / n
         res.append(_rsi(avg_gain, avg_loss))

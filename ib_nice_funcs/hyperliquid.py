@@ -83,13 +83,15 @@ def _get_account_from_env() -> IBAccountRef:
 
 
 def ask_bid(symbol: Any) -> tuple[float, float, list[Any]]:
-    """``(ask, bid, l2_levels)``: IB's one price for both, no book levels; ``(0, 0, [])`` on failure."""
+    """``(ask, bid, l2_levels)``: IB's one price for both, no book levels;
+    ``(0, 0, [])`` on failure."""
     value = perp.price(symbol)
     return (value, value, []) if value is not None else (0.0, 0.0, [])
 
 
 def get_sz_px_decimals(symbol: Any) -> tuple[int, int]:
-    """``(size_decimals, price_decimals)``: IB rounds sizes itself; (8, 2) for crypto, (0, 2) else."""
+    """``(size_decimals, price_decimals)``: IB rounds sizes itself;
+    (8, 2) for crypto, (0, 2) else."""
     return (8, 2) if str(perp.coin(symbol)).endswith("-USD") else (0, 2)
 
 
@@ -107,7 +109,8 @@ def _hl_tuple(symbol: Any, pos: dict[str, Any] | None) -> tuple[Any, ...]:
     raw = {"coin": name, "szi": str(amount), "entryPx": str(pos["entry_price"]),
            "returnOnEquity": str(pos["pnl_percentage"] / 100.0),
            "unrealizedPnl": str(pos["pnl"]), "positionValue": str(abs(pos["market_value"]))}
-    return [raw], True, amount, name, float(pos["entry_price"]), float(pos["pnl_percentage"]), amount > 0
+    return ([raw], True, amount, name, float(pos["entry_price"]), float(pos["pnl_percentage"]),
+            amount > 0)
 
 
 def get_position(symbol: Any, account: Any = None) -> Any:
@@ -210,11 +213,13 @@ def get_balance(account: Any = None) -> float:
 
 
 def get_all_positions(account: Any = None) -> list[dict[str, Any]]:
-    """``[{"symbol", "size", "entry_price", "pnl_percent", "is_long"}]``; ``[]`` (one WARNING) on failure."""
+    """``[{"symbol", "size", "entry_price", "pnl_percent", "is_long"}]``;
+    ``[]`` (one WARNING) on failure."""
     from .trading.module_api import get_all_positions as every
 
-    return [{"symbol": p["symbol"], "size": float(p["quantity"]), "entry_price": float(p["avg_cost"]),
-             "pnl_percent": float(p["unrealized_pnl_pct"]), "is_long": p["quantity"] > 0}
+    return [{"symbol": p["symbol"], "size": float(p["quantity"]),
+             "entry_price": float(p["avg_cost"]), "pnl_percent": float(p["unrealized_pnl_pct"]),
+             "is_long": p["quantity"] > 0}
             for p in every() or []]
 
 
@@ -224,7 +229,8 @@ def market_buy(symbol: Any, usd_size: float, account: Any = None) -> OrderResult
 
 
 def market_sell(symbol: Any, usd_size: float, account: Any = None) -> OrderResult | None:
-    """Sell ``usd_size`` USD notional at market (out of a long first, then short); None on failure."""
+    """Sell ``usd_size`` USD notional at market (out of a long first, then
+    short); None on failure."""
     return perp.sell_usd(symbol, usd_size)
 
 
@@ -237,7 +243,8 @@ def close_position(symbol: Any, account: Any = None) -> OrderResult | None:
 
 def chunk_kill(token_mint_address: Any, max_usd_order_size: float | None = None,
                slippage: Any = None) -> bool:
-    """Close the whole position in market orders of at most ``max_usd_order_size`` USD; True when flat."""
+    """Close the whole position in market orders of at most
+    ``max_usd_order_size`` USD; True when flat."""
     return perp.close_in_chunks(token_mint_address, max_usd_order_size)
 
 

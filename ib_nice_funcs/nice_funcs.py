@@ -49,7 +49,8 @@ T = TypeVar("T")
 
 _client_lock = threading.Lock()
 _client: Client | None = None
-_CONNECTION_KEYS = frozenset({"host", "port", "client_id", "account", "connect_timeout", "market_data_type"})
+_CONNECTION_KEYS = frozenset({"host", "port", "client_id", "account", "connect_timeout",
+                              "market_data_type"})
 
 
 def configure(**settings: Any) -> _config.Settings:
@@ -273,6 +274,7 @@ def stream_prices(
     Raises:
         ValueError, TypeError: malformed symbols, timeout or duration.
     """
-    stream = default_client().stream_prices(symbols, timeout=timeout, duration=duration, strict=False)
+    stream = default_client().stream_prices(symbols, timeout=timeout, duration=duration,
+                                            strict=False)
     warn_stream_errors("stream_prices", stream.errors)
     return stream

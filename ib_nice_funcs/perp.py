@@ -166,12 +166,14 @@ def close_in_chunks(symbol: Any, max_usd_order_size: Any = None) -> bool:
 
 
 def enter(symbol: Any, amount: Any, max_chunk_size: Any = None) -> bool:
-    """Bring the long position up to ``amount`` USD (see :func:`~ib_nice_funcs.agent_calls.ai_entry`)."""
+    """Bring the long position up to ``amount`` USD
+    (see :func:`~ib_nice_funcs.agent_calls.ai_entry`)."""
     return bool(_top_up(coin(symbol), amount, max_chunk_size))
 
 
 def account_balance() -> dict[str, float] | None:
-    """``{"available", "total_equity", "position_margin", "unrealized_pnl"}`` in USD; None on failure.
+    """``{"available", "total_equity", "position_margin", "unrealized_pnl"}`` in USD;
+    None on failure.
 
     ``total_equity`` is IB's NetLiquidation, ``available`` its AvailableFunds,
     ``unrealized_pnl`` the positions' unrealised P&L, and ``position_margin``

@@ -29,7 +29,8 @@ HL_INDICATOR_COLUMNS: tuple[str, ...] = (
 
 
 def ema(values: np.ndarray, n: int) -> np.ndarray:
-    """Exponential moving average (alpha 2/(n+1)) seeded with the SMA of the first ``n`` valid values.
+    """Exponential moving average (alpha 2/(n+1)) seeded with the SMA of the
+    first ``n`` valid values.
 
     Leading NaNs are skipped; the result is NaN until the seed.
     """
@@ -52,7 +53,8 @@ def ema(values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def macd(close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[np.ndarray, ...]:
+def macd(close: np.ndarray, fast: int = 12, slow: int = 26,
+         signal: int = 9) -> tuple[np.ndarray, ...]:
     """(macd, histogram, signal) as pandas_ta computes them."""
     line = ema(close, fast) - ema(close, slow)
     sig = ema(line, signal)
@@ -98,6 +100,6 @@ def hyperliquid_frame(ohlcv: pd.DataFrame, add_indicators: bool = True) -> pd.Da
     lower, mid, upper, width, percent = bollinger(close)
     columns = (sma(close, 20), sma(close, 50), rsi_wilder(close, 14), line, hist, sig,
                lower, mid, upper, width, percent)
-    for name, values in zip(HL_INDICATOR_COLUMNS, columns):
+    for name, values in zip(HL_INDICATOR_COLUMNS, columns, strict=False):
         out[name] = values
     return out

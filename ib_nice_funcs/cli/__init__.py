@@ -35,10 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--host", help="gateway host (IB_HOST)")
-    common.add_argument("--port", type=int, help="gateway port (IB_PORT): 4002 Gateway paper, 7497 TWS paper")
-    common.add_argument("--client-id", type=int, dest="client_id", help="API client id (IB_CLIENT_ID)")
+    common.add_argument("--port", type=int,
+                        help="gateway port (IB_PORT): 4002 Gateway paper, 7497 TWS paper")
+    common.add_argument("--client-id", type=int, dest="client_id",
+                        help="API client id (IB_CLIENT_ID)")
     common.add_argument("--timeout", type=float, help="seconds per call (IB_NICE_FUNCS_TIMEOUT)")
-    common.add_argument("--source", default="auto", help="data source(s): auto, ib, yfinance or a list")
+    common.add_argument("--source", default="auto",
+                        help="data source(s): auto, ib, yfinance or a list")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

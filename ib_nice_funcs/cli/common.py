@@ -49,11 +49,13 @@ def client_for(args: argparse.Namespace) -> Any:
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """Print ``rows`` under ``headers``, columns aligned (first left, the rest right)."""
     text = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[k]) for r in text)) if text else len(h) for k, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    widths = [max(len(h), *(len(r[k]) for r in text)) if text else len(h)
+              for k, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in text:
-        print("  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths))))
+        cells = enumerate(zip(row, widths, strict=False))
+        print("  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in cells))
 
 
 def fmt_price(value: float | None) -> str:

@@ -65,7 +65,8 @@ def _ohlcv(args: argparse.Namespace) -> int:
               f"[source: {frame.attrs.get('source')}]")
         return 0
     _print_frame(frame, args.rows)
-    print(f"{len(frame)} bars of {args.symbol} ({args.timeframe}, {args.days} days) from {frame.attrs.get('source')}")
+    print(f"{len(frame)} bars of {args.symbol} ({args.timeframe}, {args.days} days) "
+          f"from {frame.attrs.get('source')}")
     return 0
 
 
@@ -255,13 +256,17 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4002)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--account", default="DU1234567", help="paper ids start with D; others act as live")
-    p.add_argument("--no-pacing", action="store_true", help="do not enforce IB's historical pacing rules")
+    p.add_argument("--account", default="DU1234567",
+                   help="paper ids start with D; others act as live")
+    p.add_argument("--no-pacing", action="store_true",
+                   help="do not enforce IB's historical pacing rules")
     p.add_argument("--portal", type=int, nargs="?", const=5000, metavar="PORT",
-                   help="also serve the Client Portal REST API (default port 5000; 0 = any free port)")
+                   help="also serve the Client Portal REST API "
+                        "(default port 5000; 0 = any free port)")
     p.add_argument("--no-tls", action="store_true", help="serve the Client Portal over plain HTTP")
     p.add_argument("--penalty", type=float, metavar="SECONDS",
-                   help="Client Portal penalty box length after repeated 429s (default 600; 0 = none)")
+                   help="Client Portal penalty box length after repeated 429s "
+                        "(default 600; 0 = none)")
     p.add_argument("--at", metavar="'YYYY-MM-DD HH:MM[:SS] [zone]'",
                    help="start the market clock at this time (New York unless a zone is given), "
                         "e.g. to test a closed market or the close")

@@ -280,7 +280,7 @@ async def req_historical_ticks(sim: TWSView, conn: Conn, f: w.Fields) -> None:
     rows: list[object] = []
     if what == "TRADES":
         vols = bars.volume[picked].tolist()
-        for t, px, vol in zip(times, closes, vols):
+        for t, px, vol in zip(times, closes, vols, strict=False):
             rows += [int(t), 0, w.num(px), w.size(max(vol, inst.size_increment), conn.sv),
                      inst.primary_exchange, ""]
         conn.send([w.HISTORICAL_TICKS_LAST, req_id, len(times)] + rows + [1])
@@ -288,14 +288,14 @@ async def req_historical_ticks(sim: TWSView, conn: Conn, f: w.Fields) -> None:
         asks = sim.market.bars(inst.key, float(bars.time[0]) if len(bars) else 0.0,
                                float(bars.time[-1]) + 1 if len(bars) else 0.0, 1, "seconds",
                                "ASK", rth)
-        ask_at = dict(zip(asks.time.tolist(), asks.close.tolist()))
+        ask_at = dict(zip(asks.time.tolist(), asks.close.tolist(), strict=False))
         q = sim.market.quote(inst.key)
-        for t, bid in zip(times, closes):
+        for t, bid in zip(times, closes, strict=False):
             rows += [int(t), 0, w.num(bid), w.num(ask_at.get(t, bid)),
                      w.size(q.bid_size, conn.sv), w.size(q.ask_size, conn.sv)]
         conn.send([w.HISTORICAL_TICKS_BID_ASK, req_id, len(times)] + rows + [1])
     else:
-        for t, px in zip(times, closes):
+        for t, px in zip(times, closes, strict=False):
             rows += [int(t), "", w.num(px), 0]
         conn.send([w.HISTORICAL_TICKS, req_id, len(times)] + rows + [1])
 

@@ -324,17 +324,17 @@ class PacingTracker:
             or bar_seconds <= r.small_bar_seconds
         last = self._identical.get(identical_key)
         if small and last is not None and now - last < r.identical_s:
-            return "identical request within %g s" % r.identical_s
+            return f"identical request within {r.identical_s:g} s"
         burst = self._burst.setdefault(burst_key, deque())
         while burst and now - burst[0] >= r.burst_window_s:
             burst.popleft()
         if small and len(burst) + 1 >= r.burst_count:
-            return "%d requests for the same contract within %g s" % (r.burst_count,
-                                                                       r.burst_window_s)
+            return (f"{int(r.burst_count)} requests for the same contract within "
+                    f"{r.burst_window_s:g} s")
         while self._all and now - self._all[0] >= r.window_s:
             self._all.popleft()
         if len(self._all) + weight > r.max_requests:
-            return "more than %d requests within %g s" % (r.max_requests, r.window_s)
+            return f"more than {int(r.max_requests)} requests within {r.window_s:g} s"
         self._identical[identical_key] = now
         burst.append(now)
         self._all.extend([now] * weight)

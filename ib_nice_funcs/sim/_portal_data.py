@@ -338,7 +338,7 @@ async def history(sim: PortalView, req: Request, params: dict) -> Reply:
              "v": max(0.0, float(v)), "t": int(t) * 1000}
             for o, c, h, lo, v, t in zip(bars.open[keep].tolist(), bars.close[keep].tolist(),
                                          bars.high[keep].tolist(), bars.low[keep].tolist(),
-                                         bars.volume[keep].tolist(), times)]
+                                         bars.volume[keep].tolist(), times, strict=False)]
     factor = 10 ** dec
     hi = max((d["h"] for d in data), default=0.0)
     lo_ = min((d["l"] for d in data), default=0.0)

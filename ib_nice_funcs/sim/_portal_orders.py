@@ -235,7 +235,7 @@ def parse_orders(sim: PortalView, acct: str, body: Any) -> list[dict[str, Any]]:
         raise HttpError(400, 'the body must be {"orders": [ {...} ]}')
     parsed = [parse_order(sim, acct, raw) for raw in orders]
     coids = [p["coid"] for p in parsed]
-    for p, raw in zip(parsed, orders):
+    for p, raw in zip(parsed, orders, strict=True):
         if p["parent_coid"] and p["parent_coid"] not in coids:
             raise HttpError(400, f"parentId {p['parent_coid']} names no cOID of this request")
         p["oca"] = bool(raw.get("isSingleGroup")) and len(parsed) > 1
@@ -291,7 +291,7 @@ async def _place(sim: PortalView, acct: str, plist: list[dict]) -> Reply:
         by_coid = {o.order_ref: o for o in orders if o.order_ref}
         group = f"oca-{orders[0].order_id}" if any(p["oca"] for p in plist) else ""
         bracket = any(p["parent_coid"] for p in plist)
-        for o, p in zip(orders, plist):
+        for o, p in zip(orders, plist, strict=True):
             if p["parent_coid"]:
                 o.parent_id = by_coid[p["parent_coid"]].order_id
             if p["oca"]:

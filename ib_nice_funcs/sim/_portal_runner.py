@@ -191,5 +191,6 @@ def run_portal_simulator(startup_timeout: float = 15.0, **kwargs: Any) -> Iterat
         TlsUnavailableError: TLS asked for and no way to make a certificate.
         TimeoutError: if it does not start within ``startup_timeout`` seconds.
     """
-    with serve_in_thread(lambda: PortalSimulator(**kwargs), "portal-simulator", startup_timeout) as (sim, loop):
+    with serve_in_thread(lambda: PortalSimulator(**kwargs), "portal-simulator",
+                         startup_timeout) as (sim, loop):
         yield PortalHandle(sim, loop)

@@ -280,15 +280,15 @@ def historical_data(sv: int, req_id: int, start: str, end: str, rows: Sequence[s
     return body + "\0"
 
 
-def bar_rows(sv: int, dates: Sequence[str], o, h, l, c, vol, wap, cnt, price_decimals: int,
+def bar_rows(sv: int, dates: Sequence[str], o, h, lo, c, vol, wap, cnt, price_decimals: int,
              size_decimals: int, quote_bars: bool) -> list[str]:
     """Per-bar field groups joined by NUL (date, OHLC, volume, wap, [hasGaps], count)."""
     pf = f"%.{price_decimals}f"
     gaps = "\0false" if sv < V_SYNT_REALTIME_BARS else ""
     if quote_bars:
         tmpl = "%s\0" + "\0".join([pf] * 4) + "\0-1\0-1" + gaps + "\0-1"
-        return [tmpl % row for row in zip(dates, o.tolist(), h.tolist(), l.tolist(),
-                                           c.tolist())]
+        return [tmpl % row for row in zip(dates, o.tolist(), h.tolist(), lo.tolist(),
+                                           c.tolist(), strict=False)]
     if sv >= V_FRACTIONAL_SIZE_SUPPORT and size_decimals:
         vf = f"%.{size_decimals}f"  # a Decimal text; trailing zeros are harmless
         vol = vol.tolist()
@@ -297,5 +297,5 @@ def bar_rows(sv: int, dates: Sequence[str], o, h, l, c, vol, wap, cnt, price_dec
         vol = np.round(vol).astype(np.int64).tolist()
     wf = f"%.{price_decimals + 2}f"
     tmpl = "%s\0" + "\0".join([pf] * 4) + "\0" + vf + "\0" + wf + gaps + "\0%d"
-    return [tmpl % row for row in zip(dates, o.tolist(), h.tolist(), l.tolist(), c.tolist(),
-                                       vol, wap.tolist(), cnt.tolist())]
+    return [tmpl % row for row in zip(dates, o.tolist(), h.tolist(), lo.tolist(), c.tolist(),
+                                       vol, wap.tolist(), cnt.tolist(), strict=False)]

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -139,7 +139,7 @@ class Bars:
         return int(self.time.size)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
@@ -397,8 +397,8 @@ class PaperMarket:
         a bucket that overlaps ``start`` is returned whole. ``kind`` may also be
         ``day``, ``week`` or ``month`` (trade-date buckets). ``what`` is
         ``TRADES``/``AGGTRADES``/``ADJUSTED_LAST`` (volume, wap, count filled),
-        ``MIDPOINT``, ``BID``, ``ASK`` or ``BID_ASK`` (volume, wap, count are -1).  No validation of IB's
-        request rules happens here; see ``_history``.
+        ``MIDPOINT``, ``BID``, ``ASK`` or ``BID_ASK`` (volume, wap, count are -1).
+        No validation of IB's request rules happens here; see ``_history``.
 
         Raises:
             KeyError: unknown symbol.
@@ -418,19 +418,19 @@ class PaperMarket:
         k, sidx, sod, sess = self._minutes(inst, start - pad, end, use_rth)
         if k.size == 0:
             return _empty_bars(kind != "seconds")
-        o, h, l, c, v = self._minute_ohlcv(inst, k, sod)
+        o, h, lo, c, v = self._minute_ohlcv(inst, k, sod)
         t = k * 60
         # A tick at second s happens at time s; bars hold the ticks before `end`,
         # so the minute holding `end` is cut there from the per-second path.
         n = int(np.ceil(end - t[-1]))
         if n < 60:
-            secs = self._second_path(inst, k[-1:], o[-1:], h[-1:], l[-1:], c[-1:])[0]
+            secs = self._second_path(inst, k[-1:], o[-1:], h[-1:], lo[-1:], c[-1:])[0]
             part = secs[:n]
-            o[-1], h[-1], l[-1], c[-1] = part[0], part.max(), part.min(), part[-1]
+            o[-1], h[-1], lo[-1], c[-1] = part[0], part.max(), part.min(), part[-1]
             step = inst.size_increment if inst.sec_type == CRYPTO else 1.0
             v[-1] = max(step, np.round(v[-1] * n / 60.0 / step) * step) if v[-1] > 0 else 0.0
         if kind == "seconds" and bar_seconds < 60:
-            return self._second_bars(inst, k, sidx, sod, sess, o, h, l, c, v, bar_seconds,
+            return self._second_bars(inst, k, sidx, sod, sess, o, h, lo, c, v, bar_seconds,
                                      start, end, what)
         if kind == "seconds":
             keys = sidx * 10_000_000 + (sod // bar_seconds)
@@ -444,7 +444,7 @@ class PaperMarket:
             else:
                 bucket_of_sess = np.array([d.year * 12 + d.month for d in dates], dtype=np.int64)
             keys = bucket_of_sess[sidx]
-        bars = _aggregate(keys, t, o, h, l, c, v, inst)
+        bars = _aggregate(keys, t, o, h, lo, c, v, inst)
         keep = bars.pop("last_t") >= start
         first_sidx = sidx[bars.pop("first")]
         out = Bars(**{name: arr[keep] for name, arr in bars.items()})
@@ -452,8 +452,8 @@ class PaperMarket:
             out.dates = [sess[i].trade_date for i in first_sidx[keep]]
         return self._quote_side(inst, out, what)
 
-    def _second_bars(self, inst, k, sidx, sod, sess, o, h, l, c, v, bar_seconds, start, end, what):
-        path = self._second_path(inst, k, o, h, l, c).ravel()
+    def _second_bars(self, inst, k, sidx, sod, sess, o, h, lo, c, v, bar_seconds, start, end, what):
+        path = self._second_path(inst, k, o, h, lo, c).ravel()
         t = (k[:, None] * 60 + np.arange(60)[None, :]).ravel()
         per_sec = np.repeat(v / 60.0, 60)
         sel = (t < end) & (t >= start - bar_seconds)
@@ -476,9 +476,9 @@ class PaperMarket:
         half = self._half_spread(inst, bars.open)
         if what == "BID_ASK":  # IB: time-average bid, max ask, min bid, time-average ask
             mean = (bars.open + bars.close) / 2.0
-            o, h, l, c = mean - half, bars.high + half, bars.low - half, mean + half
+            o, h, lo, c = mean - half, bars.high + half, bars.low - half, mean + half
             bars.open, bars.high, bars.low, bars.close = (self._round(inst, x)
-                                                          for x in (o, h, l, c))
+                                                          for x in (o, h, lo, c))
             return bars
         sign = -1.0 if what == "BID" else 1.0
         for name in ("open", "high", "low", "close"):
@@ -515,7 +515,8 @@ class PaperMarket:
         prev_day = self.last_sessions(inst.key, cur.start, 1, use_rth=True)
         prev = self.bars(inst.key, prev_day[0].start, prev_day[0].end, 86400, "day", "TRADES",
                          use_rth=True) if prev_day else None
-        prior_close = float(prev.close[-1]) if prev is not None and len(prev) else float(day.open[0])
+        prior_close = (float(prev.close[-1]) if prev is not None and len(prev)
+                       else float(day.open[0]))
         last = float(day.close[-1])
         with self._lock:
             pinned = self._overrides.get(inst.key)
@@ -544,13 +545,13 @@ class PaperMarket:
         return {s: self.quote(s, t) for s in symbols}
 
 
-def _aggregate(keys, t, o, h, l, c, v, inst: Instrument) -> dict[str, np.ndarray]:
+def _aggregate(keys, t, o, h, lo, c, v, inst: Instrument) -> dict[str, np.ndarray]:
     """Group consecutive equal keys into bars."""
     cut = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate([[0], cut]).astype(np.int64)
     ends = np.concatenate([cut, [keys.size]]).astype(np.int64)
     vol = np.add.reduceat(v, starts)
-    typical = (h + l + c) / 3.0
+    typical = (h + lo + c) / 3.0
     wsum = np.add.reduceat(typical * v, starts)
     with np.errstate(invalid="ignore", divide="ignore"):
         wap = np.where(vol > 0, wsum / np.where(vol > 0, vol, 1.0), c[ends - 1])
@@ -564,7 +565,7 @@ def _aggregate(keys, t, o, h, l, c, v, inst: Instrument) -> dict[str, np.ndarray
         "time": t[starts],
         "open": o[starts],
         "high": np.maximum.reduceat(h, starts),
-        "low": np.minimum.reduceat(l, starts),
+        "low": np.minimum.reduceat(lo, starts),
         "close": c[ends - 1],
         "volume": vol,
         "wap": np.round(wap, inst.price_decimals + 2),

@@ -143,7 +143,8 @@ def run_simulator(startup_timeout: float = 10.0, portal: bool = False,
         OSError: if the simulator cannot bind its port.
         TimeoutError: if it does not start within ``startup_timeout`` seconds.
     """
-    with serve_in_thread(lambda: TWSSimulator(**kwargs), "tws-simulator", startup_timeout) as (sim, loop):
+    with serve_in_thread(lambda: TWSSimulator(**kwargs), "tws-simulator",
+                         startup_timeout) as (sim, loop):
         handle = SimulatorHandle(sim, loop)
         with contextlib.ExitStack() as stack:
             if portal:

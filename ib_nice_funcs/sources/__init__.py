@@ -64,7 +64,9 @@ class DataSource(Protocol):
 
     name: str
 
-    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+    def prices(
+        self, instruments: Sequence[Instrument], *, timeout: float
+    ) -> dict[str, float | None]:
         """Current prices keyed by ``Instrument.symbol``; None where the source has none.
 
         Blocks up to ``timeout`` seconds. Raises an
@@ -74,7 +76,8 @@ class DataSource(Protocol):
         ...
 
     def bars(
-        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *, timeout: float
+        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *,
+        timeout: float,
     ) -> pd.DataFrame:
         """OHLCV bars in ``[start, end)`` (UTC): columns ``timestamp open high low close volume``.
 
@@ -129,13 +132,16 @@ class _WithoutTimeout:
         self._prices_timeout = prices_timeout
         self._bars_timeout = bars_timeout
 
-    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+    def prices(
+        self, instruments: Sequence[Instrument], *, timeout: float
+    ) -> dict[str, float | None]:
         if self._prices_timeout:
             return self.source.prices(instruments, timeout=timeout)
         return self.source.prices(instruments)
 
     def bars(
-        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *, timeout: float
+        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *,
+        timeout: float,
     ) -> pd.DataFrame:
         if self._bars_timeout:
             return self.source.bars(instrument, timeframe, start, end, timeout=timeout)
@@ -156,8 +162,11 @@ class ModuleSource:
         self.module = module
         self.name = name or getattr(module, "__name__", "module").rsplit(".", 1)[-1]
 
-    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
-        fn = getattr(self.module, "token_price", None) or getattr(self.module, "get_current_price", None)
+    def prices(
+        self, instruments: Sequence[Instrument], *, timeout: float
+    ) -> dict[str, float | None]:
+        fn = (getattr(self.module, "token_price", None)
+              or getattr(self.module, "get_current_price", None))
         if fn is None:
             raise SourceUnavailableError(f"source {self.name!r} has no token_price()")
         out: dict[str, float | None] = {}
@@ -171,7 +180,8 @@ class ModuleSource:
         return out
 
     def bars(
-        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *, timeout: float
+        self, instrument: Instrument, timeframe: Timeframe, start: datetime, end: datetime, *,
+        timeout: float,
     ) -> pd.DataFrame:
         from ..frames import OHLCV_COLUMNS, normalize_ohlcv, trim
 

@@ -172,7 +172,9 @@ class IBSource:
 
     # -- prices ------------------------------------------------------------
 
-    def prices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+    def prices(
+        self, instruments: Sequence[Instrument], *, timeout: float
+    ) -> dict[str, float | None]:
         """Current prices, many symbols concurrently on one connection.
 
         From a live ticker when its last tick is fresh (no message); a symbol
@@ -186,16 +188,20 @@ class IBSource:
         what = "price of " + ", ".join(i.symbol for i in instruments)
         return self.gateway.call(lambda: self.prices_async(instruments, what), timeout, what)
 
-    async def aprices(self, instruments: Sequence[Instrument], *, timeout: float) -> dict[str, float | None]:
+    async def aprices(
+        self, instruments: Sequence[Instrument], *, timeout: float
+    ) -> dict[str, float | None]:
         """:meth:`prices` awaitable from any other event loop (no thread waits)."""
         what = "price of " + ", ".join(i.symbol for i in instruments)
-        return await self.gateway.call_async(lambda: self.prices_async(instruments, what), timeout, what)
+        return await self.gateway.call_async(
+            lambda: self.prices_async(instruments, what), timeout, what
+        )
 
     async def prices_async(
         self, instruments: Sequence[Instrument], what: str = "prices"
     ) -> dict[str, float | None]:
         contracts = await self.gateway.qualify(instruments, what)
-        known = [(i, c) for i, c in zip(instruments, contracts) if c is not None]
+        known = [(i, c) for i, c in zip(instruments, contracts, strict=False) if c is not None]
         result: dict[str, float | None] = {i.symbol: None for i in instruments}
         if not known:
             return result
@@ -230,7 +236,7 @@ class IBSource:
         tickers = await self.gateway.request(snapshot, what) if snap else []
         if snap and self._switch_to_delayed(ib, tickers, what):
             tickers = await self.gateway.request(snapshot, what)
-        for (instrument, _), answer in zip(snap, tickers):
+        for (instrument, _), answer in zip(snap, tickers, strict=False):
             if isinstance(answer, BaseException):
                 errors.append(answer)
                 continue
@@ -297,7 +303,9 @@ class IBSource:
         what = f"{timeframe.name} bars of {instrument.symbol}"
         deadline = time.monotonic() + timeout
         return self.gateway.call(
-            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
+            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline),
+            timeout,
+            what,
         )
 
     async def abars(
@@ -308,7 +316,9 @@ class IBSource:
         what = f"{timeframe.name} bars of {instrument.symbol}"
         deadline = time.monotonic() + timeout
         return await self.gateway.call_async(
-            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline), timeout, what
+            lambda: self.bars_async(instrument, timeframe, start, end, what, deadline),
+            timeout,
+            what,
         )
 
     async def bars_async(
@@ -421,7 +431,9 @@ class IBSource:
                 continue
             shared = self.recent.get(recent_key) if self._shareable(recent_key) else None
             if shared is None:
-                failed = next((a for a in answers if a.done() and not a.cancelled() and a.exception()), None)
+                failed = next(
+                    (a for a in answers if a.done() and not a.cancelled() and a.exception()), None
+                )
                 if failed is not None:
                     break  # a chunk already failed: the call fails, send no more
                 await self.wait_for_slot(self.pacing.book(key, contract_key))
@@ -473,7 +485,8 @@ class IBSource:
     def chunk_key(contract_key: Hashable, chunk: Chunk, timeframe: Timeframe) -> tuple:
         """A plain chunk request's pacing key: what IB compares for "identical"."""
         # IB sees the end time to the second; so must "identical".
-        return (contract_key, chunk.end.replace(microsecond=0), chunk.duration, timeframe.ib_bar_size)
+        return (contract_key, chunk.end.replace(microsecond=0), chunk.duration,
+                timeframe.ib_bar_size)
 
     def check_plan_fits(self, requests: list, deadline: float, what: str) -> None:
         """Refuse a plan whose last request IB's pacing would hold past ``deadline``.
@@ -518,7 +531,8 @@ class IBSource:
 
     @staticmethod
     async def _one_chunk(
-        ib: IB, contract: Contract, instrument: Instrument, timeframe: Timeframe, end: datetime, duration: str
+        ib: IB, contract: Contract, instrument: Instrument, timeframe: Timeframe, end: datetime,
+        duration: str,
     ) -> list:
         return await ib.reqHistoricalDataAsync(
             contract,

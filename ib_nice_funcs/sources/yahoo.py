@@ -250,7 +250,7 @@ class YahooSource:
             with ThreadPoolExecutor(min(self._max_workers, len(tickers)),
                                     thread_name_prefix=_THREAD_PREFIX) as pool:
                 found = list(pool.map(lambda t: self._one_price(yf, t, timeout), tickers))
-            return dict(zip(tickers, found))
+            return dict(zip(tickers, found, strict=True))
 
         by_ticker = _run_with_timeout(fetch_all, timeout, "prices")
         for i in todo:

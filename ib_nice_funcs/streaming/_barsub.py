@@ -75,7 +75,8 @@ _MAX_SUB_WAIT_S = 1.0
 
 
 class BarSharing(Protocol):
-    """What :class:`BarSubscriptions` asks of the fleet (``ib_nice_funcs.fleet.bars.SharedBars``)."""
+    """What :class:`BarSubscriptions` asks of the fleet
+    (``ib_nice_funcs.fleet.bars.SharedBars``)."""
 
     def read_series(self, key: Any) -> Any: ...
     def acquire(self, key: Any) -> bool: ...
@@ -203,7 +204,8 @@ class BarSubscriptions:
                 creating = SharedTask(
                     self._create(key, instrument, contract, timeframe, start, end, what, deadline))
                 self._creating[key] = creating
-                creating.task.add_done_callback(lambda f, k=key, c=creating: self._done_creating(k, c))
+                creating.task.add_done_callback(
+                    lambda f, k=key, c=creating: self._done_creating(k, c))
             # A caller that times out leaves the others waiting; the last one
             # to leave cancels the opening (and its older chunks are never sent).
             try:

@@ -73,7 +73,8 @@ class Mailbox:
             self._cond.notify_all()
 
     def take(self, timeout: float | None) -> Any:
-        """The next update, or ``_CLOSED`` / ``_TIMEOUT``; waits up to ``timeout`` (None: forever)."""
+        """The next update, or ``_CLOSED`` / ``_TIMEOUT``; waits up to ``timeout``
+        (None: forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._pending and not self.closed:
@@ -106,7 +107,8 @@ class _Handle:
         return self._mailbox.closed
 
     def close(self) -> None:
-        """Stop the updates and release the market-data lines; safe to call twice, from any thread."""
+        """Stop the updates and release the market-data lines; safe to call
+        twice, from any thread."""
         with self._close_lock:
             if self._mailbox.closed:
                 return
@@ -141,7 +143,8 @@ class Subscription(_Handle):
                  callback: Callable[[str, float, datetime], Any]) -> None:
         super().__init__(tickers, symbols)
         if not callable(callback):
-            raise TypeError(f"callback must be callable, got {type(callback).__name__} {callback!r}")
+            raise TypeError(
+                f"callback must be callable, got {type(callback).__name__} {callback!r}")
         self._callback = callback
         Subscription._count += 1
         self._thread = threading.Thread(

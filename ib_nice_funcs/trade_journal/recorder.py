@@ -36,7 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..config import Settings
     from ..model import OrderRequest
-    from ..symbols import Instrument
 
 __all__ = ["JournalRecorder", "journaled", "slippage_bps", "refusal_reason"]
 

@@ -182,7 +182,8 @@ class OrderLedger:
             trade = done[-1]
             return completed_result(trade, fills, symbol or position_symbol(trade.contract))
         if fills:
-            return fills_result(fills, client_order_id, symbol or position_symbol(fills[0].contract))
+            return fills_result(fills, client_order_id,
+                                symbol or position_symbol(fills[0].contract))
         return None
 
     def reattach(self, ib: IB) -> int:

@@ -160,7 +160,8 @@ def _zero_amount(what: str, symbol: Any, usd_amount: Any) -> OrderResult | None:
     An agent with no cash sizes its orders at 0: nothing to send, not a crash.
     Negative, NaN and non-numbers still raise (in the Trader's validation).
     """
-    if isinstance(usd_amount, (int, float)) and not isinstance(usd_amount, bool) and usd_amount == 0:
+    if (isinstance(usd_amount, (int, float)) and not isinstance(usd_amount, bool)
+            and usd_amount == 0):
         log.warning("%s: nothing sent: the USD amount is 0 (no cash to size the order with?)", what)
         return empty_result("the USD amount is 0", symbol=symbol_label(symbol))
     return None

@@ -107,8 +107,8 @@ class RiskBreach:
                 f"${PDT_MIN_EQUITY_USD:,.0f}, and the pattern-day-trader rule allows "
                 f"{int(self.limit_value)}. Wait until older day trades leave the 5-day "
                 f"window, hold the position overnight, or raise the account's net "
-                f"liquidation to ${PDT_MIN_EQUITY_USD:,.0f} (configure(pdt_guard=False) or IB_NICE_FUNCS_PDT_GUARD=0 "
-                f"turns this check off; IB may still refuse the order)."
+                f"liquidation to ${PDT_MIN_EQUITY_USD:,.0f} (configure(pdt_guard=False) or "
+                f"IB_NICE_FUNCS_PDT_GUARD=0 turns this check off; IB may still refuse the order)."
             )
         env = _SETTINGS.get(self.limit, "")
         how = (
@@ -250,12 +250,12 @@ def _fill_fields(fill: Any) -> tuple[str, int, float, datetime | date]:
     if isinstance(fill, tuple) and not hasattr(fill, "_fields"):
         symbol, side, qty, when = fill
     else:
-        symbol = getattr(fill, "symbol")
-        side = getattr(fill, "side")
+        symbol = fill.symbol
+        side = fill.side
         qty = getattr(fill, "qty", None)
         if qty is None:
-            qty = getattr(fill, "quantity")
-        when = getattr(fill, "time")
+            qty = fill.quantity
+        when = fill.time
     word = str(side).strip().upper()
     if word in _BUY_WORDS:
         sign = 1
