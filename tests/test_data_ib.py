@@ -116,8 +116,8 @@ def test_get_data_columns_and_indicators(use_sim):
         ma20 = sum(close[k - 19 : k + 1]) / 20 if k >= 19 else math.nan
         got = frame["MA20"].iloc[k]
         assert (math.isnan(ma20) and math.isnan(got)) or got == pytest.approx(ma20)
-    gains = [max(b - a, 0) for a, b in zip(close, close[1:])]
-    losses = [max(a - b, 0) for a, b in zip(close, close[1:])]
+    gains = [max(b - a, 0) for a, b in zip(close, close[1:], strict=False)]
+    losses = [max(a - b, 0) for a, b in zip(close, close[1:], strict=False)]
     avg_gain, avg_loss = sum(gains[:14]) / 14, sum(losses[:14]) / 14
     for k in range(14, len(gains)):
         avg_gain = (avg_gain * 13 + gains[k]) / 14

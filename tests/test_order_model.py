@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from ib_nice_funcs.model import ORDER_SPECS, ORDER_TYPES, order_result, portal_body_fields
 from ib_nice_funcs.portal.order_mapping import open_order_row, order_body
-from ib_nice_funcs.trading.venues.tws import build_ib_order
 from ib_nice_funcs.trading.validation import validate_order
+from ib_nice_funcs.trading.venues.tws import build_ib_order
 
 
 def test_every_type_is_one_row_with_consistent_fields():

@@ -236,5 +236,5 @@ def test_day_trades_bounded_by_closing_fills(raw):
     changes = 0
     for sym in ("A", "B"):
         sides = [side for s, side, _, _ in fills if s == sym]
-        changes += sum(1 for a, b in zip(sides, sides[1:]) if a != b)
+        changes += sum(1 for a, b in zip(sides, sides[1:], strict=False) if a != b)
     assert 0 <= n <= changes

@@ -23,7 +23,7 @@ CRYPTO = sorted(CRYPTO_BASES)
 
 def _random_case(draw, text: str) -> str:
     flips = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
-    return "".join(c.lower() if f else c.upper() for c, f in zip(text, flips))
+    return "".join(c.lower() if f else c.upper() for c, f in zip(text, flips, strict=True))
 
 
 @st.composite

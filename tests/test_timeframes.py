@@ -175,7 +175,7 @@ def test_chunks_tile_the_range_newest_first(name, start, span_s):
     chunks = plan_chunks(name, start, end)
     assert chunks[0].end == end
     assert chunks[-1].start == start
-    for newer, older in zip(chunks, chunks[1:]):
+    for newer, older in zip(chunks, chunks[1:], strict=False):
         assert older.end == newer.start  # no gap, no overlap
     for c in chunks:
         assert isinstance(c, Chunk)
@@ -289,7 +289,7 @@ def assert_no_rule_broken(sends, *, gap, burst_count, burst_window, max_requests
         by_contract.setdefault(ck, []).append(t)
     for times in by_key.values():
         times.sort()
-        for a, b in zip(times, times[1:]):
+        for a, b in zip(times, times[1:], strict=False):
             assert b - a >= gap - eps, f"identical requests {b - a:.3f}s apart"
     for times in by_contract.values():
         times.sort()

@@ -196,7 +196,7 @@ def test_one_minute_requests_are_split_into_7_day_pieces(stub, calls, source):
     ranges = [(kw["start"], kw["end"]) for _, kw in calls]
     assert len(ranges) == 3
     assert ranges[0][0] == start and ranges[-1][1] == NOW
-    for (a, b), (c, d) in zip(ranges, ranges[1:]):
+    for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False):
         assert b == c  # contiguous, oldest first
     assert all(b - a <= timedelta(days=7) for a, b in ranges)
 

@@ -10,9 +10,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ib_nice_funcs.sim import PaperMarket
-from ib_nice_funcs.sim._history import (BAR_SIZES, MAX_SPAN, HistError, PacingRules,
-                                        PacingTracker, format_bar_dates, parse_bar_size,
-                                        parse_duration, parse_end, plan_request)
+from ib_nice_funcs.sim._history import (
+    BAR_SIZES,
+    MAX_SPAN,
+    HistError,
+    PacingRules,
+    PacingTracker,
+    format_bar_dates,
+    parse_bar_size,
+    parse_duration,
+    parse_end,
+    plan_request,
+)
 
 from .conftest import OPEN_T
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -59,8 +58,8 @@ def test_any_range_is_computed_independently():
     m = PaperMarket(seed=2)
     long = m.bars("BTC", OPEN_T - 3 * 86400, OPEN_T, 60)
     short = m.bars("BTC", OPEN_T - 3600, OPEN_T, 60)
-    tail = {int(t): c for t, c in zip(long.time, long.close)}
-    for t, c in zip(short.time, short.close):
+    tail = {int(t): c for t, c in zip(long.time, long.close, strict=False)}
+    for t, c in zip(short.time, short.close, strict=False):
         assert tail[int(t)] == c
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ib_async import Crypto, ExecutionFilter, Forex, LimitOrder, MarketOrder, Order, Stock, StopOrder
+from ib_async import (
+    Crypto,
+    ExecutionFilter,
+    Forex,
+    LimitOrder,
+    MarketOrder,
+    Order,
+    Stock,
+    StopOrder,
+)
 
 from ib_nice_funcs.sim import PaperMarket, run_simulator
 from ib_nice_funcs.sim.matching import MatchingEngine, SimOrder, commission_for

@@ -194,7 +194,7 @@ def test_historical_format_date_2_and_explicit_end(sim):
     assert all(b.date.tzinfo == dt.timezone.utc for b in mid)
     assert mid[-1].date == end - dt.timedelta(minutes=5)
     assert all(b.volume == -1 for b in mid)
-    assert all(b_.close < m.close for b_, m in zip(bid, mid))
+    assert all(b_.close < m.close for b_, m in zip(bid, mid, strict=False))
     assert [type(b.date) for b in day] == [dt.date] * 5
 
 
@@ -282,7 +282,7 @@ def test_keep_up_to_date_updates(sim, clock):
                     break
                 await asyncio.sleep(0.02)
             assert len(bars) == n + 3
-            steps = {(b.date - a.date).total_seconds() for a, b in zip(bars, bars[1:])}
+            steps = {(b.date - a.date).total_seconds() for a, b in zip(bars, bars[1:], strict=False)}
             assert steps == {60.0}
             ib.cancelHistoricalData(bars)
         finally:

@@ -8,8 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from ib_nice_funcs.sim import PaperMarket
-from ib_nice_funcs.sim import _account, _orders
+from ib_nice_funcs.sim import PaperMarket, _account, _orders
 from ib_nice_funcs.sim import _wire as w
 from ib_nice_funcs.sim.matching import MatchingEngine, SimOrder
 
@@ -127,7 +126,7 @@ def test_ibapi_decoder_reads_every_message(sv):
     msgs = _messages(sv)
     if sv < w.V_COMPLETED_ORDERS:
         msgs.pop("completedOrder")
-    for name, msg in msgs.items():
+    for msg in msgs.values():
         dec.interpret(tuple(str(x).encode() for x in msg))
     assert got["error"][:2] == (5, 200)
     assert got["openOrder"][2].orderRef == "ref-7"

@@ -22,7 +22,6 @@ from ib_nice_funcs.trading.account import (
     trading_day,
 )
 from ib_nice_funcs.trading.positions import diff_positions, no_position, position_dict
-from ib_nice_funcs.trading.venues.tws import build_ib_order
 from ib_nice_funcs.trading.results import (
     effective_status,
     is_multiple,
@@ -34,6 +33,7 @@ from ib_nice_funcs.trading.results import (
     waits_for_fill,
 )
 from ib_nice_funcs.trading.validation import validate_order
+from ib_nice_funcs.trading.venues.tws import build_ib_order
 
 NOW = datetime(2026, 11, 18, 20, 0, tzinfo=timezone.utc)
 
