@@ -102,8 +102,8 @@ def new_client_id():
 def client(sim):
     from ib_nice_funcs import Client
 
-    with Client(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib", timeout=15,
-                clock=market_clock(sim)) as c:
+    with Client(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib",
+                timeout=15, clock=market_clock(sim)) as c:
         yield c
 
 
@@ -112,8 +112,8 @@ def use_sim(sim):
     """Point the module-level nice_funcs functions at the simulator."""
     from ib_nice_funcs import nice_funcs
 
-    nice_funcs.configure(host="127.0.0.1", port=sim.port, client_id=next_client_id(), sources="ib", timeout=15,
-                         clock=market_clock(sim))
+    nice_funcs.configure(host="127.0.0.1", port=sim.port, client_id=next_client_id(),
+                         sources="ib", timeout=15, clock=market_clock(sim))
     yield sim
 
 

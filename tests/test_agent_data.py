@@ -30,14 +30,16 @@ def test_a_short_window_is_padded_so_ma40_and_its_flags_exist(use_sim):
 @pytest.mark.parametrize(("timeframe", "base", "hours"), [
     ("6H", "2h", 6), ("8H", "4h", 8), ("12H", "4h", 12), ("3D", "1d", 72),
 ])
-def test_the_agents_other_timeframes_are_resampled_from_native_bars(use_sim, timeframe, base, hours):
+def test_the_agents_other_timeframes_are_resampled_from_native_bars(use_sim, timeframe, base,
+                                                                    hours):
     coarse = n.get_ohlcv_data("BTC-USD", timeframe, 20)
     fine = n.get_ohlcv_data("BTC-USD", base, 20)
     assert len(coarse) > 3
     steps = coarse["timestamp"].diff().dropna()
     assert (steps == pd.Timedelta(hours=hours)).all()
     start = coarse["timestamp"].iloc[-2]
-    inside = fine[(fine["timestamp"] >= start) & (fine["timestamp"] < start + pd.Timedelta(hours=hours))]
+    inside = fine[(fine["timestamp"] >= start)
+                  & (fine["timestamp"] < start + pd.Timedelta(hours=hours))]
     row = coarse.iloc[-2]
     assert row["high"] == inside["high"].max() and row["low"] == inside["low"].min()
     assert row["open"] == inside["open"].iloc[0] and row["close"] == inside["close"].iloc[-1]

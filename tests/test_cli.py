@@ -20,8 +20,8 @@ def _free_port() -> int:
 
 
 def test_price_prints_a_table(sim, capsys, new_client_id):
-    code = main(["price", "AAPL", "EURUSD", "--port", str(sim.port), "--client-id", str(new_client_id()),
-                 "--source", "ib"])
+    code = main(["price", "AAPL", "EURUSD", "--port", str(sim.port),
+                 "--client-id", str(new_client_id()), "--source", "ib"])
     out = capsys.readouterr().out
     assert code == 0
     assert "AAPL" in out and "EURUSD" in out and "symbol" in out.splitlines()[0]
@@ -29,8 +29,8 @@ def test_price_prints_a_table(sim, capsys, new_client_id):
 
 def test_ohlcv_writes_csv(sim, tmp_path, capsys, new_client_id):
     target = tmp_path / "bars.csv"
-    code = main(["ohlcv", "BTC-USD", "-t", "1h", "-d", "1", "--csv", str(target), "--port", str(sim.port),
-                 "--client-id", str(new_client_id()), "--source", "ib"])
+    code = main(["ohlcv", "BTC-USD", "-t", "1h", "-d", "1", "--csv", str(target),
+                 "--port", str(sim.port), "--client-id", str(new_client_id()), "--source", "ib"])
     assert code == 0
     frame = pd.read_csv(target)
     assert list(frame.columns) == ["timestamp", "open", "high", "low", "close", "volume"]

@@ -30,7 +30,8 @@ def assert_ohlcv(frame: pd.DataFrame) -> None:
 # -- prices ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("symbol", ["AAPL", "msft", "EURUSD", "EUR/USD", "USDJPY=X", "BTC-USD", "ETHUSDT"])
+@pytest.mark.parametrize("symbol", ["AAPL", "msft", "EURUSD", "EUR/USD", "USDJPY=X", "BTC-USD",
+                                    "ETHUSDT"])
 def test_price_of_each_asset_class(client, symbol):
     price = client.price(symbol)
     assert isinstance(price, float) and math.isfinite(price) and price > 0
@@ -73,7 +74,8 @@ def test_module_level_token_price(use_sim):
 # -- bars -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("timeframe", "days", "per_day"), [("1h", 1, 24), ("15m", 0.5, 96), ("1D", 10, 1), ("4H", 3, 6)])
+@pytest.mark.parametrize(("timeframe", "days", "per_day"),
+                         [("1h", 1, 24), ("15m", 0.5, 96), ("1D", 10, 1), ("4H", 3, 6)])
 def test_crypto_bar_counts_follow_days_back(client, timeframe, days, per_day):
     frame = client.ohlcv("BTC-USD", timeframe, days)
     assert_ohlcv(frame)
@@ -192,7 +194,8 @@ def test_call_from_inside_a_running_event_loop(use_sim):
 
 
 def test_reconnect_after_a_dropped_connection(fresh_sim, new_client_id):
-    with Client(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib", timeout=15) as c:
+    with Client(host="127.0.0.1", port=fresh_sim.port, client_id=new_client_id(), sources="ib",
+                timeout=15) as c:
         assert c.price("AAPL") > 0
         reconnected = threading.Event()
 

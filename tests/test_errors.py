@@ -19,9 +19,11 @@ def test_classify(code, action):
 @pytest.mark.parametrize(
     ("code", "message", "kind"),
     [(200, "No security definition has been found for the request", errors.UnknownSymbolError),
-     (162, "Historical Market Data Service error message:API historical data query pacing violation",
+     (162, "Historical Market Data Service error message:"
+           "API historical data query pacing violation",
       errors.PacingViolationError),
-     (162, "Historical Market Data Service error message:HMDS query returned no data", errors.NoDataError),
+     (162, "Historical Market Data Service error message:HMDS query returned no data",
+      errors.NoDataError),
      (354, "Requested market data is not subscribed", errors.MarketDataNotSubscribedError),
      (201, "Order rejected - reason: insufficient funds", errors.OrderRejectedError)],
 )

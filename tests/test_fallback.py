@@ -24,7 +24,8 @@ class FakeTicker:
         self.ticker = ticker
         self.fast_info = {"last_price": 123.45}
 
-    def history(self, start=None, end=None, interval="1d", period=None, **_: object) -> pd.DataFrame:
+    def history(self, start=None, end=None, interval="1d", period=None,
+                **_: object) -> pd.DataFrame:
         end_ts = pd.Timestamp(end or pd.Timestamp.now(tz="UTC"))
         end_ts = end_ts.tz_localize("UTC") if end_ts.tzinfo is None else end_ts
         freq = pd.tseries.frequencies.to_offset(
@@ -33,7 +34,8 @@ class FakeTicker:
         index = index.tz_convert("America/New_York")
         base = pd.Series(range(48), index=index, dtype=float) + 100
         return pd.DataFrame(
-            {"Open": base, "High": base + 1, "Low": base - 1, "Close": base + 0.5, "Volume": 1000.0},
+            {"Open": base, "High": base + 1, "Low": base - 1, "Close": base + 0.5,
+             "Volume": 1000.0},
             index=index,
         )
 
@@ -65,7 +67,8 @@ def test_refused_gateway_falls_back_to_yfinance(yahoo, warnings_log, new_client_
 
 def test_blackholed_gateway_falls_back_within_the_timeout(fresh_sim, yahoo, new_client_id):
     fresh_sim.set_blackhole(True)
-    with Client(port=fresh_sim.port, client_id=new_client_id(), timeout=8, connect_timeout=1.5) as client:
+    with Client(port=fresh_sim.port, client_id=new_client_id(), timeout=8,
+                connect_timeout=1.5) as client:
         t0 = time.monotonic()
         assert client.price("MSFT") == pytest.approx(123.45)
         first = time.monotonic() - t0

@@ -97,7 +97,8 @@ def test_contract_like_objects_are_checked_field_by_field(fields, error):
 def test_numeric_multiplier_and_expiry_are_accepted():
     inst = parse_symbol(_Duck(symbol="ES", secType="FUT", multiplier=50,
                               lastTradeDateOrContractMonth=202412))
-    assert inst.contract.multiplier == "50" and inst.contract.lastTradeDateOrContractMonth == "202412"
+    assert (inst.contract.multiplier == "50"
+            and inst.contract.lastTradeDateOrContractMonth == "202412")
 
 
 def test_a_duck_typed_contract_becomes_a_complete_ib_async_contract():

@@ -59,7 +59,8 @@ print(json.dumps({"opened": opened, "out": out.getvalue(), "err": err.getvalue()
 
 
 def test_import_has_no_side_effects():
-    done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["opened"] == []
@@ -80,6 +81,7 @@ assert n.token_price("AAPL") > 0
 
 
 def test_interpreter_exit_is_clean_without_close():
-    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Task was destroyed" not in done.stderr, done.stderr

@@ -371,7 +371,8 @@ class ChattyTicker(FakeTicker):
     """Logs as yfinance and urllib3 do when Yahoo has nothing for a ticker."""
 
     def history(self, **kwargs):
-        logging.getLogger("yfinance").error("$%s: possibly delisted; no price data found", self.ticker)
+        logging.getLogger("yfinance").error("$%s: possibly delisted; no price data found",
+                                            self.ticker)
         logging.getLogger("urllib3.connectionpool").warning("Retrying (Retry(total=2)) after ...")
         logging.getLogger("peewee").warning("cache database is locked")
         return pd.DataFrame()

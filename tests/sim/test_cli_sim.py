@@ -1,4 +1,5 @@
-"""`ib-nice-funcs sim` as a user runs it: real ports and the CA path on stdout, SIGTERM cleans up."""
+"""`ib-nice-funcs sim` as a user runs it: real ports and the CA path on stdout,
+SIGTERM cleans up."""
 
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ AAPL = Stock("AAPL", "SMART", "USD")
 
 # ------------------------------------------------------------------ engine only
 def _order(engine, oid, action, qty, kind, symbol="AAPL", **kw):
-    return SimOrder(order_id=oid, client_id=1, perm_id=0, account="", inst=engine.market.get(symbol),
-                    action=action, quantity=qty, order_type=kind, **kw)
+    return SimOrder(order_id=oid, client_id=1, perm_id=0, account="",
+                    inst=engine.market.get(symbol), action=action, quantity=qty, order_type=kind,
+                    **kw)
 
 
 @pytest.fixture
@@ -40,7 +41,8 @@ def test_commissions():
     aapl, eur, btc = m.get("AAPL"), m.get("EUR.USD"), m.get("BTC")
     assert commission_for(aapl, 100, 190.0) == 1.0            # minimum
     assert commission_for(aapl, 1000, 190.0) == 5.0           # per share
-    assert commission_for(aapl, 1000, 0.5) == 5.0 and commission_for(aapl, 100, 0.5) == 0.5  # 1% cap
+    # 1% cap
+    assert commission_for(aapl, 1000, 0.5) == 5.0 and commission_for(aapl, 100, 0.5) == 0.5
     assert commission_for(eur, 20_000, 1.09) == 2.0
     assert commission_for(eur, 1_000_000, 1.09) == pytest.approx(21.8)
     assert commission_for(btc, 0.1, 60_000) == pytest.approx(10.8)
@@ -317,7 +319,8 @@ def test_drop_acks_executes_orders_but_swallows_their_acknowledgements(sim):
             open_refs = [t.order.orderRef for t in await ib.reqAllOpenOrdersAsync()]
             assert open_refs == ["no-ack-lmt"]
             done = await ib.reqCompletedOrdersAsync(False)
-            assert [(d.order.orderRef, d.orderStatus.status) for d in done] == [("no-ack", "Filled")]
+            assert ([(d.order.orderRef, d.orderStatus.status) for d in done]
+                    == [("no-ack", "Filled")])
             ib.cancelOrder(resting.order)
             assert await ib.reqAllOpenOrdersAsync() == []  # cancelled, unannounced
             assert resting.orderStatus.status == "PendingCancel"  # never confirmed

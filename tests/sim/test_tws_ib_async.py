@@ -96,7 +96,8 @@ def test_snapshot_tickers(sim):
     async def go():
         ib = await connect(sim.port)
         try:
-            cs = await ib.qualifyContractsAsync(AAPL, Forex("EURUSD"), Crypto("ETH", "PAXOS", "USD"))
+            cs = await ib.qualifyContractsAsync(AAPL, Forex("EURUSD"),
+                                                Crypto("ETH", "PAXOS", "USD"))
             tickers = await ib.reqTickersAsync(*cs)
             for t in tickers:
                 assert 0 < t.bid < t.ask, t
@@ -282,7 +283,8 @@ def test_keep_up_to_date_updates(sim, clock):
                     break
                 await asyncio.sleep(0.02)
             assert len(bars) == n + 3
-            steps = {(b.date - a.date).total_seconds() for a, b in zip(bars, bars[1:], strict=False)}
+            steps = {(b.date - a.date).total_seconds()
+                     for a, b in zip(bars, bars[1:], strict=False)}
             assert steps == {60.0}
             ib.cancelHistoricalData(bars)
         finally:

@@ -110,7 +110,8 @@ def _stock(symbol="AAPL"):
 
 def test_connect_and_farm_messages(app):
     assert app.wait_for("managedAccounts") == ("DU1234567",)
-    codes = {app.wait_for("error", lambda a, code=code: a[1] == code)[1] for code in (2104, 2106, 2158)}
+    codes = {app.wait_for("error", lambda a, code=code: a[1] == code)[1]
+             for code in (2104, 2106, 2158)}
     assert codes == {2104, 2106, 2158}
 
 

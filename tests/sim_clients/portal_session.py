@@ -1,4 +1,5 @@
-"""A scripted ibind session against the Client Portal simulator: ``python portal_session.py URL CA``.
+"""A scripted ibind session against the Client Portal simulator:
+``python portal_session.py URL CA``.
 
 Runs in its own process (ibind reads its settings from the environment at
 import and logs to files unless told not to) and prints one JSON object.

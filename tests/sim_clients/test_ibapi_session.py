@@ -28,7 +28,8 @@ class Recorder(EWrapper, EClient):
         self.seen: list[tuple[str, tuple]] = []
 
     def next_event(self, name: str, pred=lambda args: True, timeout: float = 15.0) -> tuple:
-        """The first event ``name`` (seen before or arriving within ``timeout``) matching ``pred``."""
+        """The first event ``name`` (seen before or arriving within ``timeout``)
+        matching ``pred``."""
         deadline = time.monotonic() + timeout
         while True:
             for i, (n, args) in enumerate(self.seen):

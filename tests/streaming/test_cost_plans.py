@@ -89,7 +89,8 @@ def test_unknown_listings_and_explicit_exchanges():
 
 def test_plans_agree_with_the_single_order_functions():
     assert plan_commissions(1, 250, 40.0).stock_per_order == commission_usd("STK", 250, 40.0)
-    assert monthly_data_cost(["nasdaq"], 10.0) == plan_market_data(["MSFT"], monthly_commissions=10.0).total
+    assert (monthly_data_cost(["nasdaq"], 10.0)
+            == plan_market_data(["MSFT"], monthly_commissions=10.0).total)
 
 
 def test_bad_inputs_are_value_errors():

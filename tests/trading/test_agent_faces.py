@@ -84,8 +84,10 @@ def test_wallet_holdings_frame_maps_positions_and_cash(agent_sim, observer):
 def test_chunk_kill_with_three_dollar_children_closes_the_whole_position(agent_sim, book):
     n.market_buy("BTC-USD", 1_000)
     result = n.chunk_kill("BTC-USD", 3, 199)  # trading_agent / risk_agent: max_usd_order_size=3
-    assert result and result["success"] is True and result["remaining_qty"] == 0  # copybot: if success
-    assert len(result["chunks"]) > 100  # more children than the old cap, none above $3 + one increment
+    # copybot: if success
+    assert result and result["success"] is True and result["remaining_qty"] == 0
+    # more children than the old cap, none above $3 + one increment
+    assert len(result["chunks"]) > 100
     assert "BTC-USD" not in book(agent_sim)
 
 

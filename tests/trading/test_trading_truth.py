@@ -211,7 +211,7 @@ def test_a_restarted_agent_finds_a_completed_order_by_its_id(tsim, make_client):
     assert again["filled_qty"] == placed["filled_qty"] and tsim.sim.order_count == 1
 
 
-# -- bad input is refused before anything is sent ---------------------------------------------------
+# -- bad input is refused before anything is sent -----------------------------------------------
 
 
 class _Duck:
