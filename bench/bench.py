@@ -97,7 +97,8 @@ def import_time(module: str, rounds: int) -> float:
     code = f"import time; t=time.perf_counter(); import {module}; print(time.perf_counter()-t)"
     samples = []
     for _ in range(rounds):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
         samples.append(float(out.stdout.strip()))
     return statistics.median(samples)
 
@@ -132,7 +133,8 @@ def run(rounds: int) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
 
     def record(name: str, ours: float, raw: float) -> None:
-        results[name] = {"facade_s": ours, "raw_s": raw, "ratio": ours / raw if raw else float("nan")}
+        results[name] = {"facade_s": ours, "raw_s": raw,
+                         "ratio": ours / raw if raw else float("nan")}
 
     with simulator_process() as port:
         client = Client(host="127.0.0.1", port=port, client_id=101, sources="ib", timeout=60)
@@ -216,7 +218,8 @@ async def _disconnect(ib: Any) -> None:
     ib.disconnect()
 
 
-def _orders(client: Any, raw_ib: Any, loop: asyncio.AbstractEventLoop, rounds: int) -> dict[str, dict[str, float]]:
+def _orders(client: Any, raw_ib: Any, loop: asyncio.AbstractEventLoop,
+            rounds: int) -> dict[str, dict[str, float]]:
     """Market order placed -> filled, alternating sides so the position stays flat."""
     from ib_async import MarketOrder
 

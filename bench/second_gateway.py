@@ -126,7 +126,8 @@ class Session:
         min_tick = "0.00005" if sec_type == "CASH" else "0.01"
         await self.send(
             10, req_id, symbol, sec_type, "", "0", "", exchange, currency, local, symbol, symbol,
-            con_id, min_tick, "", "LMT,MKT", f"SMART,{primary}", 1, 0, f"{symbol} test", primary, "",
+            con_id, min_tick, "", "LMT,MKT", f"SMART,{primary}", 1, 0, f"{symbol} test",
+            primary, "",
             "", "", "", "UTC", "", "", "", "", 0,  # no sec ids
             "1", "", "", "26", "", "COMMON", "1", "1", "1",
         )

@@ -76,7 +76,8 @@ def one_cycle(n: Any, face: str, tokens: list[str], force: str | None = None) ->
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--face", choices=["solana", "aster", "hyperliquid"], default="solana")
-    parser.add_argument("--real", action="store_true", help="use IB_HOST/IB_PORT, not the simulator")
+    parser.add_argument("--real", action="store_true",
+                        help="use IB_HOST/IB_PORT, not the simulator")
     args = parser.parse_args(argv)
     n: Any = (ib_nice_funcs if args.face == "solana"
               else importlib.import_module(f"ib_nice_funcs.{args.face}"))

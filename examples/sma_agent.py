@@ -35,7 +35,8 @@ def decide(symbol: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--real", action="store_true", help="use IB_HOST/IB_PORT instead of the simulator")
+    parser.add_argument("--real", action="store_true",
+                        help="use IB_HOST/IB_PORT instead of the simulator")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if not args.real:
