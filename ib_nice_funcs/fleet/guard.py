@@ -240,7 +240,9 @@ class FleetGuard:
 
     async def halt(self, account: str, reason: str = "emergency_stop()") -> None:
         """Latch the halt for every process; while the store is unreachable it holds here."""
-        halt = Halt(self.owner, time.time(), reason)
+        # Dated by the code's clock (the one the simulator shares in tests), as the
+        # journal dates its rows; leases and reservations keep the wall clock.
+        halt = Halt(self.owner, float(self.settings.clock()), reason)
         try:
             await self.store.write_halt(account, halt)
         except FleetUnavailableError as exc:
