@@ -18,7 +18,9 @@ nothing is sent unless all of it passes:
 5. with ``wait``, ib_async's trade events until the order fills (MKT, IOC,
    FOK) or IB accepts it (resting orders), or the deadline.
 
-Closing (cancel all, close, flatten) is :mod:`.tws_closing`.
+Positions, account values, fill tracking and the risk snapshot are
+:mod:`.tws_account`; closing (cancel all, close, flatten) is
+:mod:`.tws_closing`. :class:`TwsVenue` meets :class:`~.base.Venue`.
 """
 
 from __future__ import annotations
