@@ -428,7 +428,7 @@ class IBGateway:
         current = asyncio.current_task()
         watching = lost is not None and current is not None and not lost.done()
         armed = [watching]
-        if watching:
+        if watching and lost is not None and current is not None:  # (watching says so)
             # Cancel the awaiting task itself when the link drops: cheaper than a
             # second task raced with asyncio.wait (the hop is benchmarked
             # against a bare await).
@@ -464,7 +464,7 @@ class IBGateway:
             raise RequestTimeoutError(f"{what}: IB gave no answer in time") from exc
         finally:
             armed[0] = False
-            if watching:
+            if watching and lost is not None:
                 lost.remove_done_callback(on_lost)
 
     # -- contracts ---------------------------------------------------------
@@ -553,7 +553,10 @@ class IBGateway:
             if not details:
                 return None
             if len(details) > 1 and contract.secType:
-                same = [d for d in details if d.contract.secType == contract.secType]
+                # ib_async types ContractDetails.contract Optional (a dataclass default);
+                # its decoder fills it in every contractDetails answer.
+                same = [d for d in details
+                        if d.contract.secType == contract.secType]  # type: ignore[union-attr]
                 details = same or details
             if len(details) > 1:
                 log.warning(
@@ -563,7 +566,7 @@ class IBGateway:
                 return None
             found = details[0].contract
             if contract.exchange == "SMART":
-                found.exchange = "SMART"
+                found.exchange = "SMART"  # type: ignore[union-attr]  # filled, as above
             return found
 
         async def all_of(ib: IB) -> list[Contract | None]:

@@ -171,7 +171,7 @@ def _wallet_rows(timeout: float | None) -> list[dict[str, Any]]:
 
     trader = default_client().trading
     cash = trader.get_cash(timeout=timeout)
-    rows = [{"Mint Address": USDC_MINT, "Amount": cash, "USD Value": cash}]
+    rows: list[dict[str, Any]] = [{"Mint Address": USDC_MINT, "Amount": cash, "USD Value": cash}]
     for pos in trader.get_all_positions(timeout=timeout):
         value = float(pos["market_value"])
         if (pos.get("currency") or "USD") != "USD":

@@ -334,8 +334,9 @@ def _checked_contract(contract: Any) -> Any:
         value = getattr(contract, name, "")
         if value is None:
             value = ""
+        # int(value) > 0, not value > 0: typeshed's numbers.Integral does not compare with int.
         if name in _CONTRACT_NUMERIC_TEXT and isinstance(value, numbers.Integral) \
-                and not isinstance(value, bool) and value > 0:
+                and not isinstance(value, bool) and int(value) > 0:
             value = str(value)  # multiplier=100, lastTradeDateOrContractMonth=202412
         if not isinstance(value, str):
             raise TypeError(f"contract.{name} must be a str, got {type(value).__name__} {value!r}")

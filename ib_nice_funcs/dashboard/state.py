@@ -198,10 +198,11 @@ class HaltState:
         resume = getattr(trader, "resume_trading", None)
         if resume is None:
             try:
-                from .. import fleet  # type: ignore[attr-defined]
+                from .. import fleet
             except ImportError:
-                fleet = None
-            resume = getattr(fleet, "resume_trading", None)
+                resume = None
+            else:
+                resume = getattr(fleet, "resume_trading", None)
         note = "the dashboard's halt is lifted"
         if callable(resume):
             resume(timeout=timeout)

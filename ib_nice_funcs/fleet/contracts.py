@@ -142,7 +142,9 @@ class SharedContracts:
                     claimed.append(key)
             return claimed, found
 
-        return self.link.run(run, (list(keys), {}))
+        # Without Redis every key is ours to ask IB for, and nothing is known.
+        without_redis: tuple[list[Hashable], dict[Hashable, Any]] = (list(keys), {})
+        return self.link.run(run, without_redis)
 
     def write(self, found: dict[Hashable, Contract | None]) -> None:
         """Write the answers of claimed keys (None: IB knows no such symbol) and free the claims."""

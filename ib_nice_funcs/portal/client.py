@@ -402,8 +402,11 @@ class PortalClient:
         out: list[dict[str, Any]] = []
         seen: set[Any] = set()
         for page in range(_MAX_POSITION_PAGES):
+            def positions_path(acct: str, p: int = page) -> str:
+                return f"/portfolio/{acct}/positions/{p}"
+
             rows = self.session.call(
-                "GET", lambda acct, p=page: f"/portfolio/{acct}/positions/{p}", deadline=deadline,
+                "GET", positions_path, deadline=deadline,
                 what=f"positions page {page}", portfolio=True)
             rows = [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
             fresh = [r for r in rows if _row_key(r) not in seen]

@@ -184,6 +184,7 @@ def snapshot_price(row: Mapping[str, Any]) -> float | None:
     bid, _ = parse_price(_field(row, "84"))
     ask, _ = parse_price(_field(row, "86"))
     mid = (bid + ask) / 2.0 if bid is not None and ask is not None and ask >= bid else None
+    price: float | None
     if last is not None and (prefix != "C" or mid is None):
         price = last
     elif mid is not None:

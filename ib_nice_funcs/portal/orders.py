@@ -62,9 +62,12 @@ Confirm = Callable[[Sequence[str], Sequence[str]], bool]
 
 
 def result_dict(*, success: bool, **fields: Any) -> dict[str, Any]:
-    """The order result dict of the TWS trading helpers, with ``source="portal"``."""
+    """The order result dict of the TWS trading helpers, with ``source="portal"``.
+
+    A plain dict (a copy of the :class:`~ib_nice_funcs.model.OrderResult`): the desk
+    updates it as the order's status comes in."""
     fields.setdefault("source", "portal")
-    return order_result(success=success, **fields)
+    return dict(order_result(success=success, **fields))
 
 
 def _success(status: str, filled: float) -> bool:

@@ -267,6 +267,7 @@ class PortalSession:
             raise self.translate(exc) from None
         accounts, selected, paper = accounts_info(body)
         self.http.add_redaction(*accounts)
+        account: str | None
         if self.wanted_account:
             if accounts and self.wanted_account not in accounts:
                 raise ConfigurationError(

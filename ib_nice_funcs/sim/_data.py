@@ -46,7 +46,7 @@ class DataRequests:
     tick_interval: float
     _pacing: PacingTracker
     pacing_clock: Callable[[], float]
-    _one: Callable[[Conn, int, dict], Instrument | None]
+    one_instrument: Callable[[Conn, int, dict], Instrument | None]
     is_deaf: Callable[[Conn], bool]
 
     # -------------------------------------------------------------- market data
@@ -102,23 +102,26 @@ class DataRequests:
         def sz(x: float) -> str:
             return w.size(x / lots, conn.sv)
 
-        values: dict[str, object] = {"bid": (q.bid, sz(q.bid_size)),
-                                     "ask": (q.ask, sz(q.ask_size)),
-                                     "high": (q.high, "0"), "low": (q.low, "0"),
-                                     "close": (q.prior_close, "0"), "open": (q.open, "0")}
+        quotes: dict[str, tuple[float, str]] = {
+            "bid": (q.bid, sz(q.bid_size)), "ask": (q.ask, sz(q.ask_size)),
+            "high": (q.high, "0"), "low": (q.low, "0"), "close": (q.prior_close, "0"),
+            "open": (q.open, "0")}
+        volume: str | None = None
         if inst.sec_type != FX:
-            values["last"] = (q.last, sz(q.last_size))
-            values["volume"] = sz(q.volume)
+            quotes["last"] = (q.last, sz(q.last_size))
+            volume = sz(q.volume)
         for key in ("bid", "ask", "last", "high", "low", "close", "open"):
-            if key in values and state.get(key) != values[key]:
-                price, size_text = values[key]  # type: ignore[misc]
+            if key in quotes and state.get(key) != quotes[key]:
+                price, size_text = quotes[key]
                 mask = 1 if key in ("bid", "ask") else 0
                 conn.send(w.tick_price(req_id, _TICKS[key][col], price, size_text, mask))
-        if "volume" in values and state.get("volume") != values["volume"]:
-            conn.send(w.tick_size(req_id, _TICKS["volume"][col], values["volume"]))
-        if "last" in values and state.get("last") != values["last"]:
+        if volume is not None and state.get("volume") != volume:
+            conn.send(w.tick_size(req_id, _TICKS["volume"][col], volume))
+        if "last" in quotes and state.get("last") != quotes["last"]:
             conn.send([w.TICK_STRING, 6, req_id, _TICKS["last_time"][col], int(q.time)])
-        state.update(values)
+        state.update(quotes)
+        if volume is not None:
+            state["volume"] = volume
 
     async def _stream(self, conn: Conn, req_id: int, inst: Instrument,
                       state: dict[str, object]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _wire as w
 from ._history import HistError, parse_end
@@ -236,7 +236,10 @@ def _tick_window(sim: TWSView, inst: Instrument, start: float | None, end: float
     """1-second bars holding ``count`` ticks from ``start`` on or up to ``end``."""
     span = max(60.0, 2.0 * count)
     while True:
-        lo, hi = (start, start + span) if start is not None else (end - span, end)
+        if start is not None:
+            lo, hi = start, start + span
+        else:  # the caller gives exactly one of start and end (error 321 otherwise)
+            lo, hi = cast(float, end) - span, cast(float, end)
         bars = sim.market.bars(inst.key, lo, min(hi, sim.market.now() + 1e-6), 1, "seconds",
                                what, rth)
         if len(bars) >= count or span > 4 * 86400:

@@ -12,7 +12,7 @@ parent, not the account (they close what the parent opens).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeGuard
 
 from .catalog import CRYPTO, STOCK
 
@@ -46,8 +46,10 @@ _NEEDS_LIMIT = ("LMT", "LOC", "STP LMT")
 _NEEDS_STOP = ("STP", "STP LMT")
 
 
-def valid_price(x: float | None) -> bool:
-    """A set, finite, positive price (IB's "unset" max double is not one)."""
+def valid_price(x: float | None) -> TypeGuard[float]:
+    """A set, finite, positive price (IB's "unset" max double is not one).
+
+    A ``TypeGuard``: where it is true, type checkers know ``x`` is a float."""
     return x is not None and not math.isinf(x) and 0 < x < 1.7e308
 
 

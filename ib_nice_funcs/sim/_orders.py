@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
 from . import _account
@@ -256,8 +256,11 @@ def dispatch(sim: TWSView, events: list[Event]) -> None:
     by_client = {c.client_id: c for c in sim.conns()}
     for ev in events:
         conn = by_client.get(ev.order.client_id if ev.order else ev.client_id)
+        # The engine builds every status, fill and account event with its order and
+        # every fill event with its fill (matching.py); only error events may lack one.
+        order, fill = cast(SimOrder, ev.order), cast(Fill, ev.fill)
         if ev.kind == "account":
-            changed.add(ev.order.inst.con_id)
+            changed.add(order.inst.con_id)
             continue
         if conn is None:
             continue
@@ -266,19 +269,19 @@ def dispatch(sim: TWSView, events: list[Event]) -> None:
         if ev.kind == "status":
             status = ev.snapshot[0]
             if status in ("Submitted", "PreSubmitted", "Filled") and \
-                    ev.order.extra.get("_announced") != status:
-                ev.order.extra["_announced"] = status
-                conn.send(open_order_msg(conn.sv, ev.order, {"status": status}))
-            conn.send(order_status_msg(conn.sv, ev.order, ev.snapshot))
+                    order.extra.get("_announced") != status:
+                order.extra["_announced"] = status
+                conn.send(open_order_msg(conn.sv, order, {"status": status}))
+            conn.send(order_status_msg(conn.sv, order, ev.snapshot))
         elif ev.kind == "fill":
-            conn.send(exec_details_msg(conn.sv, -1, ev.fill, ev.order.inst.time_zone))
+            conn.send(exec_details_msg(conn.sv, -1, fill, order.inst.time_zone))
         elif ev.kind == "error":
             conn.send(w.error_msg(conn.sv, ev.order_id, ev.code, ev.message))
     for ev in events:
         if ev.kind == "fill":
-            conn = by_client.get(ev.order.client_id)
+            conn = by_client.get(cast(SimOrder, ev.order).client_id)  # a fill has its order
             if conn is not None:
-                conn.send(commission_msg(ev.fill))
+                conn.send(commission_msg(cast(Fill, ev.fill)))
     if changed:
         _account.push_account(sim, changed)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ._portal_http import HttpError, Reply, Request, Route
@@ -217,9 +217,9 @@ async def unsubscribe_all(sim: PortalView, req: Request, params: dict) -> Reply:
 
 async def unsubscribe(sim: PortalView, req: Request, params: dict) -> Reply:
     body = req.json() or {}
-    conid = body.get("conid") if isinstance(body, dict) else None
+    raw: Any = body.get("conid") if isinstance(body, dict) else None  # any JSON value
     try:
-        conid = int(conid)
+        conid = int(raw)
     except (TypeError, ValueError):
         raise HttpError(400, "conid is required") from None
     found = sim.session.subscriptions.pop(conid, None) is not None

@@ -98,9 +98,9 @@ def parse_order(sim: PortalView, acct: str, raw: Any) -> dict[str, Any]:
                              f"paper simulator; use one of {', '.join(_ORIG)}")
     qty = _num(raw, "quantity")
     cash = _num(raw, "cashQty")
-    if qty is None and cash is None:
-        raise HttpError(400, "quantity (or cashQty) is required")
     if qty is None:
+        if cash is None:
+            raise HttpError(400, "quantity (or cashQty) is required")
         if cash <= 0 or otype not in ("MKT", "LMT"):
             raise HttpError(400, "cashQty must be positive, on a MKT or LMT order")
         qty = 0.0  # the engine sizes it from the cash at the price it trades

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._portal_http import HttpError, Reply, Request, Route
 from ._scanner import MAX_ROWS, SCANS, scan
@@ -40,8 +40,9 @@ async def params(sim: PortalView, req: Request, params: dict) -> Reply:
 def _filter_value(filters: object, code: str) -> float | None:
     for item in filters if isinstance(filters, list) else []:
         if isinstance(item, dict) and item.get("code") == code:
+            value: Any = item.get("value")  # any JSON value; float() rejects non-numbers
             try:
-                return float(item.get("value"))
+                return float(value)
             except (TypeError, ValueError):
                 raise HttpError(400, f"filter {code} needs a number") from None
     return None

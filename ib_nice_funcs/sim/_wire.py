@@ -7,6 +7,7 @@ version thresholds used here are IB's ``MIN_SERVER_VER_*`` constants.
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -168,7 +169,9 @@ class Fields:
             return default
         return math.inf if v == "Infinite" else float(v)
 
-    def opt_float(self) -> float | None:
+    # Below the readers named after them, ``float``/``int``/``bool`` in annotations
+    # would mean those methods: the builtins are spelled out.
+    def opt_float(self) -> builtins.float | None:
         """A double, or None when empty or IB's "unset" maximum."""
         v = self.float(math.nan)
         return None if math.isnan(v) or math.isinf(v) or v >= 1.7e308 else v
@@ -177,10 +180,10 @@ class Fields:
         v = self.str()
         return bool(int(float(v))) if v else False
 
-    def skip(self, n: int = 1) -> None:
+    def skip(self, n: builtins.int = 1) -> None:
         self.pos += n
 
-    def more(self) -> bool:
+    def more(self) -> builtins.bool:
         return self.pos < len(self.fields)
 
 

@@ -447,7 +447,7 @@ class PaperMarket:
         bars = _aggregate(keys, t, o, h, lo, c, v, inst)
         keep = bars.pop("last_t") >= start
         first_sidx = sidx[bars.pop("first")]
-        out = Bars(**{name: arr[keep] for name, arr in bars.items()})
+        out = _kept_bars(bars, keep)
         if kind != "seconds":
             out.dates = [sess[i].trade_date for i in first_sidx[keep]]
         return self._quote_side(inst, out, what)
@@ -463,7 +463,7 @@ class PaperMarket:
         bars = _aggregate(keys, t, path, path, path, path, per_sec, inst)
         keep = bars.pop("last_t") >= start
         bars.pop("first")
-        out = Bars(**{name: arr[keep] for name, arr in bars.items()})
+        out = _kept_bars(bars, keep)
         return self._quote_side(inst, out, what)
 
     def _quote_side(self, inst: Instrument, bars: Bars, what: str) -> Bars:
@@ -573,6 +573,13 @@ def _aggregate(keys, t, o, h, lo, c, v, inst: Instrument) -> dict[str, np.ndarra
         "last_t": t[ends - 1],
         "first": starts,
     }
+
+
+def _kept_bars(cols: dict[str, np.ndarray], keep: np.ndarray) -> Bars:
+    """The rows of ``_aggregate``'s bar columns where ``keep`` is true."""
+    return Bars(time=cols["time"][keep], open=cols["open"][keep], high=cols["high"][keep],
+                low=cols["low"][keep], close=cols["close"][keep], volume=cols["volume"][keep],
+                wap=cols["wap"][keep], count=cols["count"][keep])
 
 
 def _empty_bars(daily: bool) -> Bars:

@@ -26,6 +26,7 @@ amount is in USD: non-USD quote currencies are converted at the live FX rate.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -36,6 +37,13 @@ from .records import OPEN_STATES, Event, Fill, Position, SimOrder
 
 __all__ = ["SimOrder", "Fill", "Position", "Event", "MatchingEngine", "commission_for",
            "SUPPORTED_ORDER_TYPES"]
+
+
+def _checked(price: float | None) -> float:
+    """A price the order rules required for this order type (``_order_rules._shape``
+    rejects an LMT/LOC/STP LMT order without a limit price, an STP/STP LMT order
+    without a stop price, a TRAIL order without one of its trailing amounts)."""
+    return cast(float, price)
 
 
 def commission_for(inst: Instrument, quantity: float, price: float, usd_rate: float = 1.0) -> float:
@@ -243,7 +251,7 @@ class MatchingEngine:
             if order.order_type not in ("MOC", "LOC"):
                 continue
             close = self.market.quote(order.inst.key, now).last
-            if order.order_type == "LOC" and (close - order.lmt_price) * order.sign > 0:
+            if order.order_type == "LOC" and (close - _checked(order.lmt_price)) * order.sign > 0:
                 events += self._cancel(order, now)
                 continue
             events += self._execute(order, order.remaining, close, now)
@@ -298,7 +306,8 @@ class MatchingEngine:
         if kind == "MKT":
             return touch
         if kind == "LMT":
-            ok = touch <= order.lmt_price if buy else touch >= order.lmt_price
+            limit = _checked(order.lmt_price)
+            ok = touch <= limit if buy else touch >= limit
             return touch if ok else None
         if kind == "MIDPRICE":
             mid = self.market._round(order.inst, np.array([q.mid]))[0]
@@ -306,14 +315,16 @@ class MatchingEngine:
                 return None
             return float(mid)
         if kind == "STP":
-            hit = q.last >= order.aux_price if buy else q.last <= order.aux_price
+            stop = _checked(order.aux_price)
+            hit = q.last >= stop if buy else q.last <= stop
             return touch if hit else None
         if kind == "STP LMT":  # a stop that, once touched, rests as a limit order
+            stop, limit = _checked(order.aux_price), _checked(order.lmt_price)
             if not order.extra.get("_triggered"):
-                if not (q.last >= order.aux_price if buy else q.last <= order.aux_price):
+                if not (q.last >= stop if buy else q.last <= stop):
                     return None
                 order.extra["_triggered"] = True
-            ok = touch <= order.lmt_price if buy else touch >= order.lmt_price
+            ok = touch <= limit if buy else touch >= limit
             return touch if ok else None
         if kind == "TRAIL":
             best = order._best
@@ -322,7 +333,7 @@ class MatchingEngine:
             if valid_price(order.trailing_percent):
                 offset = best * order.trailing_percent / 100.0
             else:
-                offset = order.aux_price
+                offset = _checked(order.aux_price)
             stop = best + offset if buy else best - offset
             if valid_price(order.trail_stop_price) and order.filled == 0 and \
                     order.extra.get("_trail_init") is None:
@@ -336,7 +347,7 @@ class MatchingEngine:
             sess = self.market.last_sessions(order.inst.key, now, 1, use_rth=True)
             if sess and order.submitted_at < sess[-1].end <= now:
                 close = self.market.quote(order.inst.key, sess[-1].end - 1).last
-                if kind == "LOC" and (close - order.lmt_price) * order.sign > 0:
+                if kind == "LOC" and (close - _checked(order.lmt_price)) * order.sign > 0:
                     return None
                 return close
             return None

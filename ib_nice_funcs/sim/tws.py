@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import _account, _extras, _orders, _scanner
@@ -436,7 +437,7 @@ class TWSSimulator(DataRequests):
         return None
 
     # ---------------------------------------------------------------- contracts
-    def resolve(self, c: dict[str, object]) -> list[tuple[Instrument, str]]:
+    def resolve(self, c: dict[str, Any]) -> list[tuple[Instrument, str]]:
         """Catalog entries matching a request's contract, with the exchange to report."""
         con_id = int(c.get("conId") or 0)
         symbol = str(c.get("symbol") or "").strip().upper()

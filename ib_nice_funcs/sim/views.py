@@ -37,7 +37,7 @@ class TWSView(Protocol):
         """Whether ``conn`` gets no answers (a hung gateway)."""
         ...
 
-    def resolve(self, c: dict[str, object]) -> list[tuple[Instrument, str]]:
+    def resolve(self, c: dict[str, Any]) -> list[tuple[Instrument, str]]:
         """Catalog instruments matching a contract's fields, with their exchange."""
         ...
 
@@ -108,10 +108,16 @@ class PortalView(Protocol):
         """Logged in (False answers 401 to everything)."""
         ...
 
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None: ...
+
     @property
     def no_bridge(self) -> bool:
         """The brokerage session is down."""
         ...
+
+    @no_bridge.setter
+    def no_bridge(self, value: bool) -> None: ...
 
     def reset_session(self) -> None:
         """A new brokerage session (``ssodh/init``, a login)."""

@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -438,11 +438,14 @@ class IBSource:
                     break  # a chunk already failed: the call fails, send no more
                 await self.wait_for_slot(self.pacing.book(key, contract_key))
                 sent += 1
+
+                def one_chunk(ib: IB, end: datetime = chunk_end,
+                              span: str = duration) -> Awaitable[list]:
+                    return self._one_chunk(ib, contract, instrument, timeframe, end, span)
+
                 shared = quiet_future(asyncio.ensure_future(
                     self.gateway.request(
-                        lambda ib, e=chunk_end, d=duration: self._one_chunk(
-                            ib, contract, instrument, timeframe, e, d
-                        ),
+                        one_chunk,
                         what,
                     )
                 ))

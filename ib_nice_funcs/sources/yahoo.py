@@ -15,6 +15,7 @@ are fetched finer and resampled, per :class:`~ib_nice_funcs.timeframes.Timeframe
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -346,7 +347,7 @@ class YahooSource:
             remaining = deadline - time.monotonic()
             parts.append(
                 _run_with_timeout(
-                    lambda s=s, e=e, r=remaining: self._history(yf, ticker, tf, s, e, r, what),
+                    functools.partial(self._history, yf, ticker, tf, s, e, remaining, what),
                     remaining,
                     what,
                 )

@@ -34,6 +34,7 @@ Threading contract: loop thread only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -205,7 +206,7 @@ class BarSubscriptions:
                     self._create(key, instrument, contract, timeframe, start, end, what, deadline))
                 self._creating[key] = creating
                 creating.task.add_done_callback(
-                    lambda f, k=key, c=creating: self._done_creating(k, c))
+                    functools.partial(self._done_creating, key, creating))
             # A caller that times out leaves the others waiting; the last one
             # to leave cancels the opening (and its older chunks are never sent).
             try:
@@ -311,7 +312,9 @@ class BarSubscriptions:
 
     # -- internals -------------------------------------------------------------
 
-    def _done_creating(self, key: Any, creating: SharedTask[_BarSub]) -> None:
+    def _done_creating(self, key: Any, creating: SharedTask[_BarSub],
+                       done: asyncio.Future[Any]) -> None:
+        """The opening task's done-callback: forget it (if it is still the one for ``key``)."""
         if self._creating.get(key) is creating:
             del self._creating[key]
 
@@ -472,8 +475,8 @@ class BarSubscriptions:
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         if code in CONNECTIVITY_RESTORED_DATA_LOST:
-            for sub in self._subs.values():
-                sub.alive = False  # reopened by the next call that needs it
+            for each in self._subs.values():
+                each.alive = False  # reopened by the next call that needs it
             return
         sub = self._by_req.get(req_id)
         if sub is not None and classify_ib_error(code) != "info":
