@@ -136,5 +136,5 @@ def combine_errors(
                 combined = kind(detail if what in detail else f"{what}: {detail}")
             except TypeError:  # an error class with a different constructor
                 combined = next(iter(errors.values()))  # type: ignore[assignment]
-            return combined  # type: ignore[return-value]
+            return combined
     return AllSourcesFailedError(f"{what}: every source failed ({detail})", errors)

@@ -155,7 +155,7 @@ class LoopThread:
             raise _timeout_error(what, timeout) from None
         if slot.error is not None:
             raise slot.error
-        return slot.value  # type: ignore[return-value]
+        return slot.value
 
     async def run_async(self, factory: Callable[[], Awaitable[T]], timeout: float,
                         what: str = "request") -> T:

@@ -434,7 +434,7 @@ class ResumeResult(TypedDict):
     error: None
 
 
-class Outcome(dict):  # type: ignore[type-arg]
+class Outcome(dict):
     """A result dict that is truthy exactly when its ``success`` is.
 
     Agents test some results for truth (``if n.chunk_kill(...):``,
