@@ -29,7 +29,7 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .link import ACQUIRE_LEASE, RedisLink
+from .link import RedisLink
 from .redis_store import KEY_PREFIX
 from .state import FORMAT, digest
 
@@ -147,19 +147,9 @@ class SharedBars:
 
     def renew(self, keys: Sequence[Hashable]) -> set[Hashable]:
         """Renew the leases of the series this process keeps; returns those another took."""
-        if not keys:
-            return set()
-
-        def run(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            acquire = self.link.script(ACQUIRE_LEASE)
-            for key in keys:
-                acquire(keys=[self._key("series-line", key)], args=[self.owner, SERIES_LEASE_MS],
-                        client=pipe)
-            return pipe.execute()
-
-        got = self.link.run(run, [1] * len(keys))
-        return {key for key, ok in zip(keys, got, strict=True) if not ok}
+        held = self.link.renew([self._key("series-line", k) for k in keys], self.owner,
+                               SERIES_LEASE_MS)
+        return {key for key, ok in zip(keys, held, strict=True) if not ok}
 
     def release(self, key: Hashable) -> None:
         self.link.release(self._key("series-line", key), self.owner)

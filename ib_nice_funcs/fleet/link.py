@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .health import redis_failed, redis_ok
@@ -95,6 +95,24 @@ class RedisLink:
         return bool(self.run(
             lambda c: self.script(ACQUIRE_LEASE)(keys=[lease_key], args=[owner, lease_ms]),
             True))
+
+    def renew(self, lease_keys: Sequence[str], owner: str, lease_ms: int) -> list[bool]:
+        """Take or renew each of ``lease_keys`` for ``owner`` in one round trip.
+
+        Returns, per key, whether ``owner`` holds it now (all True when Redis
+        is unreachable: a process alone keeps what it has).
+        """
+        if not lease_keys:
+            return []
+
+        def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            acquire = self.script(ACQUIRE_LEASE)
+            for key in lease_keys:
+                acquire(keys=[key], args=[owner, lease_ms], client=pipe)
+            return pipe.execute()
+
+        return [bool(ok) for ok in self.run(run, [1] * len(lease_keys))]
 
     def release(self, lease_key: str, owner: str) -> None:
         self.run(lambda c: self.script(RELEASE_LEASE)(keys=[lease_key], args=[owner]), None)

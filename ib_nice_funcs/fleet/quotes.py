@@ -30,7 +30,7 @@ import time
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
-from .link import ACQUIRE_LEASE, RedisLink
+from .link import RedisLink
 from .redis_store import KEY_PREFIX
 from .state import decode_quote, digest, encode_quote
 
@@ -117,18 +117,8 @@ class SharedQuotes:
 
     def renew(self, keys: Sequence[Hashable]) -> set[Hashable]:
         """Renew the leases of the lines this process streams; returns those another took."""
-        if not keys:
-            return set()
-
-        def run(client: Any) -> list[Any]:
-            pipe = client.pipeline(transaction=False)
-            acquire = self.link.script(ACQUIRE_LEASE)
-            for key in keys:
-                acquire(keys=[self._key("line", key)], args=[self.owner, LEASE_MS], client=pipe)
-            return pipe.execute()
-
-        got = self.link.run(run, [1] * len(keys))
-        return {key for key, ok in zip(keys, got, strict=True) if not ok}
+        held = self.link.renew([self._key("line", k) for k in keys], self.owner, LEASE_MS)
+        return {key for key, ok in zip(keys, held, strict=True) if not ok}
 
     def publish(self, ticks: Iterable[tuple[Hashable, float, float]]) -> None:
         """Write the latest ``(key, price, epoch)`` ticks of the lines this process streams."""
